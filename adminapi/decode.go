@@ -1,0 +1,34 @@
+package adminapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// decodeJSON reads a JSON body (at most 1 MiB) into v, refusing unknown
+// fields so a typo is an error rather than a silent no-op.
+func decodeJSON(c echo.Context, v any) error {
+	body := http.MaxBytesReader(c.Response(), c.Request().Body, 1<<20)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.Is(err, io.EOF):
+			return errorf(http.StatusBadRequest, "request body is empty; JSON expected")
+		case errors.As(err, &mbe):
+			return errorf(http.StatusRequestEntityTooLarge, "request body too large")
+		default:
+			return errorf(http.StatusBadRequest, fmt.Sprintf("malformed JSON: %v", err))
+		}
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, "malformed JSON: trailing data after object")
+	}
+	return nil
+}

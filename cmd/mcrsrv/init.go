@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"text/template"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/store"
+)
+
+var configTemplate = template.Must(template.New("mcr.toml").Parse(`# MCR configuration, written by ` + "`mcrsrv init`" + `.
+# Every key can be overridden by MCR_<SECTION>_<KEY> (e.g. MCR_LOG_LEVEL=debug);
+# $PORT overrides server.listen_addr. Relative paths are relative to this file.
+
+[server]
+listen_addr      = "{{.Listen}}"
+tls_cert         = "certs/cert.pem"
+tls_key          = "certs/key.pem"
+# hostname       = "{{.Hostname}}:8443"  # external host[:port] for token realms; default: the Host the client used
+metrics_addr     = ""                    # e.g. "127.0.0.1:9090" to serve /metrics
+read_timeout     = "30s"                 # request headers; blob bodies are not bounded
+write_timeout    = "0s"
+idle_timeout     = "120s"
+shutdown_timeout = "60s"
+
+[database]
+path = "mcr.db"
+
+[storage]
+layers_path = "layers"
+driver      = "filesystem"  # switch to mcrfs
+
+[identity]
+provider     = "local"   # "local" (accounts managed by ` + "`mcrsrv user`" + `) or "mcias"
+service_name = "mcr"
+token_ttl    = "5m"
+keys_dir     = "keys"
+
+[mcias]
+# server_url   = "https://mcias.example:8443"
+# ca_cert      = "/srv/mcr/certs/mcias-ca.pem"
+service_name = "mcr"
+tags         = []
+
+[web]
+listen_addr = "{{.WebListen}}"
+api_url     = "https://localhost{{.Listen}}"
+ca_cert     = "certs/cert.pem"
+
+[log]
+level = "info"
+`))
+
+func initCmd() *cobra.Command {
+	var dir, hostname, listen, webListen string
+	c := &cobra.Command{
+		Use:   "init",
+		Short: "Create a data directory: config, TLS certificate, signing key, database (idempotent, never overwrites)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runInit(dir, hostname, listen, webListen)
+		},
+	}
+	host, _ := os.Hostname()
+	c.Flags().StringVar(&dir, "dir", "", "data directory (e.g. /srv/mcr)")
+	c.Flags().StringVar(&hostname, "hostname", host, "host name for the self-signed certificate")
+	c.Flags().StringVar(&listen, "listen", ":8443", "registry listen address written to mcr.toml")
+	c.Flags().StringVar(&webListen, "web-listen", ":8080", "web UI listen address written to mcr.toml")
+	_ = c.MarkFlagRequired("dir")
+	return c
+}
+
+func say(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+
+func runInit(dir, hostname, listen, webListen string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	for _, d := range []string{"certs", "keys", "layers", "backups"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+	}
+	cfgPath := filepath.Join(dir, "mcr.toml")
+	if exists(cfgPath) {
+		say("kept %s", cfgPath)
+	} else {
+		f, err := os.OpenFile(cfgPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		err = configTemplate.Execute(f, map[string]string{"Listen": listen, "WebListen": webListen, "Hostname": hostname})
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("init: write %s: %w", cfgPath, err)
+		}
+		say("wrote %s", cfgPath)
+	}
+	certPath, keyPath := filepath.Join(dir, "certs", "cert.pem"), filepath.Join(dir, "certs", "key.pem")
+	if exists(certPath) || exists(keyPath) {
+		say("kept %s", certPath)
+	} else {
+		if err := writeSelfSigned(certPath, keyPath, hostname); err != nil {
+			return fmt.Errorf("init: certificate: %w", err)
+		}
+		say("wrote self-signed certificate %s (SANs: %s, localhost, 127.0.0.1, ::1)", certPath, hostname)
+	}
+	keysDir := filepath.Join(dir, "keys")
+	if m, _ := filepath.Glob(filepath.Join(keysDir, "*.pem")); len(m) > 0 {
+		say("kept token signing key in %s", keysDir)
+	} else {
+		name, err := authplugin.GenerateSigningKey(keysDir)
+		if err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		say("wrote token signing key %s", name)
+	}
+	dbPath := filepath.Join(dir, "mcr.db")
+	st, err := store.Open(dbPath)
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	defer st.Close()
+	v, _ := st.SchemaVersion(context.Background())
+	say("database %s at schema version %d", dbPath, v)
+	return ensureAdmin(st)
+}
+
+// ensureAdmin creates the first account, `admin`, when there is none, with
+// $MCR_ADMIN_PASSWORD or a random password printed once.
+func ensureAdmin(st *store.Store) error {
+	ctx := context.Background()
+	n, err := st.CountUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	pw := os.Getenv("MCR_ADMIN_PASSWORD")
+	generated := pw == ""
+	if generated {
+		var b [18]byte
+		_, _ = rand.Read(b[:])
+		pw = base64.RawURLEncoding.EncodeToString(b[:])
+	}
+	hash, err := authplugin.HashPassword(pw)
+	if err != nil {
+		return fmt.Errorf("init: MCR_ADMIN_PASSWORD: %w", err)
+	}
+	if err := st.CreateUser(ctx, &store.User{Username: "admin", PasswordHash: hash, Role: "admin", AccountType: "human"}); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	if generated {
+		say("created local account admin with password: %s", pw)
+		say("(shown once; change it with `mcrsrv user delete` + `user add`, or set MCR_ADMIN_PASSWORD before the first init)")
+	} else {
+		say("created local account admin with the password from $MCR_ADMIN_PASSWORD")
+	}
+	return nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return !errors.Is(err, os.ErrNotExist)
+}
+
+// writeSelfSigned writes an ECDSA P-256 certificate valid for hostname,
+// localhost and the loopback addresses.
+func writeSelfSigned(certPath, keyPath, hostname string) error {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return err
+	}
+	dns := []string{"localhost"}
+	if hostname != "" && hostname != "localhost" {
+		dns = append([]string{hostname}, dns...)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: dns[0], Organization: []string{"MCR self-signed"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(1, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              dns,
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return err
+	}
+	if err := writePEM(keyPath, "PRIVATE KEY", keyDER, 0o600); err != nil {
+		return err
+	}
+	return writePEM(certPath, "CERTIFICATE", der, 0o644)
+}
+
+func writePEM(path, typ string, der []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
+	if err != nil {
+		return err
+	}
+	if err := pem.Encode(f, &pem.Block{Type: typ, Bytes: der}); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+)
+
+func parseLevel(s string) slog.Level {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// setupLogging installs a text slog handler on stderr at level and routes
+// distribution's logrus output into it, so the process has one log stream
+// with one level setting.
+func setupLogging(level string) {
+	lv := parseLevel(level)
+	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})
+	slog.SetDefault(slog.New(h))
+	logrus.SetOutput(io.Discard)
+	logrus.SetLevel(logrusLevel(lv))
+	logrus.StandardLogger().ReplaceHooks(logrus.LevelHooks{})
+	logrus.AddHook(&slogHook{logger: slog.Default()})
+}
+
+func logrusLevel(l slog.Level) logrus.Level {
+	switch {
+	case l <= slog.LevelDebug:
+		return logrus.DebugLevel
+	case l <= slog.LevelInfo:
+		return logrus.InfoLevel
+	case l <= slog.LevelWarn:
+		return logrus.WarnLevel
+	}
+	return logrus.ErrorLevel
+}
+
+// slogHook forwards logrus entries to slog. Request fields whose names hint
+// at credentials are dropped: tokens never reach the log.
+type slogHook struct{ logger *slog.Logger }
+
+func (h *slogHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (h *slogHook) Fire(e *logrus.Entry) error {
+	var lv slog.Level
+	switch e.Level {
+	case logrus.TraceLevel, logrus.DebugLevel:
+		lv = slog.LevelDebug
+	case logrus.InfoLevel:
+		// distribution logs every request at info ("response completed",
+		// "authorized request"); keep them at debug so info stays readable.
+		lv = slog.LevelDebug
+	case logrus.WarnLevel:
+		lv = slog.LevelWarn
+	default:
+		lv = slog.LevelError
+	}
+	if !h.logger.Enabled(context.Background(), lv) {
+		return nil
+	}
+	attrs := make([]slog.Attr, 0, len(e.Data)+1)
+	attrs = append(attrs, slog.String("component", "distribution"))
+	for k, v := range e.Data {
+		lk := strings.ToLower(k)
+		if strings.Contains(lk, "authorization") || strings.Contains(lk, "token") || strings.Contains(lk, "password") || strings.Contains(lk, "secret") {
+			continue
+		}
+		attrs = append(attrs, slog.Any(k, v))
+	}
+	h.logger.LogAttrs(context.Background(), lv, e.Message, attrs...)
+	return nil
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // upstream driver, selectable
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"   // tests
+
+	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/config"
+)
+
+// distributionConfig builds distribution's configuration from mcr.toml, so
+// operators keep one file.
+func distributionConfig(cfg *config.Config, authn *authplugin.Authenticator, pol authplugin.Policy, secret string) *configuration.Configuration {
+	dc := &configuration.Configuration{}
+	dc.Version = "0.1"
+	dc.Storage = configuration.Storage{
+		cfg.Storage.Driver: configuration.Parameters{"rootdirectory": cfg.Storage.LayersPath},
+		"delete":           configuration.Parameters{"enabled": true},
+		"redirect":         configuration.Parameters{"disable": true},
+		"maintenance": configuration.Parameters{
+			"uploadpurging": map[any]any{
+				"enabled":  true,
+				"age":      cfg.Storage.UploadPurgeAge.String(),
+				"interval": "24h",
+				"dryrun":   false,
+			},
+		},
+	}
+	dc.Auth = configuration.Auth{
+		authplugin.ControllerName: configuration.Parameters{
+			authplugin.OptAuthenticator: authn,
+			authplugin.OptPolicy:        pol,
+			authplugin.OptService:       cfg.Identity.ServiceName,
+			authplugin.OptHostname:      cfg.Server.Hostname,
+		},
+	}
+	dc.HTTP.Secret = secret
+	if cfg.Server.Hostname != "" {
+		dc.HTTP.Host = "https://" + cfg.Server.Hostname
+	}
+	dc.Catalog.MaxEntries = cfg.Storage.CatalogMaxEntries
+	dc.Tags.MaxTags = cfg.Storage.TagsMaxTags
+	dc.Validation.Manifests.URLs.Allow = append([]string(nil), cfg.Storage.ManifestURLsAllow...)
+	dc.Notifications.EventConfig.IncludeReferences = true
+	return dc
+}
+
+// newApp builds distribution's App; NewApp panics on bad configuration, so
+// the panic becomes an error naming the cause.
+func newApp(ctx context.Context, dc *configuration.Configuration) (app *handlers.App, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("registry: %v", r)
+		}
+	}()
+	return handlers.NewApp(ctx, dc), nil
+}
+
+var _ = time.Second

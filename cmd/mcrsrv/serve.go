@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"git.wntrmute.dev/kyle/mcr/adminapi"
+	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/policyplugin"
+	"git.wntrmute.dev/kyle/mcr/store"
+)
+
+// slogRecorder writes security events to the log. Never the credentials.
+type slogRecorder struct{}
+
+func (slogRecorder) LoginSucceeded(r *http.Request, p *authplugin.Principal) {
+	slog.Info("login_ok", "username", p.Username, "sub", p.Subject, "ip", clientIP(r))
+}
+
+func (slogRecorder) LoginFailed(r *http.Request, username, reason string) {
+	slog.Warn("login_fail", "username", username, "reason", reason, "ip", clientIP(r))
+}
+
+func (slogRecorder) Denied(r *http.Request, d authplugin.Denial) {
+	slog.Warn("policy_deny", "username", d.Principal.Username, "sub", d.Principal.Subject,
+		"action", string(d.Action), "repository", d.Repository, "rule", d.RuleID, "ip", clientIP(r))
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// openProvider builds the configured identity provider.
+func openProvider(cfg *config.Config, st *store.Store, issuer *authplugin.Issuer) (authplugin.Provider, error) {
+	switch cfg.Identity.Provider {
+	case config.ProviderMCIAS:
+		return authplugin.NewMCIAS(authplugin.MCIASOptions{
+			ServerURL:   cfg.MCIAS.ServerURL,
+			CACertFile:  cfg.MCIAS.CACert,
+			ServiceName: cfg.MCIAS.ServiceName,
+			Tags:        cfg.MCIAS.Tags,
+		})
+	default:
+		return authplugin.NewLocal(st, issuer, cfg.Identity.SessionTTL), nil
+	}
+}
+
+// serve runs the registry until SIGTERM/SIGINT, then drains.
+func serve(cfg *config.Config) error {
+	setupLogging(cfg.Log.Level)
+	if _, err := tls.LoadX509KeyPair(cfg.Server.TLSCert, cfg.Server.TLSKey); err != nil {
+		return fmt.Errorf("server.tls_cert/server.tls_key: %w", err)
+	}
+	if err := os.MkdirAll(cfg.Storage.LayersPath, 0o700); err != nil {
+		return fmt.Errorf("storage.layers_path: %w", err)
+	}
+	st, err := store.Open(cfg.Database.Path)
+	if err != nil {
+		return fmt.Errorf("database.path: %w", err)
+	}
+	defer st.Close()
+	keys, err := authplugin.LoadKeySet(cfg.Identity.KeysDir)
+	if err != nil {
+		return fmt.Errorf("identity.keys_dir: %w", err)
+	}
+	issuer := authplugin.NewIssuer(keys, cfg.Identity.Issuer, cfg.Identity.ServiceName)
+	provider, err := openProvider(cfg, st, issuer)
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	engine := policyplugin.NewEngine(st)
+	if err := engine.Reload(context.Background()); err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	authn := &authplugin.Authenticator{Issuer: issuer, Provider: provider}
+	rec := slogRecorder{}
+
+	secret := cfg.Server.HTTPSecret
+	if secret == "" {
+		secret = keys.Secret("distribution http.secret")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	app, err := newApp(context.Background(), distributionConfig(cfg, authn, engine, secret))
+	if err != nil {
+		return err
+	}
+
+	api := adminapi.New(adminapi.Options{
+		Store: st, Authn: authn, Recorder: rec,
+		Reload: func() error { return engine.Reload(context.Background()) },
+		OnPolicyChange: func(r *http.Request, ev adminapi.PolicyEvent) {
+			slog.Info(ev.Type, "actor", ev.Actor, "rule", ev.RuleID)
+		},
+		StorageCheck: func() error {
+			_, err := os.Stat(filepath.Clean(cfg.Storage.LayersPath))
+			return err
+		},
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/v2/token", &authplugin.TokenHandler{
+		Authn: authn, Policy: engine, Recorder: rec,
+		TokenTTL: cfg.Identity.TokenTTL, RefreshTTL: cfg.Identity.RefreshTTL,
+	})
+	mux.Handle("/v2/", authplugin.V2Middleware(app, rec))
+	mux.Handle("/v1/", api)
+
+	srv := &http.Server{
+		Addr:              cfg.Server.ListenAddr,
+		Handler:           mux,
+		ReadHeaderTimeout: cfg.Server.ReadTimeout,
+		WriteTimeout:      cfg.Server.WriteTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS13},
+		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug),
+	}
+	ln, err := net.Listen("tcp", cfg.Server.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("server.listen_addr: %w", err)
+	}
+	slog.Info("mcrsrv listening", "addr", ln.Addr().String(), "version", version,
+		"identity", provider.Name(), "storage", cfg.Storage.Driver, "layers", cfg.Storage.LayersPath)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, cfg.Server.TLSCert, cfg.Server.TLSKey) }()
+
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+	case <-ctx.Done():
+		slog.Info("shutting down: draining in-flight requests", "timeout", cfg.Server.ShutdownTimeout)
+		shCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		start := time.Now()
+		if err := srv.Shutdown(shCtx); err != nil {
+			slog.Warn("drain timed out; closing remaining connections", "err", err)
+			_ = srv.Close()
+		}
+		slog.Info("drained", "took", time.Since(start).Round(time.Millisecond))
+	}
+	if err := app.Shutdown(); err != nil {
+		slog.Warn("registry shutdown", "err", err)
+	}
+	slog.Info("mcrsrv stopped")
+	return nil
+}

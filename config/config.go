@@ -1,0 +1,302 @@
+// Package config loads mcr.toml with viper: defaults, MCR_SECTION_KEY
+// environment overrides, the platform's $PORT/$PORT_GRPC, and validation
+// that names the key at fault.
+//
+//	cfg, err := config.Load("/srv/mcr/mcr.toml")
+//	if err != nil {
+//		log.Fatal(err) // e.g. `config: server.tls_cert is required`
+//	}
+//	fmt.Println(cfg.Server.ListenAddr)
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+// Config is the whole of mcr.toml.
+type Config struct {
+	Server   Server   `mapstructure:"server"`
+	Database Database `mapstructure:"database"`
+	Storage  Storage  `mapstructure:"storage"`
+	Identity Identity `mapstructure:"identity"`
+	MCIAS    MCIAS    `mapstructure:"mcias"`
+	Web      Web      `mapstructure:"web"`
+	Log      Log      `mapstructure:"log"`
+	Audit    Audit    `mapstructure:"audit"`
+	GC       GC       `mapstructure:"gc"`
+	Snapshot Snapshot `mapstructure:"snapshot"`
+
+	// Path is the file the configuration was read from.
+	Path string `mapstructure:"-"`
+}
+
+// Server is the [server] section.
+type Server struct {
+	ListenAddr string `mapstructure:"listen_addr"`
+	GRPCAddr   string `mapstructure:"grpc_addr"`
+	TLSCert    string `mapstructure:"tls_cert"`
+	TLSKey     string `mapstructure:"tls_key"`
+	// Hostname is the externally visible host[:port] used in token realms
+	// and Location headers; empty means "the Host the client used".
+	Hostname    string `mapstructure:"hostname"`
+	MetricsAddr string `mapstructure:"metrics_addr"`
+	// ReadTimeout bounds reading request headers. Bodies (blob uploads of
+	// many GiB) are deliberately not bounded.
+	ReadTimeout     time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout    time.Duration `mapstructure:"write_timeout"`
+	IdleTimeout     time.Duration `mapstructure:"idle_timeout"`
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// HTTPSecret HMACs upload state; replicas must share it. Empty: derived
+	// from the token signing key so a single node keeps uploads across
+	// restarts.
+	HTTPSecret string `mapstructure:"http_secret"`
+}
+
+// Database is the [database] section.
+type Database struct {
+	Path string `mapstructure:"path"`
+}
+
+// Storage is the [storage] section.
+type Storage struct {
+	LayersPath string `mapstructure:"layers_path"`
+	// Driver is the distribution storage driver: "mcrfs" (default, MCR's
+	// filesystem driver) or "filesystem" (upstream's).
+	Driver            string        `mapstructure:"driver"`
+	CatalogMaxEntries int           `mapstructure:"catalog_max_entries"`
+	TagsMaxTags       int           `mapstructure:"tags_max_tags"`
+	UploadPurgeAge    time.Duration `mapstructure:"upload_purge_age"`
+	// ManifestURLsAllow lists regular expressions that URLs of
+	// non-distributable layers must match; the default accepts http(s).
+	ManifestURLsAllow []string `mapstructure:"manifest_urls_allow"`
+}
+
+// Identity is the [identity] section: who vouches for users, and the
+// registry tokens MCR issues.
+type Identity struct {
+	Provider    string        `mapstructure:"provider"`
+	ServiceName string        `mapstructure:"service_name"`
+	Issuer      string        `mapstructure:"issuer"`
+	TokenTTL    time.Duration `mapstructure:"token_ttl"`
+	SessionTTL  time.Duration `mapstructure:"session_ttl"`
+	RefreshTTL  time.Duration `mapstructure:"refresh_ttl"`
+	KeysDir     string        `mapstructure:"keys_dir"`
+}
+
+// MCIAS is the [mcias] section.
+type MCIAS struct {
+	ServerURL   string   `mapstructure:"server_url"`
+	CACert      string   `mapstructure:"ca_cert"`
+	ServiceName string   `mapstructure:"service_name"`
+	Tags        []string `mapstructure:"tags"`
+}
+
+// Web is the [web] section (mcr-web).
+type Web struct {
+	ListenAddr string `mapstructure:"listen_addr"`
+	APIURL     string `mapstructure:"api_url"`
+	CACert     string `mapstructure:"ca_cert"`
+	TLSCert    string `mapstructure:"tls_cert"`
+	TLSKey     string `mapstructure:"tls_key"`
+}
+
+// Log is the [log] section.
+type Log struct {
+	Level string `mapstructure:"level"`
+}
+
+// Audit is the [audit] section.
+type Audit struct {
+	RetentionDays int `mapstructure:"retention_days"`
+}
+
+// GC is the [gc] section.
+type GC struct {
+	Grace   time.Duration `mapstructure:"grace"`
+	MaxWait time.Duration `mapstructure:"max_wait"`
+}
+
+// Snapshot is the [snapshot] section.
+type Snapshot struct {
+	Keep int `mapstructure:"keep"`
+}
+
+// Providers MCR knows.
+const (
+	ProviderLocal = "local"
+	ProviderMCIAS = "mcias"
+)
+
+func setDefaults(v *viper.Viper) {
+	v.SetDefault("server.read_timeout", "30s")
+	v.SetDefault("server.write_timeout", "0s")
+	v.SetDefault("server.idle_timeout", "120s")
+	v.SetDefault("server.shutdown_timeout", "60s")
+	v.SetDefault("server.metrics_addr", "")
+	v.SetDefault("storage.driver", "mcrfs")
+	v.SetDefault("storage.catalog_max_entries", 1000)
+	v.SetDefault("storage.tags_max_tags", 1000)
+	v.SetDefault("storage.upload_purge_age", "168h")
+	v.SetDefault("storage.manifest_urls_allow", []string{"^https?://"})
+	v.SetDefault("identity.provider", ProviderLocal)
+	v.SetDefault("identity.service_name", "mcr")
+	v.SetDefault("identity.issuer", "mcr")
+	v.SetDefault("identity.token_ttl", "5m")
+	v.SetDefault("identity.session_ttl", "8h")
+	v.SetDefault("identity.refresh_ttl", "720h")
+	v.SetDefault("mcias.service_name", "mcr")
+	v.SetDefault("web.listen_addr", ":8080")
+	v.SetDefault("log.level", "info")
+	v.SetDefault("audit.retention_days", 90)
+	v.SetDefault("gc.grace", "1h")
+	v.SetDefault("gc.max_wait", "30s")
+	v.SetDefault("snapshot.keep", 7)
+}
+
+// Load reads the TOML file at path, applies defaults and environment
+// overrides, resolves relative paths against the file's directory and
+// validates the result.
+func Load(path string) (*Config, error) {
+	v := viper.New()
+	v.SetConfigFile(path)
+	v.SetConfigType("toml")
+	setDefaults(v)
+	v.SetEnvPrefix("MCR")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	bindEnv(v, reflect.TypeOf(Config{}), "")
+	if err := v.ReadInConfig(); err != nil {
+		var nf viper.ConfigFileNotFoundError
+		if errors.As(err, &nf) || errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("config: cannot read %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	if p := os.Getenv("PORT"); p != "" {
+		v.Set("server.listen_addr", ":"+p)
+	}
+	if p := os.Getenv("PORT_GRPC"); p != "" {
+		v.Set("server.grpc_addr", ":"+p)
+	}
+	var cfg Config
+	err := v.Unmarshal(&cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	)))
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	cfg.Path = path
+	cfg.resolvePaths(filepath.Dir(path))
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// bindEnv registers every key of the struct with viper so MCR_SECTION_KEY
+// overrides work even for keys absent from the file.
+func bindEnv(v *viper.Viper, t reflect.Type, prefix string) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("mapstructure")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		key := tag
+		if prefix != "" {
+			key = prefix + "." + tag
+		}
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+			bindEnv(v, f.Type, key)
+			continue
+		}
+		_ = v.BindEnv(key)
+	}
+}
+
+func (c *Config) resolvePaths(base string) {
+	for _, p := range []*string{
+		&c.Server.TLSCert, &c.Server.TLSKey, &c.Database.Path, &c.Storage.LayersPath,
+		&c.Identity.KeysDir, &c.MCIAS.CACert, &c.Web.CACert, &c.Web.TLSCert, &c.Web.TLSKey,
+	} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	if c.Identity.KeysDir == "" && c.Database.Path != "" {
+		c.Identity.KeysDir = filepath.Join(filepath.Dir(c.Database.Path), "keys")
+	}
+}
+
+// DataDir is the directory holding the database (and, by convention,
+// backups/ and the server lock).
+func (c *Config) DataDir() string { return filepath.Dir(c.Database.Path) }
+
+// Validate checks required keys and value ranges; the error names the key.
+func (c *Config) Validate() error {
+	var errs []error
+	req := func(key, val string) {
+		if strings.TrimSpace(val) == "" {
+			errs = append(errs, fmt.Errorf("config: %s is required", key))
+		}
+	}
+	req("server.listen_addr", c.Server.ListenAddr)
+	req("server.tls_cert", c.Server.TLSCert)
+	req("server.tls_key", c.Server.TLSKey)
+	req("database.path", c.Database.Path)
+	req("storage.layers_path", c.Storage.LayersPath)
+	req("identity.service_name", c.Identity.ServiceName)
+	switch c.Identity.Provider {
+	case ProviderLocal:
+	case ProviderMCIAS:
+		req("mcias.server_url", c.MCIAS.ServerURL)
+		if c.MCIAS.ServerURL != "" && !strings.HasPrefix(c.MCIAS.ServerURL, "https://") {
+			errs = append(errs, fmt.Errorf("config: mcias.server_url must be an https:// URL, got %q", c.MCIAS.ServerURL))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("config: identity.provider must be %q or %q, got %q", ProviderLocal, ProviderMCIAS, c.Identity.Provider))
+	}
+	switch c.Storage.Driver {
+	case "mcrfs", "filesystem":
+	default:
+		errs = append(errs, fmt.Errorf("config: storage.driver must be \"mcrfs\" or \"filesystem\", got %q", c.Storage.Driver))
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		errs = append(errs, fmt.Errorf("config: log.level must be debug, info, warn or error, got %q", c.Log.Level))
+	}
+	pos := func(key string, d time.Duration) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("config: %s must be positive, got %s", key, d))
+		}
+	}
+	pos("server.read_timeout", c.Server.ReadTimeout)
+	pos("server.idle_timeout", c.Server.IdleTimeout)
+	pos("server.shutdown_timeout", c.Server.ShutdownTimeout)
+	pos("identity.token_ttl", c.Identity.TokenTTL)
+	pos("identity.session_ttl", c.Identity.SessionTTL)
+	pos("identity.refresh_ttl", c.Identity.RefreshTTL)
+	if c.Server.WriteTimeout < 0 {
+		errs = append(errs, fmt.Errorf("config: server.write_timeout must not be negative"))
+	}
+	if c.Storage.CatalogMaxEntries < 1 {
+		errs = append(errs, fmt.Errorf("config: storage.catalog_max_entries must be >= 1"))
+	}
+	if c.Storage.TagsMaxTags < 1 {
+		errs = append(errs, fmt.Errorf("config: storage.tags_max_tags must be >= 1"))
+	}
+	if c.Audit.RetentionDays < 0 {
+		errs = append(errs, fmt.Errorf("config: audit.retention_days must not be negative"))
+	}
+	return errors.Join(errs...)
+}

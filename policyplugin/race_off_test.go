@@ -1,0 +1,5 @@
+//go:build !race
+
+package policyplugin
+
+const raceEnabled = false

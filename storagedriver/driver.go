@@ -1,0 +1,546 @@
+// Package storagedriver implements "mcrfs", MCR's local-filesystem storage
+// driver for distribution (github.com/distribution/distribution/v3).
+//
+// # Why it exists
+//
+// MCR stores blobs on a local filesystem. Upstream's "filesystem" driver is
+// correct but slow on the push path: its FileWriter wraps the file in a
+// default 4 KiB bufio.Writer, so a streamed blob upload turns into one write
+// syscall per 4 KiB. Profiling a 512 MiB push showed ~55% of the time in
+// write syscalls, ~21% reading the request body and ~17% in SHA-256.
+//
+// mcrfs keeps upstream's on-disk layout and the exact semantics of every
+// StorageDriver method (it is a drop-in replacement for "filesystem"
+// pointed at the same root directory) but changes how bytes reach the disk:
+//
+//   - FileWriter buffers into a large buffer (1 MiB by default, the
+//     "writebuffersize" parameter) instead of 4 KiB, cutting the number of
+//     write syscalls by ~256x.
+//   - Full buffers are written by a background goroutine while the caller
+//     keeps filling a second buffer, so the write syscalls overlap with
+//     reading the request body and hashing it (distribution's blobWriter
+//     calls FileWriter.Write synchronously from inside its io.Copy loop).
+//     At most one write per FileWriter is in flight; errors are sticky and
+//     reported by the next Write, Commit or Close, like bufio.
+//   - On Linux, written ranges are handed to the kernel for write-back early
+//     (sync_file_range(SYNC_FILE_RANGE_WRITE), which does not wait), so that
+//     the fsync in Commit only has to wait for the tail of the blob instead
+//     of the whole blob.
+//   - FileWriter implements io.ReaderFrom, reading straight into its buffer
+//     (no intermediate 32 KiB copy) for callers that io.Copy into it.
+//
+// Durability is the same as upstream or better: Commit flushes and fsyncs
+// the file (so does Close of an uncommitted writer, as upstream), PutContent
+// writes a temporary file in the target directory, fsyncs it, renames it
+// over the target and fsyncs the directory, so readers never observe partial
+// content; Move is an atomic rename and additionally fsyncs the destination
+// directory.
+//
+// # Parameters
+//
+//   - rootdirectory (required): directory under which all content is stored.
+//   - maxthreads (optional, default 100, minimum 25): maximum number of
+//     concurrent blocking filesystem calls made through the driver, as in
+//     upstream's filesystem driver.
+//   - writebuffersize (optional, default 1 MiB): size of each FileWriter
+//     buffer in bytes; an integer or a string such as "4MiB" or "512k".
+//     Values are clamped to [4 KiB, 64 MiB]. Each active FileWriter holds up
+//     to two such buffers (pooled per driver).
+package storagedriver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	driver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/distribution/v3/registry/storage/driver/base"
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+)
+
+const (
+	// DriverName is the name under which this driver is registered with
+	// distribution's storage driver factory.
+	DriverName = "mcrfs"
+
+	// DefaultMaxThreads is the default value of the maxthreads parameter.
+	DefaultMaxThreads = uint64(100)
+	// MinThreads is the smallest accepted maxthreads; smaller values are
+	// raised to it.
+	MinThreads = uint64(25)
+
+	// DefaultWriteBufferSize is the default size of a FileWriter buffer.
+	DefaultWriteBufferSize = 1 << 20
+	// MinWriteBufferSize and MaxWriteBufferSize bound writebuffersize.
+	MinWriteBufferSize = 4 << 10
+	MaxWriteBufferSize = 64 << 20
+
+	// writebackChunk is how many bytes a FileWriter lets accumulate before
+	// asking the kernel to start writing them back (Linux only).
+	writebackChunk = 8 << 20
+)
+
+// Parameters configures a Driver.
+type Parameters struct {
+	// RootDirectory is the directory under which all content is stored.
+	// It must not be empty.
+	RootDirectory string
+	// MaxThreads bounds concurrent calls into the driver (see
+	// base.NewRegulator). Zero means DefaultMaxThreads; values below
+	// MinThreads are raised to MinThreads.
+	MaxThreads uint64
+	// WriteBufferSize is the size in bytes of each FileWriter buffer.
+	// Zero means DefaultWriteBufferSize; other values are clamped to
+	// [MinWriteBufferSize, MaxWriteBufferSize].
+	WriteBufferSize int
+
+	// syncFlush disables background flushing; every full buffer is written
+	// by the caller's goroutine. Only used by tests and benchmarks.
+	syncFlush bool
+}
+
+func init() {
+	factory.Register(DriverName, driverFactory{})
+}
+
+// driverFactory implements factory.StorageDriverFactory.
+type driverFactory struct{}
+
+func (driverFactory) Create(_ context.Context, parameters map[string]any) (driver.StorageDriver, error) {
+	return FromParameters(parameters)
+}
+
+type baseEmbed struct {
+	base.Base
+}
+
+// Driver is a driver.StorageDriver backed by a local filesystem. All paths
+// are relative to the root directory. Construct it with New or
+// FromParameters.
+type Driver struct {
+	baseEmbed
+}
+
+var _ driver.StorageDriver = (*Driver)(nil)
+
+// FromParameters builds a Driver from a configuration map, as found in the
+// "storage: mcrfs:" section of a distribution configuration. Recognised
+// keys: rootdirectory (required), maxthreads, writebuffersize.
+func FromParameters(parameters map[string]any) (*Driver, error) {
+	params, err := parseParameters(parameters)
+	if err != nil {
+		return nil, err
+	}
+	return New(params), nil
+}
+
+func parseParameters(parameters map[string]any) (Parameters, error) {
+	var p Parameters
+
+	root, ok := parameters["rootdirectory"]
+	if !ok || root == nil {
+		return p, fmt.Errorf("%s: rootdirectory parameter is required", DriverName)
+	}
+	p.RootDirectory = fmt.Sprint(root)
+	if p.RootDirectory == "" {
+		return p, fmt.Errorf("%s: rootdirectory parameter must not be empty", DriverName)
+	}
+
+	threads, err := base.GetLimitFromParameter(parameters["maxthreads"], MinThreads, DefaultMaxThreads)
+	if err != nil {
+		return p, fmt.Errorf("%s: maxthreads config error: %w", DriverName, err)
+	}
+	p.MaxThreads = threads
+
+	bufSize, err := parseSize(parameters["writebuffersize"], DefaultWriteBufferSize)
+	if err != nil {
+		return p, fmt.Errorf("%s: writebuffersize config error: %w", DriverName, err)
+	}
+	p.WriteBufferSize = clampBufferSize(bufSize)
+
+	return p, nil
+}
+
+// parseSize interprets a size parameter: an integer number of bytes (any Go
+// integer type, or a whole float64 as produced by JSON decoding) or a
+// string holding an integer with an optional k/K/KB/KiB, m/M/MB/MiB suffix
+// (all binary multiples). nil yields def.
+func parseSize(v any, def int64) (int64, error) {
+	var n int64
+	switch x := v.(type) {
+	case nil:
+		return def, nil
+	case int:
+		n = int64(x)
+	case int32:
+		n = int64(x)
+	case int64:
+		n = x
+	case uint:
+		if uint64(x) > math.MaxInt64 {
+			return 0, fmt.Errorf("value %d out of range", x)
+		}
+		n = int64(x)
+	case uint32:
+		n = int64(x)
+	case uint64:
+		if x > math.MaxInt64 {
+			return 0, fmt.Errorf("value %d out of range", x)
+		}
+		n = int64(x)
+	case float64:
+		if x != math.Trunc(x) || x < math.MinInt64 || x > math.MaxInt64 {
+			return 0, fmt.Errorf("value %v is not an integer", x)
+		}
+		n = int64(x)
+	case string:
+		s := strings.TrimSpace(x)
+		mult := int64(1)
+		lower := strings.ToLower(s)
+		for _, suf := range []struct {
+			s string
+			m int64
+		}{
+			{"kib", 1 << 10}, {"kb", 1 << 10}, {"k", 1 << 10},
+			{"mib", 1 << 20}, {"mb", 1 << 20}, {"m", 1 << 20},
+		} {
+			if strings.HasSuffix(lower, suf.s) {
+				mult = suf.m
+				s = strings.TrimSpace(s[:len(s)-len(suf.s)])
+				break
+			}
+		}
+		parsed, err := strconv.ParseInt(s, 0, 64)
+		if err != nil {
+			return 0, fmt.Errorf("invalid size %q", x)
+		}
+		if parsed > math.MaxInt64/mult || parsed < math.MinInt64/mult {
+			return 0, fmt.Errorf("size %q out of range", x)
+		}
+		n = parsed * mult
+	default:
+		return 0, fmt.Errorf("invalid value %#v", v)
+	}
+	if n < 0 {
+		return 0, fmt.Errorf("size must not be negative, got %d", n)
+	}
+	return n, nil
+}
+
+func clampBufferSize(n int64) int {
+	switch {
+	case n == 0:
+		return DefaultWriteBufferSize
+	case n < MinWriteBufferSize:
+		return MinWriteBufferSize
+	case n > MaxWriteBufferSize:
+		return MaxWriteBufferSize
+	}
+	return int(n)
+}
+
+// New constructs a Driver from params. Zero MaxThreads and WriteBufferSize
+// select the defaults. RootDirectory must not be empty (FromParameters
+// enforces this); New does not create it, directories are created on
+// demand by writes, as with upstream's filesystem driver.
+func New(params Parameters) *Driver {
+	threads := params.MaxThreads
+	if threads == 0 {
+		threads = DefaultMaxThreads
+	}
+	threads = max(threads, MinThreads)
+
+	bufSize := clampBufferSize(int64(params.WriteBufferSize))
+
+	d := &fsDriver{
+		rootDirectory: params.RootDirectory,
+		bufSize:       bufSize,
+		syncFlush:     params.syncFlush,
+	}
+	d.bufPool.New = func() any {
+		b := make([]byte, 0, bufSize)
+		return &b
+	}
+
+	return &Driver{
+		baseEmbed: baseEmbed{
+			Base: base.Base{
+				StorageDriver: base.NewRegulator(d, threads),
+			},
+		},
+	}
+}
+
+// fsDriver is the unwrapped implementation; Driver wraps it in a regulator
+// and base.Base (path validation, error decoration, metrics, tracing).
+type fsDriver struct {
+	rootDirectory string
+	bufSize       int
+	syncFlush     bool
+	bufPool       sync.Pool // of *[]byte with cap bufSize
+}
+
+var _ driver.StorageDriver = (*fsDriver)(nil)
+
+func (d *fsDriver) Name() string { return DriverName }
+
+// fullPath maps a storage path to a path on disk.
+func (d *fsDriver) fullPath(subPath string) string {
+	return filepath.Join(d.rootDirectory, subPath)
+}
+
+// GetContent returns the whole content stored at path.
+func (d *fsDriver) GetContent(_ context.Context, path string) ([]byte, error) {
+	p, err := os.ReadFile(d.fullPath(path))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, driver.PathNotFoundError{Path: path}
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+// PutContent atomically replaces the content at path: the data is written
+// to a temporary file in the same directory, fsynced, renamed over the
+// target, and the directory is fsynced. Readers see either the old or the
+// new content, never a mix.
+func (d *fsDriver) PutContent(_ context.Context, path string, contents []byte) (retErr error) {
+	target := d.fullPath(path)
+	dir := filepath.Dir(target)
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return err
+	}
+
+	tmp, err := createTemp(dir, filepath.Base(target))
+	if err != nil {
+		return err
+	}
+	tmpName := tmp.Name()
+	defer func() {
+		if retErr != nil {
+			_ = tmp.Close() // may already be closed; the error is irrelevant then
+			if err := os.Remove(tmpName); err != nil && !errors.Is(err, os.ErrNotExist) {
+				retErr = errors.Join(retErr, err)
+			}
+		}
+	}()
+
+	if _, err := tmp.Write(contents); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmpName, target); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// createTemp creates a new file next to the target with mode 0666 (before
+// umask, like files created by Writer), unlike os.CreateTemp's 0600.
+func createTemp(dir, name string) (*os.File, error) {
+	var rnd [12]byte
+	for range 10 {
+		if _, err := rand.Read(rnd[:]); err != nil {
+			return nil, err
+		}
+		p := filepath.Join(dir, "."+name+"."+hex.EncodeToString(rnd[:])+".tmp")
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		return f, err
+	}
+	return nil, fmt.Errorf("%s: could not create a unique temporary file in %s", DriverName, dir)
+}
+
+// syncDir fsyncs a directory so that entries created or renamed in it are
+// durable. A directory that does not exist is not an error.
+func syncDir(dir string) (retErr error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("sync dir: %w", err)
+	}
+	defer func() {
+		if err := f.Close(); err != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("close dir: %w", err))
+		}
+	}()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync dir: %w", err)
+	}
+	return nil
+}
+
+// Reader opens the content at path for reading, positioned at offset. The
+// returned value is the *os.File itself, so io.Copy to a socket can use
+// sendfile/splice.
+func (d *fsDriver) Reader(_ context.Context, path string, offset int64) (io.ReadCloser, error) {
+	f, err := os.Open(d.fullPath(path))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, driver.PathNotFoundError{Path: path}
+		}
+		return nil, err
+	}
+	pos, err := f.Seek(offset, io.SeekStart)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if pos < offset {
+		f.Close()
+		return nil, driver.InvalidOffsetError{Path: path, Offset: offset}
+	}
+	return f, nil
+}
+
+// Writer opens path for writing, creating parent directories as needed.
+// With append the writer continues at the end of the existing content;
+// otherwise the content is truncated.
+func (d *fsDriver) Writer(_ context.Context, path string, append bool) (driver.FileWriter, error) {
+	full := d.fullPath(path)
+	if err := os.MkdirAll(filepath.Dir(full), 0o777); err != nil {
+		return nil, err
+	}
+
+	flags := os.O_WRONLY | os.O_CREATE
+	if !append {
+		flags |= os.O_TRUNC
+	}
+	f, err := os.OpenFile(full, flags, 0o666)
+	if err != nil {
+		return nil, err
+	}
+
+	var offset int64
+	if append {
+		offset, err = f.Seek(0, io.SeekEnd)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return newFileWriter(d, f, offset), nil
+}
+
+// Stat returns information about the file or directory at path.
+func (d *fsDriver) Stat(_ context.Context, path string) (driver.FileInfo, error) {
+	fi, err := os.Stat(d.fullPath(path))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, driver.PathNotFoundError{Path: path}
+		}
+		return nil, err
+	}
+	return fileInfo{FileInfo: fi, path: path}, nil
+}
+
+// List returns the direct children of the directory at path, as storage
+// paths.
+func (d *fsDriver) List(_ context.Context, path string) ([]string, error) {
+	dir, err := os.Open(d.fullPath(path))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, driver.PathNotFoundError{Path: path}
+		}
+		return nil, err
+	}
+	defer dir.Close()
+
+	names, err := dir.Readdirnames(0)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(names))
+	for _, name := range names {
+		keys = append(keys, filepath.Join(path, name))
+	}
+	return keys, nil
+}
+
+// Move atomically renames sourcePath to destPath, replacing any existing
+// file at destPath and creating destPath's parent directories. The
+// destination directory is fsynced so that the rename is durable.
+func (d *fsDriver) Move(_ context.Context, sourcePath, destPath string) error {
+	source := d.fullPath(sourcePath)
+	dest := d.fullPath(destPath)
+
+	if _, err := os.Stat(source); errors.Is(err, os.ErrNotExist) {
+		return driver.PathNotFoundError{Path: sourcePath}
+	}
+	destDir := filepath.Dir(dest)
+	if err := os.MkdirAll(destDir, 0o777); err != nil {
+		return err
+	}
+	if err := os.Rename(source, dest); err != nil {
+		return err
+	}
+	return syncDir(destDir)
+}
+
+// Delete removes path and, recursively, everything below it.
+func (d *fsDriver) Delete(_ context.Context, path string) error {
+	full := d.fullPath(path)
+	if _, err := os.Stat(full); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return driver.PathNotFoundError{Path: path}
+		}
+		return err
+	}
+	return os.RemoveAll(full)
+}
+
+// RedirectURL always returns "": content is served by the registry itself.
+func (d *fsDriver) RedirectURL(*http.Request, string) (string, error) {
+	return "", nil
+}
+
+// Walk traverses the tree below path using List and Stat.
+func (d *fsDriver) Walk(ctx context.Context, path string, f driver.WalkFn, options ...func(*driver.WalkOptions)) error {
+	return driver.WalkFallback(ctx, d, path, f, options...)
+}
+
+// fileInfo adapts os.FileInfo to driver.FileInfo.
+type fileInfo struct {
+	os.FileInfo
+	path string
+}
+
+var _ driver.FileInfo = fileInfo{}
+
+// Path returns the storage path the information was requested for.
+func (fi fileInfo) Path() string { return fi.path }
+
+// Size returns the length of a file, or 0 for a directory.
+func (fi fileInfo) Size() int64 {
+	if fi.IsDir() {
+		return 0
+	}
+	return fi.FileInfo.Size()
+}
+
+// ModTime returns the modification time.
+func (fi fileInfo) ModTime() time.Time { return fi.FileInfo.ModTime() }
+
+// IsDir reports whether the path is a directory.
+func (fi fileInfo) IsDir() bool { return fi.FileInfo.IsDir() }

@@ -1,0 +1,143 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// User is a local-identity account.
+type User struct {
+	ID           int64
+	UUID         string
+	Username     string
+	PasswordHash string
+	Role         string
+	AccountType  string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+const userCols = `id, uuid, username, password_hash, role, account_type, created_at, updated_at`
+
+func scanUser(row interface{ Scan(...any) error }) (*User, error) {
+	var u User
+	var c, up string
+	if err := row.Scan(&u.ID, &u.UUID, &u.Username, &u.PasswordHash, &u.Role, &u.AccountType, &c, &up); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	u.CreatedAt, _ = time.Parse(time.RFC3339Nano, c)
+	u.UpdatedAt, _ = time.Parse(time.RFC3339Nano, up)
+	return &u, nil
+}
+
+// CreateUser inserts a user; the UUID is generated.
+func (s *Store) CreateUser(ctx context.Context, u *User) error {
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	if u.UUID == "" {
+		u.UUID = newUUID()
+	}
+	res, err := s.db.ExecContext(ctx, `INSERT INTO users(uuid, username, password_hash, role, account_type, created_at, updated_at)
+		VALUES (?,?,?,?,?,?,?)`, u.UUID, u.Username, u.PasswordHash, u.Role, u.AccountType, now, now)
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+			return fmt.Errorf("store: user %q: %w", u.Username, ErrConflict)
+		}
+		return fmt.Errorf("store: create user %q: %w", u.Username, err)
+	}
+	u.ID, _ = res.LastInsertId()
+	return nil
+}
+
+// UserByName looks a user up by username.
+func (s *Store) UserByName(ctx context.Context, username string) (*User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE username = ?`, username))
+	if err != nil {
+		return nil, fmt.Errorf("store: user %q: %w", username, err)
+	}
+	return u, nil
+}
+
+// UserByUUID looks a user up by subject UUID.
+func (s *Store) UserByUUID(ctx context.Context, id string) (*User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE uuid = ?`, id))
+	if err != nil {
+		return nil, fmt.Errorf("store: user %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// ListUsers returns all users ordered by username.
+func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users ORDER BY username`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list users: %w", err)
+	}
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list users: %w", err)
+		}
+		out = append(out, *u)
+	}
+	return out, rows.Err()
+}
+
+// CountUsers returns how many users exist.
+func (s *Store) CountUsers(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n)
+	return n, err
+}
+
+// DeleteUser removes a user by username.
+func (s *Store) DeleteUser(ctx context.Context, username string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE username = ?`, username)
+	if err != nil {
+		return fmt.Errorf("store: delete user %q: %w", username, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("store: user %q: %w", username, ErrNotFound)
+	}
+	return nil
+}
+
+// RevokeToken records a token id as revoked until it would have expired.
+func (s *Store) RevokeToken(ctx context.Context, jti string, expires time.Time) error {
+	_, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO revoked_tokens(jti, expires_at) VALUES (?, ?)`, jti, expires.Unix())
+	if err != nil {
+		return fmt.Errorf("store: revoke token: %w", err)
+	}
+	_, _ = s.db.ExecContext(ctx, `DELETE FROM revoked_tokens WHERE expires_at < ?`, time.Now().Unix())
+	return nil
+}
+
+// TokenRevoked reports whether a token id was revoked.
+func (s *Store) TokenRevoked(ctx context.Context, jti string) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM revoked_tokens WHERE jti = ?`, jti).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: token revoked: %w", err)
+	}
+	return true, nil
+}
