@@ -25,6 +25,8 @@ type Options struct {
 	Reload func() error
 	// OnPolicyChange records a policy rule change.
 	OnPolicyChange func(r *http.Request, ev PolicyEvent)
+	// DeleteRepository removes a repository through distribution.
+	DeleteRepository RepoDeleter
 	// StorageCheck reports whether blob storage is reachable (health detail).
 	StorageCheck func() error
 }
@@ -46,7 +48,12 @@ func New(opts Options) *API {
 	v1.GET("/health", a.health)
 	v1.POST("/auth/login", a.login)
 	v1.POST("/auth/logout", a.logout)
+	authed := v1.Group("", a.requireAuth)
+	authed.GET("/repositories", a.listRepositories, requireUser)
+	authed.GET("/repositories/*", a.getRepository, requireUser)
+	authed.DELETE("/repositories/*", a.deleteRepository, requireAdmin)
 	admin := v1.Group("", a.requireAuth, requireAdmin)
+	admin.GET("/audit", a.listAudit)
 	admin.GET("/policy/rules", a.listRules)
 	admin.POST("/policy/rules", a.createRule)
 	admin.GET("/policy/rules/:id", a.getRule)
@@ -94,8 +101,6 @@ func errorHandler(err error, c echo.Context) {
 	_ = c.JSON(status, map[string]string{"error": msg})
 }
 
-type principalKey struct{}
-
 func principalOf(c echo.Context) *authplugin.Principal {
 	p, _ := c.Get("principal").(*authplugin.Principal)
 	return p
@@ -131,4 +136,12 @@ func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-var _ = principalKey{}
+// requireUser refuses guests: they have no business browsing content.
+func requireUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if principalOf(c).IsGuestOnly() {
+			return errorf(http.StatusForbidden, "guest accounts cannot use the admin API")
+		}
+		return next(c)
+	}
+}

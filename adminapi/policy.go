@@ -14,8 +14,9 @@ import (
 // PolicyEvent is what the API reports after a rule change, for the audit
 // log (policy_rule_created|updated|deleted).
 type PolicyEvent struct {
-	Type   string
-	Actor  string
+	Type    string
+	ActorID string
+	Actor   string
 	RuleID int64
 	Rule   *store.PolicyRule
 }
@@ -180,7 +181,7 @@ func (a *API) policyChanged(c echo.Context, typ string, id int64, r *store.Polic
 		}
 	}
 	if a.opts.OnPolicyChange != nil {
-		a.opts.OnPolicyChange(c.Request(), PolicyEvent{Type: typ, Actor: principalOf(c).Username, RuleID: id, Rule: r})
+		a.opts.OnPolicyChange(c.Request(), PolicyEvent{Type: typ, ActorID: principalOf(c).Subject, Actor: principalOf(c).Username, RuleID: id, Rule: r})
 	}
 }
 

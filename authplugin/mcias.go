@@ -137,7 +137,7 @@ func NewMCIAS(opts MCIASOptions) (*MCIAS, error) {
 	if client == nil {
 		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS13}
 		if opts.CACertFile != "" {
-			pool, err := loadCAPool(opts.CACertFile)
+			pool, err := mciasLoadCAPool(opts.CACertFile)
 			if err != nil {
 				return nil, err
 			}
@@ -178,7 +178,7 @@ func NewMCIAS(opts MCIASOptions) (*MCIAS, error) {
 	}, nil
 }
 
-func loadCAPool(file string) (*x509.CertPool, error) {
+func mciasLoadCAPool(file string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(file) // #nosec G304 -- operator-configured path
 	if err != nil {
 		return nil, fmt.Errorf("mcias: reading ca_cert %s: %w", file, err)
@@ -271,7 +271,7 @@ func (m *MCIAS) Login(ctx context.Context, username, password string) (*Session,
 	return &Session{
 		Token:     lr.Token,
 		ExpiresAt: expiresAt,
-		Principal: *clonePrincipal(res.principal),
+		Principal: *mciasClonePrincipal(res.principal),
 	}, nil
 }
 
@@ -286,7 +286,7 @@ func (m *MCIAS) Validate(ctx context.Context, token string) (*Principal, error) 
 	if err != nil {
 		return nil, err
 	}
-	return clonePrincipal(res.principal), nil
+	return mciasClonePrincipal(res.principal), nil
 }
 
 // Logout implements Provider: it revokes the token at MCIAS and drops its
@@ -295,7 +295,7 @@ func (m *MCIAS) Logout(ctx context.Context, token string) error {
 	if token == "" {
 		return fmt.Errorf("mcias logout: %w", ErrInvalidCredentials)
 	}
-	key := tokenKey(token)
+	key := mciasTokenKey(token)
 	m.mu.Lock()
 	m.forgetLocked(key)
 	m.mu.Unlock()
@@ -334,7 +334,7 @@ func (m *MCIAS) Ping(ctx context.Context) error {
 // per token in flight. A token MCIAS does not accept yields an error
 // wrapping ErrInvalidCredentials.
 func (m *MCIAS) validate(ctx context.Context, token string) (mciasResult, error) {
-	key := tokenKey(token)
+	key := mciasTokenKey(token)
 
 	m.mu.Lock()
 	if e, ok := m.cache[key]; ok {
@@ -517,12 +517,12 @@ func parseMCIASTime(s string) (time.Time, error) {
 	return t, nil
 }
 
-func tokenKey(token string) string {
+func mciasTokenKey(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }
 
-func clonePrincipal(p *Principal) *Principal {
+func mciasClonePrincipal(p *Principal) *Principal {
 	c := *p
 	c.Roles = slices.Clone(p.Roles)
 	return &c

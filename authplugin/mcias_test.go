@@ -50,7 +50,7 @@ type mciasFixture struct {
 	fake  *fakemcias.Server
 	clock *mciasTestClock
 	p     *MCIAS
-	logs  *lockedWriter
+	logs  *mciasLogSink
 	sub   string // alice's subject
 }
 
@@ -62,7 +62,7 @@ func newMCIASFixture(t *testing.T, mod func(*MCIASOptions)) *mciasFixture {
 	f := &mciasFixture{
 		fake:  fakemcias.New(t),
 		clock: &mciasTestClock{t: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)},
-		logs:  &lockedWriter{},
+		logs:  &mciasLogSink{},
 	}
 	f.fake.SetNow(f.clock.Now)
 	f.sub = f.fake.AddUser("alice", "alice-pw", AccountHuman, RoleUser)
@@ -86,19 +86,19 @@ func newMCIASFixture(t *testing.T, mod func(*MCIASOptions)) *mciasFixture {
 	return f
 }
 
-// lockedWriter collects log output from concurrent goroutines.
-type lockedWriter struct {
+// mciasLogSink collects log output from concurrent goroutines.
+type mciasLogSink struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (l *lockedWriter) Write(b []byte) (int, error) {
+func (l *mciasLogSink) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.Write(b)
 }
 
-func (l *lockedWriter) String() string {
+func (l *mciasLogSink) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
@@ -111,7 +111,6 @@ func TestMCIASName(t *testing.T) {
 	if f.p.Name() != "mcias" {
 		t.Fatalf("Name() = %q", f.p.Name())
 	}
-	var _ Provider = f.p
 }
 
 func TestMCIASLoginSuccess(t *testing.T) {
@@ -245,7 +244,7 @@ func TestMCIASValidateCache(t *testing.T) {
 			name: "hit within TTL",
 			run: func(t *testing.T, f *mciasFixture, tok string) {
 				f.clock.Advance(29 * time.Second)
-				mustValidate(t, f, tok)
+				mciasMustValidate(t, f, tok)
 			},
 			wantCalls: 1,
 		},
@@ -253,7 +252,7 @@ func TestMCIASValidateCache(t *testing.T) {
 			name: "miss after TTL",
 			run: func(t *testing.T, f *mciasFixture, tok string) {
 				f.clock.Advance(30 * time.Second)
-				mustValidate(t, f, tok)
+				mciasMustValidate(t, f, tok)
 			},
 			wantCalls: 2,
 		},
@@ -262,7 +261,7 @@ func TestMCIASValidateCache(t *testing.T) {
 			run: func(t *testing.T, f *mciasFixture, tok string) {
 				f.fake.Revoke(tok)
 				f.clock.Advance(10 * time.Second)
-				mustValidate(t, f, tok) // still cached
+				mciasMustValidate(t, f, tok) // still cached
 				f.clock.Advance(21 * time.Second)
 				if _, err := f.p.Validate(ctx, tok); !errors.Is(err, ErrInvalidCredentials) {
 					t.Fatalf("revoked after TTL: %v", err)
@@ -274,11 +273,11 @@ func TestMCIASValidateCache(t *testing.T) {
 			name: "roles refreshed after TTL",
 			run: func(t *testing.T, f *mciasFixture, tok string) {
 				f.fake.SetRoles("alice", RoleGuest)
-				if p := mustValidate(t, f, tok); !p.HasRole(RoleUser) {
+				if p := mciasMustValidate(t, f, tok); !p.HasRole(RoleUser) {
 					t.Fatalf("cached roles = %v", p.Roles)
 				}
 				f.clock.Advance(31 * time.Second)
-				if p := mustValidate(t, f, tok); !slices.Equal(p.Roles, []string{RoleGuest}) {
+				if p := mciasMustValidate(t, f, tok); !slices.Equal(p.Roles, []string{RoleGuest}) {
 					t.Fatalf("refreshed roles = %v", p.Roles)
 				}
 			},
@@ -287,10 +286,10 @@ func TestMCIASValidateCache(t *testing.T) {
 		{
 			name: "caller cannot mutate the cache",
 			run: func(t *testing.T, f *mciasFixture, tok string) {
-				p := mustValidate(t, f, tok)
+				p := mciasMustValidate(t, f, tok)
 				p.Roles[0] = RoleAdmin
 				p.Username = "root"
-				if p := mustValidate(t, f, tok); p.IsAdmin() || p.Username != "alice" {
+				if p := mciasMustValidate(t, f, tok); p.IsAdmin() || p.Username != "alice" {
 					t.Fatalf("cache mutated through returned principal: %+v", p)
 				}
 			},
@@ -301,7 +300,7 @@ func TestMCIASValidateCache(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newMCIASFixture(t, nil)
 			tok := f.fake.IssueToken("alice")
-			mustValidate(t, f, tok)
+			mciasMustValidate(t, f, tok)
 			tc.run(t, f, tok)
 			if n := f.fake.ValidateCalls(); n != tc.wantCalls {
 				t.Fatalf("validate calls = %d, want %d", n, tc.wantCalls)
@@ -314,9 +313,9 @@ func TestMCIASCacheNeverOutlivesToken(t *testing.T) {
 	f := newMCIASFixture(t, nil)
 	f.fake.SetTokenTTL(10 * time.Second) // shorter than the 30 s cache TTL
 	tok := f.fake.IssueToken("alice")
-	mustValidate(t, f, tok)
+	mciasMustValidate(t, f, tok)
 	f.clock.Advance(9 * time.Second)
-	mustValidate(t, f, tok)
+	mciasMustValidate(t, f, tok)
 	if n := f.fake.ValidateCalls(); n != 1 {
 		t.Fatalf("validate calls = %d, want 1", n)
 	}
@@ -500,7 +499,7 @@ func newRawMCIAS(t *testing.T, handler http.HandlerFunc, timeout time.Duration) 
 	t.Cleanup(ts.Close)
 	p, err := NewMCIAS(MCIASOptions{
 		ServerURL:   ts.URL,
-		CACertFile:  writeCertPEM(t, ts.Certificate()),
+		CACertFile:  mciasWriteCertPEM(t, ts.Certificate()),
 		ServiceName: "mcr",
 		Timeout:     timeout,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -511,7 +510,7 @@ func newRawMCIAS(t *testing.T, handler http.HandlerFunc, timeout time.Duration) 
 	return p
 }
 
-func writeCertPEM(t *testing.T, cert *x509.Certificate) string {
+func mciasWriteCertPEM(t *testing.T, cert *x509.Certificate) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ca.pem")
 	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
@@ -521,7 +520,7 @@ func writeCertPEM(t *testing.T, cert *x509.Certificate) string {
 	return path
 }
 
-func newSelfSignedCA(t *testing.T) *x509.Certificate {
+func mciasSelfSignedCA(t *testing.T) *x509.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -552,7 +551,7 @@ func TestMCIASCustomCA(t *testing.T) {
 	fake.AddUser("alice", "alice-pw", AccountHuman, RoleUser)
 	// Every httptest server shares one built-in certificate, so the
 	// "another CA" case needs a CA of its own.
-	otherCA := newSelfSignedCA(t)
+	otherCA := mciasSelfSignedCA(t)
 
 	for _, tc := range []struct {
 		name   string
@@ -561,7 +560,7 @@ func TestMCIASCustomCA(t *testing.T) {
 	}{
 		{"with the CA file", fake.CACertFile(t), true},
 		{"system roots only", "", false},
-		{"another CA", writeCertPEM(t, otherCA), false},
+		{"another CA", mciasWriteCertPEM(t, otherCA), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := NewMCIAS(MCIASOptions{
@@ -598,7 +597,7 @@ func TestMCIASRequiresTLS13(t *testing.T) {
 	t.Cleanup(ts.Close)
 	p, err := NewMCIAS(MCIASOptions{
 		ServerURL:   ts.URL,
-		CACertFile:  writeCertPEM(t, ts.Certificate()),
+		CACertFile:  mciasWriteCertPEM(t, ts.Certificate()),
 		ServiceName: "mcr",
 	})
 	if err != nil {
@@ -665,7 +664,7 @@ func TestMCIASLogout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustValidate(t, f, sess.Token) // cached
+	mciasMustValidate(t, f, sess.Token) // cached
 	if err := f.p.Logout(ctx, sess.Token); err != nil {
 		t.Fatalf("Logout: %v", err)
 	}
@@ -761,7 +760,7 @@ func TestMCIASCacheSweepsExpired(t *testing.T) {
 	}
 }
 
-func mustValidate(t *testing.T, f *mciasFixture, tok string) *Principal {
+func mciasMustValidate(t *testing.T, f *mciasFixture, tok string) *Principal {
 	t.Helper()
 	p, err := f.p.Validate(context.Background(), tok)
 	if err != nil {

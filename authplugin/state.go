@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 )
 
@@ -15,6 +16,8 @@ import (
 type requestState struct {
 	principal *Principal
 	denial    *Denial
+	ip        string
+	method    string
 }
 
 type stateKey struct{}
@@ -33,6 +36,16 @@ func RequestPrincipal(ctx context.Context) *Principal {
 	return nil
 }
 
+// RequestMeta returns what the /v2 middleware and access controller know
+// about the request in ctx: the principal (nil if none), client IP and
+// method. Event code uses it to attribute registry events.
+func RequestMeta(ctx context.Context) (p *Principal, ip, method string) {
+	if s := stateFrom(ctx); s != nil {
+		return s.principal, s.ip, s.method
+	}
+	return nil, "", ""
+}
+
 // Recorder receives the security events of sign-in and authorization.
 type Recorder interface {
 	LoginSucceeded(r *http.Request, p *Principal)
@@ -44,7 +57,7 @@ type Recorder interface {
 // slot and answers denials with 403 DENIED.
 func V2Middleware(next http.Handler, rec Recorder) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := &requestState{}
+		st := &requestState{ip: ClientIP(r), method: r.Method}
 		ctx := context.WithValue(r.Context(), stateKey{}, st)
 		dw := &denyWriter{ResponseWriter: w, st: st}
 		next.ServeHTTP(dw, r.WithContext(ctx))
@@ -97,6 +110,15 @@ func (d *denyWriter) Flush() {
 	if f, ok := d.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// ClientIP is the peer address of r without the port.
+func ClientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func denialMessage(d *Denial) string {

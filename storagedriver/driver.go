@@ -130,6 +130,7 @@ type baseEmbed struct {
 // FromParameters.
 type Driver struct {
 	baseEmbed
+	impl *fsDriver // the unwrapped implementation, for tests
 }
 
 var _ driver.StorageDriver = (*Driver)(nil)
@@ -279,6 +280,7 @@ func New(params Parameters) *Driver {
 				StorageDriver: base.NewRegulator(d, threads),
 			},
 		},
+		impl: d,
 	}
 }
 

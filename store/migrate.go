@@ -38,6 +38,64 @@ var migrations = []string{
 		updated_at  TEXT NOT NULL
 	);
 	CREATE INDEX policy_rules_enabled ON policy_rules(enabled, priority);`,
+	// 3: audit log (DESIGN §7) and the repository index kept from registry
+	// events. Times are Unix nanoseconds (UTC). audit_log ids grow with time,
+	// so pages are keyset-paginated on id; each filter has an (x, id) index.
+	`CREATE TABLE audit_log (
+		id           INTEGER PRIMARY KEY,
+		event_time   INTEGER NOT NULL,
+		event_type   TEXT NOT NULL,
+		actor_id     TEXT NOT NULL DEFAULT '',
+		actor        TEXT NOT NULL DEFAULT '',
+		repository   TEXT NOT NULL DEFAULT '',
+		digest       TEXT NOT NULL DEFAULT '',
+		tag          TEXT NOT NULL DEFAULT '',
+		ip           TEXT NOT NULL DEFAULT '',
+		details_json TEXT NOT NULL DEFAULT '{}'
+	);
+	CREATE INDEX audit_log_time ON audit_log(event_time);
+	CREATE INDEX audit_log_type ON audit_log(event_type, id);
+	CREATE INDEX audit_log_actor ON audit_log(actor_id, id);
+	CREATE INDEX audit_log_repo ON audit_log(repository, id);
+	CREATE TABLE repositories (
+		id             INTEGER PRIMARY KEY,
+		name           TEXT NOT NULL UNIQUE,
+		created_at     INTEGER NOT NULL,
+		last_push      INTEGER NOT NULL DEFAULT 0,
+		tag_count      INTEGER NOT NULL DEFAULT 0,
+		manifest_count INTEGER NOT NULL DEFAULT 0,
+		total_size     INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE manifests (
+		repo_id          INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+		digest           TEXT NOT NULL,
+		media_type       TEXT NOT NULL,
+		size             INTEGER NOT NULL,
+		artifact_type    TEXT NOT NULL DEFAULT '',
+		subject          TEXT NOT NULL DEFAULT '',
+		annotations_json TEXT NOT NULL DEFAULT '',
+		created_at       INTEGER NOT NULL,
+		PRIMARY KEY (repo_id, digest)
+	) WITHOUT ROWID;
+	CREATE INDEX manifests_subject ON manifests(repo_id, subject) WHERE subject != '';
+	CREATE TABLE manifest_refs (
+		repo_id         INTEGER NOT NULL,
+		manifest_digest TEXT NOT NULL,
+		ref_digest      TEXT NOT NULL,
+		media_type      TEXT NOT NULL DEFAULT '',
+		size            INTEGER NOT NULL,
+		PRIMARY KEY (repo_id, manifest_digest, ref_digest),
+		FOREIGN KEY (repo_id, manifest_digest) REFERENCES manifests(repo_id, digest) ON DELETE CASCADE
+	) WITHOUT ROWID;
+	CREATE INDEX manifest_refs_ref ON manifest_refs(repo_id, ref_digest);
+	CREATE TABLE tags (
+		repo_id    INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+		name       TEXT NOT NULL,
+		digest     TEXT NOT NULL,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (repo_id, name)
+	) WITHOUT ROWID;
+	CREATE INDEX tags_digest ON tags(repo_id, digest);`,
 }
 
 // Migrate brings the schema up to date. It is idempotent.

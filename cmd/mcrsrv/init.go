@@ -44,7 +44,7 @@ path = "mcr.db"
 
 [storage]
 layers_path = "layers"
-driver      = "filesystem"  # switch to mcrfs
+driver      = "mcrfs"       # MCR's filesystem driver (large buffers, fsync on commit); "filesystem" = upstream's
 
 [identity]
 provider     = "local"   # "local" (accounts managed by ` + "`mcrsrv user`" + `) or "mcias"

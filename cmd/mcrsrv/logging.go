@@ -67,6 +67,13 @@ func (h *slogHook) Fire(e *logrus.Entry) error {
 	default:
 		lv = slog.LevelError
 	}
+	// Client errors (404 probes, 401 challenges) are routine for a registry.
+	if status, ok := e.Data["http.response.status"].(int); ok && status < 500 && lv > slog.LevelDebug {
+		lv = slog.LevelDebug
+	}
+	if e.Message == "error authorizing context: authentication required" {
+		lv = slog.LevelDebug
+	}
 	if !h.logger.Enabled(context.Background(), lv) {
 		return nil
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
@@ -12,11 +11,13 @@ import (
 
 	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/notifications"
+	_ "git.wntrmute.dev/kyle/mcr/storagedriver" // registers "mcrfs"
 )
 
 // distributionConfig builds distribution's configuration from mcr.toml, so
 // operators keep one file.
-func distributionConfig(cfg *config.Config, authn *authplugin.Authenticator, pol authplugin.Policy, secret string) *configuration.Configuration {
+func distributionConfig(cfg *config.Config, authn *authplugin.Authenticator, pol authplugin.Policy, secret string, sink *notifications.Sink, capt *captured) *configuration.Configuration {
 	dc := &configuration.Configuration{}
 	dc.Version = "0.1"
 	dc.Storage = configuration.Storage{
@@ -48,6 +49,10 @@ func distributionConfig(cfg *config.Config, authn *authplugin.Authenticator, pol
 	dc.Tags.MaxTags = cfg.Storage.TagsMaxTags
 	dc.Validation.Manifests.URLs.Allow = append([]string(nil), cfg.Storage.ManifestURLsAllow...)
 	dc.Notifications.EventConfig.IncludeReferences = true
+	dc.Middleware = map[string][]configuration.Middleware{
+		"registry":   {{Name: captureName, Options: configuration.Parameters{"into": capt}}},
+		"repository": {notifications.Middleware(sink)},
+	}
 	return dc
 }
 
@@ -61,5 +66,3 @@ func newApp(ctx context.Context, dc *configuration.Configuration) (app *handlers
 	}()
 	return handlers.NewApp(ctx, dc), nil
 }
-
-var _ = time.Second

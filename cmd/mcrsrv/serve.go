@@ -17,32 +17,37 @@ import (
 	"git.wntrmute.dev/kyle/mcr/adminapi"
 	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/notifications"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
-// slogRecorder writes security events to the log. Never the credentials.
-type slogRecorder struct{}
+// auditRecorder writes security events to the log and the audit log
+// (committed before the response). Never the credentials.
+type auditRecorder struct{ sink *notifications.Sink }
 
-func (slogRecorder) LoginSucceeded(r *http.Request, p *authplugin.Principal) {
-	slog.Info("login_ok", "username", p.Username, "sub", p.Subject, "ip", clientIP(r))
-}
-
-func (slogRecorder) LoginFailed(r *http.Request, username, reason string) {
-	slog.Warn("login_fail", "username", username, "reason", reason, "ip", clientIP(r))
-}
-
-func (slogRecorder) Denied(r *http.Request, d authplugin.Denial) {
-	slog.Warn("policy_deny", "username", d.Principal.Username, "sub", d.Principal.Subject,
-		"action", string(d.Action), "repository", d.Repository, "rule", d.RuleID, "ip", clientIP(r))
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+func (a auditRecorder) record(ev store.AuditEvent) {
+	if err := a.sink.Record(ev); err != nil {
+		slog.Error("audit write failed", "type", ev.Type, "err", err)
 	}
-	return host
+}
+
+func (a auditRecorder) LoginSucceeded(r *http.Request, p *authplugin.Principal) {
+	slog.Info("login_ok", "username", p.Username, "sub", p.Subject, "ip", authplugin.ClientIP(r))
+	a.record(store.AuditEvent{Type: "login_ok", ActorID: p.Subject, Actor: p.Username, IP: authplugin.ClientIP(r)})
+}
+
+func (a auditRecorder) LoginFailed(r *http.Request, username, reason string) {
+	slog.Warn("login_fail", "username", username, "reason", reason, "ip", authplugin.ClientIP(r))
+	a.record(store.AuditEvent{Type: "login_fail", Actor: username, IP: authplugin.ClientIP(r), Details: map[string]any{"reason": reason}})
+}
+
+func (a auditRecorder) Denied(r *http.Request, d authplugin.Denial) {
+	slog.Warn("policy_deny", "username", d.Principal.Username, "sub", d.Principal.Subject,
+		"action", string(d.Action), "repository", d.Repository, "rule", d.RuleID, "ip", authplugin.ClientIP(r))
+	a.record(store.AuditEvent{Type: "policy_deny", ActorID: d.Principal.Subject, Actor: d.Principal.Username,
+		Repository: d.Repository, IP: authplugin.ClientIP(r),
+		Details: map[string]any{"action": string(d.Action), "rule_id": d.RuleID, "method": r.Method, "path": r.URL.Path}})
 }
 
 // openProvider builds the configured identity provider.
@@ -88,7 +93,14 @@ func serve(cfg *config.Config) error {
 		return fmt.Errorf("policy: %w", err)
 	}
 	authn := &authplugin.Authenticator{Issuer: issuer, Provider: provider}
-	rec := slogRecorder{}
+	sink := notifications.NewSink(st, notifications.Options{})
+	defer func() {
+		if err := sink.Close(); err != nil {
+			slog.Error("flushing audit events", "err", err)
+		}
+	}()
+	rec := auditRecorder{sink: sink}
+	capt := &captured{}
 
 	secret := cfg.Server.HTTPSecret
 	if secret == "" {
@@ -96,7 +108,7 @@ func serve(cfg *config.Config) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	app, err := newApp(context.Background(), distributionConfig(cfg, authn, engine, secret))
+	app, err := newApp(context.Background(), distributionConfig(cfg, authn, engine, secret, sink, capt))
 	if err != nil {
 		return err
 	}
@@ -106,6 +118,14 @@ func serve(cfg *config.Config) error {
 		Reload: func() error { return engine.Reload(context.Background()) },
 		OnPolicyChange: func(r *http.Request, ev adminapi.PolicyEvent) {
 			slog.Info(ev.Type, "actor", ev.Actor, "rule", ev.RuleID)
+			details := map[string]any{"rule_id": ev.RuleID}
+			if ev.Rule != nil {
+				details["rule"] = ev.Rule.Rule
+			}
+			rec.record(store.AuditEvent{Type: ev.Type, ActorID: ev.ActorID, Actor: ev.Actor, IP: authplugin.ClientIP(r), Details: details})
+		},
+		DeleteRepository: func(ctx context.Context, name string, actor *authplugin.Principal, ip string) error {
+			return deleteRepository(ctx, capt, sink, name, actor, ip)
 		},
 		StorageCheck: func() error {
 			_, err := os.Stat(filepath.Clean(cfg.Storage.LayersPath))
@@ -133,6 +153,8 @@ func serve(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("server.listen_addr: %w", err)
 	}
+	stopPrune := startAuditPruner(st, cfg.Audit.RetentionDays)
+	defer stopPrune()
 	slog.Info("mcrsrv listening", "addr", ln.Addr().String(), "version", version,
 		"identity", provider.Name(), "storage", cfg.Storage.Driver, "layers", cfg.Storage.LayersPath)
 	errc := make(chan error, 1)

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/distribution/reference"
+
+	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/notifications"
+	"git.wntrmute.dev/kyle/mcr/store"
+)
+
+// deleteRepository removes every manifest, tag and link of a repository
+// through distribution, then records repo_deleted (which also drops it
+// from the index) before answering.
+func deleteRepository(ctx context.Context, capt *captured, sink *notifications.Sink, name string, actor *authplugin.Principal, ip string) error {
+	ns, _, err := capt.get()
+	if err != nil {
+		return err
+	}
+	named, err := reference.WithName(name)
+	if err != nil {
+		return fmt.Errorf("delete repository %q: %w", name, err)
+	}
+	remover, ok := ns.(interface {
+		Remove(ctx context.Context, name reference.Named) error
+	})
+	if !ok {
+		return fmt.Errorf("delete repository %q: storage cannot remove repositories", name)
+	}
+	if err := remover.Remove(ctx, named); err != nil {
+		return fmt.Errorf("delete repository %q: %w", name, err)
+	}
+	ev := store.AuditEvent{Type: notifications.RepoDeleted, Repository: name, IP: ip}
+	if actor != nil {
+		ev.ActorID, ev.Actor = actor.Subject, actor.Username
+	}
+	return sink.Write(notifications.Event{Audit: ev, Op: &store.IndexOp{Kind: store.OpRepoDelete, Repository: name}})
+}
+
+// startAuditPruner deletes audit rows older than retentionDays in small
+// batches, hourly, so the table stays bounded without long write locks.
+func startAuditPruner(st *store.Store, retentionDays int) (stop func()) {
+	if retentionDays <= 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTimer(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			cutoff := time.Now().AddDate(0, 0, -retentionDays)
+			var total int64
+			for ctx.Err() == nil {
+				n, err := st.PruneAudit(ctx, cutoff, 1000)
+				if err != nil {
+					slog.Warn("audit retention", "err", err)
+					break
+				}
+				total += n
+				if n < 1000 {
+					break
+				}
+				time.Sleep(50 * time.Millisecond) // let writers in between batches
+			}
+			if total > 0 {
+				slog.Info("audit retention pruned rows", "rows", total, "older_than", cutoff.Format(time.RFC3339))
+			}
+			t.Reset(time.Hour)
+		}
+	}()
+	return func() { cancel(); <-done }
+}

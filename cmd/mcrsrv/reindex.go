@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/distribution/distribution/v3/registry/storage"
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+	"github.com/spf13/cobra"
+
+	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/notifications"
+	"git.wntrmute.dev/kyle/mcr/store"
+)
+
+func reindexCmd() *cobra.Command {
+	var cfgPath string
+	c := &cobra.Command{
+		Use:   "reindex",
+		Short: "Rebuild the repository index (tags, manifests, sizes, referrers) from blob storage",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return err
+			}
+			setupLogging(cfg.Log.Level)
+			ctx := context.Background()
+			st, err := store.Open(cfg.Database.Path)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			driver, err := factory.Create(ctx, cfg.Storage.Driver, map[string]any{"rootdirectory": cfg.Storage.LayersPath})
+			if err != nil {
+				return fmt.Errorf("storage: %w", err)
+			}
+			ns, err := storage.NewRegistry(ctx, driver, storage.EnableDelete)
+			if err != nil {
+				return fmt.Errorf("storage: %w", err)
+			}
+			repos, manifests, err := notifications.Reindex(ctx, ns, driver, st)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("reindexed %d repositories, %d manifests\n", repos, manifests)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&cfgPath, "config", "", "path to mcr.toml")
+	_ = c.MarkFlagRequired("config")
+	return c
+}

@@ -1,0 +1,381 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Index operation kinds.
+const (
+	OpManifestPut    = "manifest_put"
+	OpManifestDelete = "manifest_delete"
+	OpTagDelete      = "tag_delete"
+	OpRepoDelete     = "repo_delete"
+)
+
+// Ref is a descriptor a manifest references (config, layer, child manifest).
+type Ref struct {
+	Digest    string `json:"digest"`
+	MediaType string `json:"media_type"`
+	Size      int64  `json:"size"`
+}
+
+// IndexOp is one change to the repository index.
+type IndexOp struct {
+	Kind         string
+	Repository   string
+	Digest       string
+	MediaType    string
+	Size         int64
+	ArtifactType string
+	Subject      string
+	Annotations  string // JSON object or ""
+	Refs         []Ref
+	Tag          string
+	Time         time.Time
+}
+
+// ApplyBatch commits audit events and index changes in one transaction —
+// the unit of group commit — retrying while SQLite is busy or locked.
+func (s *Store) ApplyBatch(ctx context.Context, evs []AuditEvent, ops []IndexOp) error {
+	if len(evs) == 0 && len(ops) == 0 {
+		return nil
+	}
+	backoff := 5 * time.Millisecond
+	for {
+		err := s.applyOnce(ctx, evs, ops)
+		if err == nil || !IsRetryable(err) {
+			if err != nil {
+				return fmt.Errorf("store: apply batch: %w", err)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("store: apply batch: %w (last: %v)", ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		if backoff < time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+func (s *Store) applyOnce(ctx context.Context, evs []AuditEvent, ops []IndexOp) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	if err := insertAudit(ctx, tx, evs); err != nil {
+		return err
+	}
+	touched := map[int64]bool{}
+	for _, op := range ops {
+		id, err := applyOp(ctx, tx, op)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", op.Kind, op.Repository, err)
+		}
+		if id > 0 {
+			touched[id] = true
+		}
+	}
+	for id := range touched {
+		if err := refreshRepoStats(ctx, tx, id); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func repoID(ctx context.Context, tx *sql.Tx, name string, create bool, now int64) (int64, error) {
+	var id int64
+	err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id)
+	if err == nil || !errors.Is(err, sql.ErrNoRows) || !create {
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, nil
+		}
+		return id, err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO repositories(name, created_at) VALUES (?, ?)`, name, now)
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
+}
+
+func applyOp(ctx context.Context, tx *sql.Tx, op IndexOp) (int64, error) {
+	t := op.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	now := t.UTC().UnixNano()
+	switch op.Kind {
+	case OpManifestPut:
+		id, err := repoID(ctx, tx, op.Repository, true, now)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO manifests(repo_id, digest, media_type, size, artifact_type, subject, annotations_json, created_at)
+			VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(repo_id, digest) DO NOTHING`,
+			id, op.Digest, op.MediaType, op.Size, op.ArtifactType, op.Subject, op.Annotations, now); err != nil {
+			return 0, err
+		}
+		for _, r := range op.Refs {
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO manifest_refs(repo_id, manifest_digest, ref_digest, media_type, size) VALUES (?,?,?,?,?)`,
+				id, op.Digest, r.Digest, r.MediaType, r.Size); err != nil {
+				return 0, err
+			}
+		}
+		if op.Tag != "" {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO tags(repo_id, name, digest, updated_at) VALUES (?,?,?,?)
+				ON CONFLICT(repo_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+				id, op.Tag, op.Digest, now); err != nil {
+				return 0, err
+			}
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE repositories SET last_push = MAX(last_push, ?) WHERE id = ?`, now, id)
+		return id, err
+	case OpManifestDelete:
+		id, err := repoID(ctx, tx, op.Repository, false, now)
+		if err != nil || id == 0 {
+			return 0, err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE repo_id = ? AND digest = ?`, id, op.Digest); err != nil {
+			return 0, err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM manifests WHERE repo_id = ? AND digest = ?`, id, op.Digest)
+		return id, err
+	case OpTagDelete:
+		id, err := repoID(ctx, tx, op.Repository, false, now)
+		if err != nil || id == 0 {
+			return 0, err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM tags WHERE repo_id = ? AND name = ?`, id, op.Tag)
+		return id, err
+	case OpRepoDelete:
+		_, err := tx.ExecContext(ctx, `DELETE FROM repositories WHERE name = ?`, op.Repository)
+		return 0, err
+	}
+	return 0, fmt.Errorf("unknown index op %q", op.Kind)
+}
+
+// refreshRepoStats recomputes a repository's counts and size: manifests
+// plus each distinct non-manifest blob they reference, counted once.
+// A repository left with no manifests is removed from the index.
+func refreshRepoStats(ctx context.Context, tx *sql.Tx, id int64) error {
+	var manifests int64
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM manifests WHERE repo_id = ?`, id).Scan(&manifests); err != nil {
+		return err
+	}
+	if manifests == 0 {
+		_, err := tx.ExecContext(ctx, `DELETE FROM repositories WHERE id = ?`, id)
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE repositories SET
+		manifest_count = ?,
+		tag_count = (SELECT COUNT(*) FROM tags WHERE repo_id = ?1),
+		total_size = (SELECT COALESCE(SUM(size),0) FROM manifests WHERE repo_id = ?1)
+		           + (SELECT COALESCE(SUM(size),0) FROM (SELECT ref_digest, MAX(size) AS size FROM manifest_refs
+		              WHERE repo_id = ?1 AND ref_digest NOT IN (SELECT digest FROM manifests WHERE repo_id = ?1)
+		              GROUP BY ref_digest))
+		WHERE id = ?1`, id, manifests)
+	return err
+}
+
+// RepoSummary is a repository as the index lists it.
+type RepoSummary struct {
+	Name          string    `json:"name"`
+	TagCount      int64     `json:"tag_count"`
+	ManifestCount int64     `json:"manifest_count"`
+	TotalSize     int64     `json:"total_size"`
+	CreatedAt     time.Time `json:"created_at"`
+	LastPush      time.Time `json:"last_push"`
+}
+
+// ListRepositories returns repositories ordered by name, after `last`
+// (keyset) or at offset, optionally filtered by a substring.
+func (s *Store) ListRepositories(ctx context.Context, filter, last string, limit, offset int) ([]RepoSummary, int, error) {
+	where, args := []string{"1=1"}, []any{}
+	if filter != "" {
+		where, args = append(where, "instr(name, ?) > 0"), append(args, filter)
+	}
+	var total int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM repositories WHERE `+strings.Join(where, " AND "), args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("store: list repositories: %w", err)
+	}
+	if last != "" {
+		where, args = append(where, "name > ?"), append(args, last)
+	}
+	args = append(args, limit, offset)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, tag_count, manifest_count, total_size, created_at, last_push FROM repositories
+		WHERE `+strings.Join(where, " AND ")+` ORDER BY name LIMIT ? OFFSET ?`, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: list repositories: %w", err)
+	}
+	defer rows.Close()
+	out := []RepoSummary{}
+	for rows.Next() {
+		var r RepoSummary
+		var c, lp int64
+		if err := rows.Scan(&r.Name, &r.TagCount, &r.ManifestCount, &r.TotalSize, &c, &lp); err != nil {
+			return nil, 0, fmt.Errorf("store: list repositories: %w", err)
+		}
+		r.CreatedAt, r.LastPush = time.Unix(0, c).UTC(), time.Unix(0, lp).UTC()
+		out = append(out, r)
+	}
+	return out, total, rows.Err()
+}
+
+// TagInfo maps a tag to its manifest.
+type TagInfo struct {
+	Name      string    `json:"name"`
+	Digest    string    `json:"digest"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ManifestInfo is an indexed manifest.
+type ManifestInfo struct {
+	Digest       string    `json:"digest"`
+	MediaType    string    `json:"media_type"`
+	Size         int64     `json:"size"`
+	ArtifactType string    `json:"artifact_type,omitempty"`
+	Subject      string    `json:"subject,omitempty"`
+	Annotations  string    `json:"-"`
+	CreatedAt    time.Time `json:"created_at"`
+	Tags         []string  `json:"tags"`
+	Refs         []Ref     `json:"layers"`
+}
+
+// RepoDetail is a repository with its tags and manifests.
+type RepoDetail struct {
+	RepoSummary
+	Tags      []TagInfo      `json:"tags"`
+	Manifests []ManifestInfo `json:"manifests"`
+}
+
+// Repository returns one repository's index entry.
+func (s *Store) Repository(ctx context.Context, name string) (*RepoDetail, error) {
+	var d RepoDetail
+	var id, c, lp int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, name, tag_count, manifest_count, total_size, created_at, last_push FROM repositories WHERE name = ?`, name).
+		Scan(&id, &d.Name, &d.TagCount, &d.ManifestCount, &d.TotalSize, &c, &lp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: repository %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: repository %q: %w", name, err)
+	}
+	d.CreatedAt, d.LastPush = time.Unix(0, c).UTC(), time.Unix(0, lp).UTC()
+	rows, err := s.db.QueryContext(ctx, `SELECT name, digest, updated_at FROM tags WHERE repo_id = ? ORDER BY name`, id)
+	if err != nil {
+		return nil, err
+	}
+	d.Tags = []TagInfo{}
+	byDigest := map[string][]string{}
+	for rows.Next() {
+		var t TagInfo
+		var u int64
+		if err := rows.Scan(&t.Name, &t.Digest, &u); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		t.UpdatedAt = time.Unix(0, u).UTC()
+		d.Tags = append(d.Tags, t)
+		byDigest[t.Digest] = append(byDigest[t.Digest], t.Name)
+	}
+	rows.Close()
+	ms, err := s.manifests(ctx, `repo_id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ms {
+		ms[i].Tags = byDigest[ms[i].Digest]
+		if ms[i].Tags == nil {
+			ms[i].Tags = []string{}
+		}
+		ms[i].Refs, err = s.refs(ctx, id, ms[i].Digest)
+		if err != nil {
+			return nil, err
+		}
+	}
+	d.Manifests = ms
+	return &d, nil
+}
+
+func (s *Store) manifests(ctx context.Context, where string, args ...any) ([]ManifestInfo, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT digest, media_type, size, artifact_type, subject, annotations_json, created_at FROM manifests WHERE `+where+` ORDER BY created_at DESC, digest`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []ManifestInfo{}
+	for rows.Next() {
+		var m ManifestInfo
+		var c int64
+		if err := rows.Scan(&m.Digest, &m.MediaType, &m.Size, &m.ArtifactType, &m.Subject, &m.Annotations, &c); err != nil {
+			return nil, err
+		}
+		m.CreatedAt = time.Unix(0, c).UTC()
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) refs(ctx context.Context, repoID int64, manifest string) ([]Ref, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT ref_digest, media_type, size FROM manifest_refs WHERE repo_id = ? AND manifest_digest = ?`, repoID, manifest)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Ref{}
+	for rows.Next() {
+		var r Ref
+		if err := rows.Scan(&r.Digest, &r.MediaType, &r.Size); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Referrers returns the manifests of repo whose subject is digest.
+func (s *Store) Referrers(ctx context.Context, repo, digest string) ([]ManifestInfo, error) {
+	return s.manifests(ctx, `repo_id = (SELECT id FROM repositories WHERE name = ?) AND subject = ?`, repo, digest)
+}
+
+// ReplaceIndex rebuilds the whole repository index from ops (as produced
+// by walking storage) in one transaction.
+func (s *Store) ReplaceIndex(ctx context.Context, ops []IndexOp) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: reindex: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck
+	for _, q := range []string{`DELETE FROM manifest_refs`, `DELETE FROM tags`, `DELETE FROM manifests`, `DELETE FROM repositories`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("store: reindex: %w", err)
+		}
+	}
+	touched := map[int64]bool{}
+	for _, op := range ops {
+		id, err := applyOp(ctx, tx, op)
+		if err != nil {
+			return fmt.Errorf("store: reindex %s: %w", op.Repository, err)
+		}
+		touched[id] = true
+	}
+	for id := range touched {
+		if err := refreshRepoStats(ctx, tx, id); err != nil {
+			return fmt.Errorf("store: reindex: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: reindex: %w", err)
+	}
+	return nil
+}
