@@ -17,8 +17,8 @@ type PolicyEvent struct {
 	Type    string
 	ActorID string
 	Actor   string
-	RuleID int64
-	Rule   *store.PolicyRule
+	RuleID  int64
+	Rule    *store.PolicyRule
 }
 
 // ruleFields are the matching fields of a rule as clients send them.
@@ -32,9 +32,9 @@ type ruleFields struct {
 }
 
 type createRuleRequest struct {
-	Priority    int     `json:"priority"`
-	Description string  `json:"description"`
-	Enabled     *bool   `json:"enabled"`
+	Priority    int    `json:"priority"`
+	Description string `json:"description"`
+	Enabled     *bool  `json:"enabled"`
 	ruleFields
 }
 
