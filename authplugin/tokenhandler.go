@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
 )
 
@@ -240,6 +241,7 @@ func (h *TokenHandler) respond(w http.ResponseWriter, p *Principal, scopes []Sco
 		}
 		resp.RefreshToken = rt
 	}
+	metrics.TokensIssued.Inc()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(resp)

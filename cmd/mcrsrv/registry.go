@@ -49,6 +49,8 @@ func distributionConfig(cfg *config.Config, authn *authplugin.Authenticator, pol
 	dc.Tags.MaxTags = cfg.Storage.TagsMaxTags
 	dc.Validation.Manifests.URLs.Allow = append([]string(nil), cfg.Storage.ManifestURLsAllow...)
 	dc.Notifications.EventConfig.IncludeReferences = true
+	// distribution's own collectors join ours on /metrics.
+	dc.HTTP.Debug.Prometheus.Enabled = cfg.Server.MetricsAddr != ""
 	dc.Middleware = map[string][]configuration.Middleware{
 		"registry":   {{Name: captureName, Options: configuration.Parameters{"into": capt}}},
 		"repository": {notifications.Middleware(sink)},

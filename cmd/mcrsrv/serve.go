@@ -17,6 +17,7 @@ import (
 	"git.wntrmute.dev/kyle/mcr/adminapi"
 	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
 	"git.wntrmute.dev/kyle/mcr/store"
@@ -38,11 +39,13 @@ func (a auditRecorder) LoginSucceeded(r *http.Request, p *authplugin.Principal) 
 }
 
 func (a auditRecorder) LoginFailed(r *http.Request, username, reason string) {
+	metrics.AuthFailures.WithLabelValues(reason).Inc()
 	slog.Warn("login_fail", "username", username, "reason", reason, "ip", authplugin.ClientIP(r))
 	a.record(store.AuditEvent{Type: "login_fail", Actor: username, IP: authplugin.ClientIP(r), Details: map[string]any{"reason": reason}})
 }
 
 func (a auditRecorder) Denied(r *http.Request, d authplugin.Denial) {
+	metrics.PolicyDenials.WithLabelValues(string(d.Action)).Inc()
 	slog.Warn("policy_deny", "username", d.Principal.Username, "sub", d.Principal.Subject,
 		"action", string(d.Action), "repository", d.Repository, "rule", d.RuleID, "ip", authplugin.ClientIP(r))
 	a.record(store.AuditEvent{Type: "policy_deny", ActorID: d.Principal.Subject, Actor: d.Principal.Username,
@@ -93,7 +96,8 @@ func serve(cfg *config.Config) error {
 		return fmt.Errorf("policy: %w", err)
 	}
 	authn := &authplugin.Authenticator{Issuer: issuer, Provider: provider}
-	sink := notifications.NewSink(st, notifications.Options{})
+	sink := notifications.NewSink(st, notifications.Options{OnCommit: metrics.ObserveCommit})
+	metrics.RegisterQueueDepth(func() float64 { return float64(sink.Depth()) })
 	defer func() {
 		if err := sink.Close(); err != nil {
 			slog.Error("flushing audit events", "err", err)
@@ -140,9 +144,19 @@ func serve(cfg *config.Config) error {
 	mux.Handle("/v2/", authplugin.V2Middleware(app, rec))
 	mux.Handle("/v1/", api)
 
+	if cfg.Server.MetricsAddr != "" {
+		ml, err := net.Listen("tcp", cfg.Server.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("server.metrics_addr: %w", err)
+		}
+		msrv := &http.Server{Handler: metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = msrv.Serve(ml) }()
+		defer msrv.Close()
+		slog.Info("metrics listening", "addr", ml.Addr().String())
+	}
 	srv := &http.Server{
 		Addr:              cfg.Server.ListenAddr,
-		Handler:           mux,
+		Handler:           metrics.Instrument(mux),
 		ReadHeaderTimeout: cfg.Server.ReadTimeout,
 		WriteTimeout:      cfg.Server.WriteTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,

@@ -1,0 +1,137 @@
+// Package metrics holds MCR's Prometheus collectors and the HTTP middleware
+// that counts requests by route and status. distribution's own collectors
+// register on the same default registry, so one /metrics shows both.
+//
+//	mux.Handle("/v2/", metrics.Instrument(v2handler))
+//	metrics.PolicyDenials.WithLabelValues("registry:push").Inc()
+//	go http.ListenAndServe(cfg.Server.MetricsAddr, metrics.Handler())
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+var (
+	// Requests counts HTTP requests by route, method and status.
+	Requests = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "mcr", Name: "http_requests_total", Help: "HTTP requests by route, method and status.",
+	}, []string{"route", "method", "status"})
+	// TokensIssued counts registry tokens issued at /v2/token.
+	TokensIssued = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "mcr", Name: "tokens_issued_total", Help: "Registry tokens issued.",
+	})
+	// AuthFailures counts failed sign-ins and refused credentials by reason.
+	AuthFailures = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "mcr", Name: "auth_failures_total", Help: "Authentication failures by reason.",
+	}, []string{"reason"})
+	// PolicyDenials counts requests the policy refused, by action.
+	PolicyDenials = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "mcr", Name: "policy_denials_total", Help: "Requests denied by the policy engine, by action.",
+	}, []string{"action"})
+	// AuditCommit observes the latency of audit group commits.
+	AuditCommit = promauto.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "mcr", Name: "audit_commit_seconds", Help: "Latency of audit/index group commits.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	})
+	// AuditBatch observes events per group commit.
+	AuditBatch = promauto.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "mcr", Name: "audit_batch_events", Help: "Events per audit group commit.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+	})
+	// GCRuns counts garbage collection runs by result.
+	GCRuns = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "mcr", Name: "gc_runs_total", Help: "Garbage collection runs by result.",
+	}, []string{"result"})
+)
+
+// RegisterQueueDepth exposes the audit queue depth through f.
+func RegisterQueueDepth(f func() float64) {
+	prometheus.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "mcr", Name: "audit_queue_depth", Help: "Events waiting to be committed to the audit log.",
+	}, f))
+}
+
+// Handler serves the default registry in the Prometheus text format.
+func Handler() http.Handler { return promhttp.Handler() }
+
+// Route classifies a request path into a small, fixed label set.
+func Route(path string) string {
+	switch {
+	case path == "/v2/" || path == "/v2":
+		return "v2_base"
+	case path == "/v2/token":
+		return "token"
+	case path == "/v2/_catalog":
+		return "catalog"
+	case strings.HasPrefix(path, "/v2/"):
+		switch {
+		case strings.Contains(path, "/blobs/uploads"):
+			return "blob_upload"
+		case strings.Contains(path, "/blobs/"):
+			return "blob"
+		case strings.Contains(path, "/manifests/"):
+			return "manifest"
+		case strings.HasSuffix(path, "/tags/list"):
+			return "tags"
+		case strings.Contains(path, "/referrers/"):
+			return "referrers"
+		}
+		return "v2_other"
+	case strings.HasPrefix(path, "/v1/"):
+		parts := strings.SplitN(strings.TrimPrefix(path, "/v1/"), "/", 2)
+		return "v1_" + parts[0]
+	}
+	return "other"
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Instrument counts requests handled by next.
+func Instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		Requests.WithLabelValues(Route(r.URL.Path), r.Method, strconv.Itoa(sw.status)).Inc()
+	})
+}
+
+// ObserveCommit records one audit group commit.
+func ObserveCommit(n int, took time.Duration) {
+	AuditCommit.Observe(took.Seconds())
+	AuditBatch.Observe(float64(n))
+}
