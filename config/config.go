@@ -117,6 +117,8 @@ type Log struct {
 // Audit is the [audit] section.
 type Audit struct {
 	RetentionDays int `mapstructure:"retention_days"`
+	// RecordPulls records manifest_pulled events (asynchronously batched).
+	RecordPulls bool `mapstructure:"record_pulls"`
 }
 
 // GC is the [gc] section.
@@ -157,6 +159,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("web.listen_addr", ":8080")
 	v.SetDefault("log.level", "info")
 	v.SetDefault("audit.retention_days", 90)
+	v.SetDefault("audit.record_pulls", true)
 	v.SetDefault("gc.grace", "1h")
 	v.SetDefault("gc.max_wait", "30s")
 	v.SetDefault("snapshot.keep", 7)

@@ -117,7 +117,7 @@ func (b *bridge) ManifestPushed(repo reference.Named, sm distribution.Manifest, 
 }
 
 func (b *bridge) ManifestPulled(repo reference.Named, sm distribution.Manifest, options ...distribution.ManifestServiceOption) error {
-	if b.method != "GET" {
+	if b.method != "GET" || b.sink.opts.SkipPulls {
 		return nil // HEAD probes are not pulls
 	}
 	mt, payload, err := sm.Payload()

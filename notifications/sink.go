@@ -30,6 +30,8 @@ var ErrClosed = errors.New("notifications: sink closed")
 type Options struct {
 	// MaxBatch bounds one transaction (default 512 events).
 	MaxBatch int
+	// SkipPulls drops pull events instead of recording them.
+	SkipPulls bool
 	// OnCommit observes each committed batch (metrics).
 	OnCommit func(n int, took time.Duration)
 }
@@ -91,6 +93,9 @@ func (s *Sink) Write(e events.Event) error {
 		return ErrClosed
 	}
 	if ev.Async {
+		if s.opts.SkipPulls {
+			return nil
+		}
 		return s.pulls.Write(ev)
 	}
 	p := pending{ev: ev, done: make(chan error, 1)}

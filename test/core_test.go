@@ -561,7 +561,9 @@ func parseRange(t *testing.T, h string) int64 {
 
 func TestChunkedUploadResumedAfterDroppedConnection(t *testing.T) {
 	t.Parallel()
+	t.Logf("DEBUG start %s", time.Now().Format("15:04:05.000"))
 	srv := mcrtest.Start(t)
+	t.Logf("DEBUG started %s", time.Now().Format("15:04:05.000"))
 	const repo = "chunked/resume"
 	tok := srv.Token(t, "admin", mcrtest.AdminPassword, "repository:"+repo+":pull,push")
 
@@ -598,6 +600,7 @@ func TestChunkedUploadResumedAfterDroppedConnection(t *testing.T) {
 	if _, err := conn.Write(data[first : first+sent]); err != nil {
 		t.Fatalf("write partial body: %v", err)
 	}
+	t.Logf("DEBUG dropped %s", time.Now().Format("15:04:05.000"))
 	time.Sleep(200 * time.Millisecond) // let the server consume what it got
 	conn.Close()
 
@@ -610,6 +613,7 @@ func TestChunkedUploadResumedAfterDroppedConnection(t *testing.T) {
 	for time.Now().Before(deadline) {
 		resp = srv.Do(t, http.MethodGet, loc.RequestURI(), tok, nil)
 		statusBody = readAll(t, resp)
+		t.Logf("DEBUG %s status %d range %q", time.Now().Format("15:04:05.000"), resp.StatusCode, resp.Header.Get("Range"))
 		status = resp.StatusCode
 		if status != http.StatusNoContent {
 			break
@@ -652,6 +656,7 @@ func TestChunkedUploadResumedAfterDroppedConnection(t *testing.T) {
 		t.Fatalf("PUT: Docker-Content-Digest %q, want %s", got, dgst)
 	}
 
+	t.Logf("DEBUG put %s", time.Now().Format("15:04:05.000"))
 	resp = srv.Do(t, http.MethodGet, "/v2/"+repo+"/blobs/"+dgst, tok, nil)
 	got := expectStatus(t, resp, http.StatusOK)
 	if !bytes.Equal(got, data) {

@@ -96,7 +96,7 @@ func serve(cfg *config.Config) error {
 		return fmt.Errorf("policy: %w", err)
 	}
 	authn := &authplugin.Authenticator{Issuer: issuer, Provider: provider}
-	sink := notifications.NewSink(st, notifications.Options{OnCommit: metrics.ObserveCommit})
+	sink := notifications.NewSink(st, notifications.Options{OnCommit: metrics.ObserveCommit, SkipPulls: !cfg.Audit.RecordPulls})
 	metrics.RegisterQueueDepth(func() float64 { return float64(sink.Depth()) })
 	defer func() {
 		if err := sink.Close(); err != nil {
