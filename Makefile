@@ -5,7 +5,7 @@ GO      ?= go
 BINS    := mcrsrv mcrctl mcr-web
 CMDS    := $(wildcard cmd/*)
 
-.PHONY: all build test vet lint run bench bench-smoke static docker clean conformance
+.PHONY: all build test vet lint run bench bench-smoke clean
 
 all: vet lint test build
 
@@ -31,7 +31,24 @@ lint:
 # $MCR_ADMIN_PASSWORD).
 run: build
 	@bin/mcrsrv init --dir ./srv --hostname localhost
-	bin/mcrsrv server --config ./srv/mcr.toml
+	@if [ -x bin/mcr-web ]; then \
+		echo "mcr-web: http://localhost:8080  (registry and admin API: https://localhost:8443)"; \
+		bin/mcr-web server --config ./srv/mcr.toml & web=$$!; \
+		trap 'kill $$web 2>/dev/null' EXIT INT TERM; \
+		bin/mcrsrv server --config ./srv/mcr.toml; \
+	else \
+		bin/mcrsrv server --config ./srv/mcr.toml; \
+	fi
+
+# MCR against upstream distribution in one run (~10 min; not part of test).
+bench:
+	bash bench/run.sh
+
+bench-smoke:
+	bash bench/run.sh --smoke
 
 clean:
 	rm -rf bin
+
+# Packaging targets: static, docker, deploy-check.
+-include deploy/deploy.mk

@@ -275,6 +275,7 @@ func TestTagListPagination(t *testing.T) {
 		t.Fatal(err)
 	}
 	const repo = "paging/tags"
+	alias, aliasRT := aliasRegistry(srv)
 	var want []string
 	for i := range 7 {
 		tg := fmt.Sprintf("t%02d", i)
@@ -285,7 +286,11 @@ func TestTagListPagination(t *testing.T) {
 	}
 
 	// go-containerregistry, two tags a page.
-	got, err := remote.List(repoRef(t, srv, repo), append(opts, remote.WithPageSize(2))...)
+	aliasRepo, err := name.NewRepository(alias + "/" + repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := remote.List(aliasRepo, remoteOpts(t, srv, adminAuth(), aliasRT, remote.WithPageSize(2))...)
 	if err != nil {
 		t.Fatalf("list tags: %v", err)
 	}
@@ -335,11 +340,13 @@ func TestCatalogPagination(t *testing.T) {
 		}
 	}
 
-	reg, err := name.NewRegistry(srv.Addr)
+	alias, aliasRT := aliasRegistry(srv)
+	reg, err := name.NewRegistry(alias)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := remote.Catalog(t.Context(), reg, append(opts, remote.WithPageSize(2))...)
+	aliasOpts := remoteOpts(t, srv, adminAuth(), aliasRT)
+	got, err := remote.Catalog(t.Context(), reg, append(aliasOpts, remote.WithPageSize(2))...)
 	if err != nil {
 		t.Fatalf("catalog: %v", err)
 	}
@@ -347,7 +354,7 @@ func TestCatalogPagination(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("remote.Catalog = %v, want %v", got, want)
 	}
-	first, err := remote.CatalogPage(reg, "", 2, opts...)
+	first, err := remote.CatalogPage(reg, "", 2, aliasOpts...)
 	if err != nil {
 		t.Fatalf("catalog page: %v", err)
 	}
@@ -561,9 +568,7 @@ func parseRange(t *testing.T, h string) int64 {
 
 func TestChunkedUploadResumedAfterDroppedConnection(t *testing.T) {
 	t.Parallel()
-	t.Logf("DEBUG start %s", time.Now().Format("15:04:05.000"))
 	srv := mcrtest.Start(t)
-	t.Logf("DEBUG started %s", time.Now().Format("15:04:05.000"))
 	const repo = "chunked/resume"
 	tok := srv.Token(t, "admin", mcrtest.AdminPassword, "repository:"+repo+":pull,push")
 
@@ -600,7 +605,6 @@ func TestChunkedUploadResumedAfterDroppedConnection(t *testing.T) {
 	if _, err := conn.Write(data[first : first+sent]); err != nil {
 		t.Fatalf("write partial body: %v", err)
 	}
-	t.Logf("DEBUG dropped %s", time.Now().Format("15:04:05.000"))
 	time.Sleep(200 * time.Millisecond) // let the server consume what it got
 	conn.Close()
 
@@ -613,8 +617,7 @@ func TestChunkedUploadResumedAfterDroppedConnection(t *testing.T) {
 	for time.Now().Before(deadline) {
 		resp = srv.Do(t, http.MethodGet, loc.RequestURI(), tok, nil)
 		statusBody = readAll(t, resp)
-		t.Logf("DEBUG %s status %d range %q", time.Now().Format("15:04:05.000"), resp.StatusCode, resp.Header.Get("Range"))
-		status = resp.StatusCode
+			status = resp.StatusCode
 		if status != http.StatusNoContent {
 			break
 		}
@@ -656,7 +659,6 @@ func TestChunkedUploadResumedAfterDroppedConnection(t *testing.T) {
 		t.Fatalf("PUT: Docker-Content-Digest %q, want %s", got, dgst)
 	}
 
-	t.Logf("DEBUG put %s", time.Now().Format("15:04:05.000"))
 	resp = srv.Do(t, http.MethodGet, "/v2/"+repo+"/blobs/"+dgst, tok, nil)
 	got := expectStatus(t, resp, http.StatusOK)
 	if !bytes.Equal(got, data) {

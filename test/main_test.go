@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -65,6 +66,21 @@ func repoRef(t testing.TB, srv *mcrtest.Server, repo string) name.Repository {
 		t.Fatalf("parse repository %q: %v", repo, err)
 	}
 	return r
+}
+
+// aliasRegistry returns a registry host name for srv ("mcr.test:<port>")
+// and a transport that dials srv for it. go-containerregistry assumes a
+// 127.0.0.1 or localhost registry speaks plain HTTP and then refuses the
+// server's https:// pagination links; under another name it expects HTTPS.
+func aliasRegistry(srv *mcrtest.Server) (string, http.RoundTripper) {
+	_, port, _ := net.SplitHostPort(srv.Addr)
+	tr := srv.Transport()
+	tr.TLSClientConfig.ServerName = "localhost" // a SAN of the self-signed certificate
+	var d net.Dialer
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, network, srv.Addr)
+	}
+	return "mcr.test:" + port, tr
 }
 
 // ociErrors is the OCI distribution error envelope.

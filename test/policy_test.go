@@ -19,6 +19,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -736,7 +738,7 @@ func TestPolicyDenyGuestEverything(t *testing.T) {
 	polWantStatus(t, "guest GET /v2/ (built-in version check)", polDo(t, srv, http.MethodGet, "/v2/", guestTok, nil), http.StatusOK)
 	polWantDenied(t, "guest pull (default deny)", polPull(t, srv, guestTok, "dev/app", "latest"), "registry:pull", "dev/app")
 
-	polCreateRule(t, srv, adminTok, polDocGuestRule)
+	polCreateRule(t, srv, adminTok, polDocRules(t, "", "")[polDocGuestDenied])
 	polWantDenied(t, "guest GET /v2/", polDo(t, srv, http.MethodGet, "/v2/", guestTok, nil), "registry:version_check")
 	polWantDenied(t, "guest catalog", polDo(t, srv, http.MethodGet, "/v2/_catalog", guestTok, nil), "registry:catalog")
 	polWantDenied(t, "guest push", polPush(t, srv, guestTok, "dev/app"), "dev/app")
@@ -749,56 +751,59 @@ func TestPolicyDenyGuestEverything(t *testing.T) {
 	polWantStatus(t, "user push dev/app", polPush(t, srv, aliceTok, "dev/app"), http.StatusCreated)
 }
 
-// The rules of the documented example set (docs/policy.md). SUBJECT
-// placeholders are replaced with real subject UUIDs.
-var (
-	polDocCIRule = map[string]any{
-		"priority":     100,
-		"description":  "ci-reader: read-only on ci/*",
-		"effect":       "allow",
-		"subject_uuid": "CI_SUBJECT",
-		"actions":      []string{"registry:pull"},
-		"repositories": []string{"ci/*", "ci/*/*"},
-	}
-	polDocProdDenyRule = map[string]any{
-		"priority":      10,
-		"description":   "production: no pushes by human accounts",
-		"effect":        "deny",
-		"account_types": []string{"human"},
-		"actions":       []string{"registry:push", "registry:delete"},
-		"repositories":  []string{"production/*"},
-	}
-	polDocProdAllowRule = map[string]any{
-		"priority":     20,
-		"description":  "production: the release bot pushes",
-		"effect":       "allow",
-		"subject_uuid": "RELEASER_SUBJECT",
-		"actions":      []string{"registry:pull", "registry:push"},
-		"repositories": []string{"production/*"},
-	}
-	polDocGuestRule = map[string]any{
-		"priority":    1,
-		"description": "guests get nothing",
-		"effect":      "deny",
-		"roles":       []string{"guest"},
-		"actions": []string{"registry:version_check", "registry:pull", "registry:push",
-			"registry:delete", "registry:catalog", "policy:manage"},
-	}
+// Descriptions of the rules of the example set in docs/policy.md.
+const (
+	polDocCI          = "ci-reader: read-only on ci/*"
+	polDocProdDeny    = "production: no pushes by human accounts"
+	polDocProdAllow   = "production: the release bot pushes"
+	polDocGuestDenied = "guests get nothing"
 )
 
-func polWithSubject(rule map[string]any, sub string) map[string]any {
-	out := map[string]any{}
-	for k, v := range rule {
-		out[k] = v
+// polDocRules reads the request bodies of the example rule set from
+// docs/policy.md (the `<<EOF … EOF` heredocs of its curl commands), so
+// the documentation and this test cannot drift apart. $CI_SUB and
+// $RELEASER_SUB are replaced with the given subjects. Rules are keyed by
+// description.
+func polDocRules(t *testing.T, ciSub, releaserSub string) map[string]map[string]any {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join(mcrtest.ModuleRoot(), "docs", "policy.md"))
+	if err != nil {
+		t.Fatalf("read docs/policy.md: %v", err)
 	}
-	out["subject_uuid"] = sub
+	out := map[string]map[string]any{}
+	var body []string
+	in := false
+	for _, line := range strings.Split(string(doc), "\n") {
+		switch {
+		case !in && strings.HasSuffix(strings.TrimSpace(line), "<<EOF"):
+			in, body = true, nil
+		case in && strings.TrimSpace(line) == "EOF":
+			in = false
+			text := strings.NewReplacer("$CI_SUB", ciSub, "$RELEASER_SUB", releaserSub).Replace(strings.Join(body, "\n"))
+			var rule map[string]any
+			if err := json.Unmarshal([]byte(text), &rule); err != nil {
+				t.Fatalf("docs/policy.md: heredoc is not JSON: %v\n%s", err, text)
+			}
+			desc, _ := rule["description"].(string)
+			out[desc] = rule
+		case in:
+			body = append(body, line)
+		}
+	}
+	for _, d := range []string{polDocCI, polDocProdDeny, polDocProdAllow, polDocGuestDenied} {
+		if out[d] == nil {
+			t.Fatalf("docs/policy.md has no example rule %q (found %d rules)", d, len(out))
+		}
+	}
 	return out
 }
 
-// Documented example set: read-only CI system account, production/* pushed
-// only by one subject (a system account), guests denied everything. Also
-// shows why the "obvious" formulation (allow X + deny role user) cannot
-// work: any matching deny wins, even over a subject-specific allow.
+// Documented example set (docs/policy.md, rules read from the file):
+// read-only CI system account, production/* pushed only by one subject (a
+// system account), guests denied everything. Checks the access table of
+// the docs cell by cell, and shows why the "obvious" formulation (allow X +
+// deny role user) cannot work: any matching deny wins, even over a
+// subject-specific allow with a smaller priority number.
 func TestPolicyDocumentedRuleSet(t *testing.T) {
 	t.Parallel()
 	srv := mcrtest.Start(t)
@@ -807,53 +812,80 @@ func TestPolicyDocumentedRuleSet(t *testing.T) {
 	srv.AddUser(t, "alice", "alice-password", "user", "human")
 	srv.AddUser(t, "gus", "guest-password", "guest", "human")
 	adminTok := polAdminSession(t, srv)
-	admin := polAdminToken(t, srv, polPushScope("ci/tools/lint"), polPushScope("ci/base"))
-	polMustPush(t, srv, admin, "ci/base")
-	polMustPush(t, srv, admin, "ci/tools/lint")
+	repos := []string{"ci/base", "ci/tools/lint", "production/app", "dev/app"}
+	var scopes []string
+	for _, r := range repos {
+		scopes = append(scopes, polPushScope(r))
+	}
+	admin := polAdminToken(t, srv, scopes...)
+	for _, r := range repos {
+		polMustPush(t, srv, admin, r)
+	}
 
-	polCreateRule(t, srv, adminTok, polWithSubject(polDocCIRule, polSubject(t, srv, "ci-reader")))
-	polCreateRule(t, srv, adminTok, polDocProdDenyRule)
-	polCreateRule(t, srv, adminTok, polWithSubject(polDocProdAllowRule, polSubject(t, srv, "releaser")))
-	polCreateRule(t, srv, adminTok, polDocGuestRule)
-
+	rules := polDocRules(t, polSubject(t, srv, "ci-reader"), polSubject(t, srv, "releaser"))
+	for _, d := range []string{polDocCI, polDocProdDeny, polDocProdAllow, polDocGuestDenied} {
+		polCreateRule(t, srv, adminTok, rules[d])
+	}
 	status, obj, raw := polAPI(t, srv, http.MethodGet, "/v1/policy/rules", adminTok, nil)
 	if status != http.StatusOK || obj["total"] != float64(4) {
 		t.Fatalf("list after creating the example set: %d %s", status, raw)
 	}
 
-	t.Run("ci-reader", func(t *testing.T) {
-		tok := srv.Token(t, "ci-reader", "ci-reader-password", polPushScope("ci/base"), polPushScope("ci/tools/lint"), polPullScope("dev/app"))
-		polWantStatus(t, "pull ci/base", polPull(t, srv, tok, "ci/base", "latest"), http.StatusOK)
-		polWantStatus(t, "pull ci/tools/lint", polPull(t, srv, tok, "ci/tools/lint", "latest"), http.StatusOK)
-		polWantDenied(t, "push ci/base", polPush(t, srv, tok, "ci/base"), "registry:push", "ci/base")
-		polWantDenied(t, "pull dev/app", polPull(t, srv, tok, "dev/app", "latest"), "registry:pull", "dev/app")
-	})
+	// The table "The resulting access" of docs/policy.md.
+	const Y, N = true, false
+	type op struct {
+		name string
+		do   func(tok string) polResult
+	}
+	ops := []op{
+		{"GET /v2/", func(tok string) polResult { return polDo(t, srv, http.MethodGet, "/v2/", tok, nil) }},
+		{"pull ci/base", func(tok string) polResult { return polPull(t, srv, tok, "ci/base", "latest") }},
+		{"push ci/base", func(tok string) polResult { return polPush(t, srv, tok, "ci/base") }},
+		{"pull production/app", func(tok string) polResult { return polPull(t, srv, tok, "production/app", "latest") }},
+		{"push production/app", func(tok string) polResult { return polPush(t, srv, tok, "production/app") }},
+		{"push dev/app", func(tok string) polResult { return polPush(t, srv, tok, "dev/app") }},
+	}
+	table := []struct {
+		who, user, pass string
+		allowed         []bool
+	}{
+		{"admin", "admin", mcrtest.AdminPassword, []bool{Y, Y, Y, Y, Y, Y}},
+		{"human user", "alice", "alice-password", []bool{Y, Y, Y, Y, N, Y}},
+		{"ci-reader", "ci-reader", "ci-reader-password", []bool{Y, Y, N, N, N, N}},
+		{"releaser", "releaser", "releaser-password", []bool{Y, N, N, Y, Y, N}},
+		{"guest", "gus", "guest-password", []bool{N, N, N, N, N, N}},
+	}
+	for _, row := range table {
+		tok := srv.Token(t, row.user, row.pass, scopes...)
+		for i, o := range ops {
+			r := o.do(tok)
+			what := row.who + " " + o.name
+			if row.allowed[i] {
+				if r.Status != http.StatusOK && r.Status != http.StatusCreated {
+					t.Errorf("%s: want allowed, got %s", what, r)
+				}
+			} else {
+				polWantDenied(t, what, r)
+			}
+		}
+	}
 
-	t.Run("production", func(t *testing.T) {
-		rel := srv.Token(t, "releaser", "releaser-password", polPushScope("production/app"), polPushScope("dev/app"))
-		polWantStatus(t, "releaser push production/app", polPush(t, srv, rel, "production/app"), http.StatusCreated)
-		polWantDenied(t, "releaser push dev/app (no rule grants it)", polPush(t, srv, rel, "dev/app"), "dev/app")
+	t.Run("details", func(t *testing.T) {
+		tok := srv.Token(t, "ci-reader", "ci-reader-password", polPushScope("ci/tools/lint"))
+		polWantStatus(t, "ci-reader pull ci/tools/lint (second level)", polPull(t, srv, tok, "ci/tools/lint", "latest"), http.StatusOK)
 
-		alice := srv.Token(t, "alice", "alice-password", polPushScope("production/app"), polPushScope("dev/app"))
+		alice := srv.Token(t, "alice", "alice-password", polPushScope("production/app"))
 		if got := polGranted(polJWT(t, alice), "repository", "production/app"); !slices.Equal(got, []string{"pull"}) {
 			t.Errorf("alice's token for production/app grants %v, want [pull]", got)
 		}
 		polWantDenied(t, "alice push production/app", polPush(t, srv, alice, "production/app"), "registry:push", "production/app")
-		polWantStatus(t, "alice pull production/app", polPull(t, srv, alice, "production/app", "latest"), http.StatusOK)
-		polWantStatus(t, "alice push dev/app", polPush(t, srv, alice, "dev/app"), http.StatusCreated)
 		r := polPull(t, srv, alice, "production/app", "latest")
 		polWantDenied(t, "alice delete production/app",
 			polDo(t, srv, http.MethodDelete, "/v2/production/app/manifests/"+polDigest([]byte(r.Body)), alice, nil),
 			"registry:delete", "production/app")
 
-		adm := polAdminToken(t, srv, polPushScope("production/app"))
-		polWantStatus(t, "admin push production/app (admins bypass policy)", polPush(t, srv, adm, "production/app"), http.StatusCreated)
-	})
-
-	t.Run("guest", func(t *testing.T) {
-		tok := srv.Token(t, "gus", "guest-password", polPullScope("ci/base"))
-		polWantDenied(t, "guest GET /v2/", polDo(t, srv, http.MethodGet, "/v2/", tok, nil), "registry:version_check")
-		polWantDenied(t, "guest pull ci/base", polPull(t, srv, tok, "ci/base", "latest"), "registry:pull")
+		rel := srv.Token(t, "releaser", "releaser-password", polPushScope("production/team/app"))
+		polWantDenied(t, "releaser push production/team/app (one level only)", polPush(t, srv, rel, "production/team/app"), "production/team/app")
 	})
 
 	// The tempting alternative does not work: a subject allow cannot beat a
