@@ -130,3 +130,27 @@ func (c *controller) Authorized(r *http.Request, access ...auth.Access) (*auth.G
 	}
 	return &auth.Grant{User: auth.UserInfo{Name: id.Principal.Username}}, nil
 }
+
+// NewAccessController returns the `mcr` access controller for handlers MCR
+// serves itself in front of distribution (e.g. the referrers API), so they
+// authenticate and authorize exactly as distribution's routes do.
+func NewAccessController(authn *Authenticator, pol Policy, service, hostname string) auth.AccessController {
+	return &controller{authn: authn, policy: pol, service: service, hostname: hostname}
+}
+
+// Authorize runs ac for access and, when refused, writes the challenge
+// (401, or 403 DENIED through V2Middleware) and returns false.
+func Authorize(w http.ResponseWriter, r *http.Request, ac auth.AccessController, access ...auth.Access) bool {
+	_, err := ac.Authorized(r, access...)
+	if err == nil {
+		return true
+	}
+	var ch auth.Challenge
+	if errors.As(err, &ch) {
+		ch.SetHeaders(r, w)
+		WriteOCIError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required", access)
+		return false
+	}
+	WriteOCIError(w, http.StatusBadRequest, "UNAUTHORIZED", "authorization failed", nil)
+	return false
+}

@@ -20,6 +20,7 @@ import (
 	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
+	"git.wntrmute.dev/kyle/mcr/referrers"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -141,7 +142,8 @@ func serve(cfg *config.Config) error {
 		Authn: authn, Policy: engine, Recorder: rec,
 		TokenTTL: cfg.Identity.TokenTTL, RefreshTTL: cfg.Identity.RefreshTTL,
 	})
-	mux.Handle("/v2/", authplugin.V2Middleware(app, rec))
+	ac := authplugin.NewAccessController(authn, engine, cfg.Identity.ServiceName, cfg.Server.Hostname)
+	mux.Handle("/v2/", authplugin.V2Middleware(referrers.Wrap(app, st, ac), rec))
 	mux.Handle("/v1/", api)
 
 	if cfg.Server.MetricsAddr != "" {
