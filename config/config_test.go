@@ -1,0 +1,151 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const full = `
+[server]
+listen_addr = ":8443"
+tls_cert = "certs/cert.pem"
+tls_key = "certs/key.pem"
+[database]
+path = "mcr.db"
+[storage]
+layers_path = "layers"
+[identity]
+provider = "local"
+`
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "mcr.toml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func without(key string) string {
+	var out []string
+	for _, l := range strings.Split(full, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), key+" ") {
+			continue
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestLoadDefaultsAndPaths(t *testing.T) {
+	p := write(t, full)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(p)
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"read_timeout", c.Server.ReadTimeout, 30 * time.Second},
+		{"write_timeout", c.Server.WriteTimeout, time.Duration(0)},
+		{"idle_timeout", c.Server.IdleTimeout, 120 * time.Second},
+		{"shutdown_timeout", c.Server.ShutdownTimeout, 60 * time.Second},
+		{"log.level", c.Log.Level, "info"},
+		{"driver", c.Storage.Driver, "mcrfs"},
+		{"service", c.Identity.ServiceName, "mcr"},
+		{"token_ttl", c.Identity.TokenTTL, 5 * time.Minute},
+		{"db path resolved", c.Database.Path, filepath.Join(dir, "mcr.db")},
+		{"keys dir derived", c.Identity.KeysDir, filepath.Join(dir, "keys")},
+		{"retention", c.Audit.RetentionDays, 90},
+		{"record pulls", c.Audit.RecordPulls, true},
+	}
+	for _, ck := range checks {
+		if ck.got != ck.want {
+			t.Errorf("%s = %v, want %v", ck.name, ck.got, ck.want)
+		}
+	}
+}
+
+func TestMissingRequiredKeyNamesIt(t *testing.T) {
+	for _, key := range []string{"listen_addr", "tls_cert", "tls_key", "path", "layers_path"} {
+		t.Run(key, func(t *testing.T) {
+			_, err := Load(write(t, without(key)))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), key+" is required") {
+				t.Fatalf("error %q does not name %s", err, key)
+			}
+		})
+	}
+}
+
+func TestInvalidValues(t *testing.T) {
+	cases := []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"provider", []string{"MCR_IDENTITY_PROVIDER", "ldap"}, "identity.provider"},
+		{"mcias url", []string{"MCR_IDENTITY_PROVIDER", "mcias"}, "mcias.server_url is required"},
+		{"mcias http", []string{"MCR_IDENTITY_PROVIDER", "mcias", "MCR_MCIAS_SERVER_URL", "http://x"}, "mcias.server_url must be an https"},
+		{"duration", []string{"MCR_SERVER_READ_TIMEOUT", "soon"}, "read_timeout"},
+		{"negative", []string{"MCR_SERVER_SHUTDOWN_TIMEOUT", "-1s"}, "server.shutdown_timeout"},
+		{"log level", []string{"MCR_LOG_LEVEL", "loud"}, "log.level"},
+		{"driver", []string{"MCR_STORAGE_DRIVER", "s4"}, "storage.driver"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := 0; i < len(tc.env); i += 2 {
+				t.Setenv(tc.env[i], tc.env[i+1])
+			}
+			_, err := Load(write(t, full))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want mention of %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestBadTOMLNamesFile(t *testing.T) {
+	p := write(t, "[server\nlisten_addr = ")
+	_, err := Load(p)
+	if err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("error %v does not name %s", err, p)
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.toml"))
+	if err == nil || !strings.Contains(err.Error(), "nope.toml") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	t.Setenv("MCR_SERVER_LISTEN_ADDR", "127.0.0.1:9999")
+	t.Setenv("MCR_LOG_LEVEL", "debug")
+	t.Setenv("MCR_AUDIT_RETENTION_DAYS", "7")
+	c, err := Load(write(t, full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.ListenAddr != "127.0.0.1:9999" || c.Log.Level != "debug" || c.Audit.RetentionDays != 7 {
+		t.Fatalf("env not applied: %+v %+v %+v", c.Server.ListenAddr, c.Log.Level, c.Audit.RetentionDays)
+	}
+	t.Setenv("PORT", "7443")
+	t.Setenv("PORT_GRPC", "7444")
+	c, err = Load(write(t, full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.ListenAddr != ":7443" || c.Server.GRPCAddr != ":7444" {
+		t.Fatalf("PORT not applied: %q %q", c.Server.ListenAddr, c.Server.GRPCAddr)
+	}
+}
