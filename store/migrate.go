@@ -96,6 +96,32 @@ var migrations = []string{
 		PRIMARY KEY (repo_id, name)
 	) WITHOUT ROWID;
 	CREATE INDEX tags_digest ON tags(repo_id, digest);`,
+	// 4: garbage-collection runs (DESIGN §8). kind is "gc" or "reconcile";
+	// times are Unix nanoseconds (UTC); completed is NULL while running
+	// (or when the process died mid-run).
+	`CREATE TABLE gc_runs (
+		id                INTEGER PRIMARY KEY,
+		kind              TEXT NOT NULL DEFAULT 'gc' CHECK (kind IN ('gc','reconcile')),
+		started           INTEGER NOT NULL,
+		completed         INTEGER,
+		blobs_removed     INTEGER NOT NULL DEFAULT 0,
+		bytes_freed       INTEGER NOT NULL DEFAULT 0,
+		manifests_removed INTEGER NOT NULL DEFAULT 0,
+		error             TEXT NOT NULL DEFAULT '',
+		dry_run           INTEGER NOT NULL DEFAULT 0,
+		remove_untagged   INTEGER NOT NULL DEFAULT 0,
+		actor             TEXT NOT NULL DEFAULT '',
+		details_json      TEXT NOT NULL DEFAULT '{}'
+	);`,
+	// 5: digest aliases — content pushed with sha512 is stored by
+	// distribution under its sha256; the pair is recorded once verified.
+	`CREATE TABLE digest_aliases (
+		alias      TEXT PRIMARY KEY,
+		canonical  TEXT NOT NULL,
+		kind       TEXT NOT NULL CHECK (kind IN ('blob','manifest')),
+		created_at INTEGER NOT NULL
+	) WITHOUT ROWID;
+	CREATE INDEX digest_aliases_canonical ON digest_aliases(canonical);`,
 }
 
 // Migrate brings the schema up to date. It is idempotent.

@@ -14,13 +14,15 @@ import (
 	"syscall"
 	"time"
 
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+
 	"git.wntrmute.dev/kyle/mcr/adminapi"
 	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/notifications"
+	"git.wntrmute.dev/kyle/mcr/ociext"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
-	"git.wntrmute.dev/kyle/mcr/referrers"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -143,7 +145,7 @@ func serve(cfg *config.Config) error {
 		TokenTTL: cfg.Identity.TokenTTL, RefreshTTL: cfg.Identity.RefreshTTL,
 	})
 	ac := authplugin.NewAccessController(authn, engine, cfg.Identity.ServiceName, cfg.Server.Hostname)
-	mux.Handle("/v2/", authplugin.V2Middleware(referrers.Wrap(app, st, ac), rec))
+	mux.Handle("/v2/", authplugin.V2Middleware(ociext.Wrap(app, st, ac, func() (storagedriver.StorageDriver, error) { _, d, err := capt.get(); return d, err }), rec))
 	mux.Handle("/v1/", api)
 
 	if cfg.Server.MetricsAddr != "" {

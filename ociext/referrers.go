@@ -1,12 +1,12 @@
-// Package referrers adds what OCI distribution-spec 1.1 asks of a registry
+// Package ociext adds what OCI distribution-spec 1.1 asks of a registry
 // and distribution v3.1.2 lacks, in front of distribution's app: the
 // referrers API (`GET /v2/<name>/referrers/<digest>`, served from the
 // repository index that registry events keep current) and the `OCI-Subject`
 // header on manifest pushes that carry a subject.
 //
-//	h := referrers.Wrap(app, st, accessController)
+//	h := ociext.Wrap(app, st, accessController, driverFunc)
 //	mux.Handle("/v2/", authplugin.V2Middleware(h, recorder))
-package referrers
+package ociext
 
 import (
 	"bytes"
@@ -35,18 +35,22 @@ const maxManifest = 4 << 20
 
 // Wrap serves the referrers API and decorates manifest pushes; every other
 // request goes to next unchanged.
-func Wrap(next http.Handler, st *store.Store, ac auth.AccessController) http.Handler {
-	h := &handler{next: next, st: st, ac: ac}
-	return h
+// driver may be nil (no alias links are then written).
+func Wrap(next http.Handler, st *store.Store, ac auth.AccessController, driver DriverFunc) http.Handler {
+	return &handler{next: next, st: st, ac: ac, driver: driver}
 }
 
 type handler struct {
-	next http.Handler
-	st   *store.Store
-	ac   auth.AccessController
+	next   http.Handler
+	st     *store.Store
+	ac     auth.AccessController
+	driver DriverFunc
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.aliasRequest(w, r) {
+		return
+	}
 	if name, ref, ok := split(r.URL.Path, "/referrers/"); ok {
 		h.referrers(w, r, name, ref)
 		return
