@@ -131,6 +131,7 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260803160001-6ac0973c030d // indirect
 	google.golang.org/grpc v1.83.2 // indirect
 	google.golang.org/protobuf v1.36.11 // indirect
+	oras.land/oras-go/v2 v2.7.0 // indirect
 )
 
 tool (
