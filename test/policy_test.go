@@ -10,11 +10,13 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,6 +26,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"git.wntrmute.dev/kyle/mcr/test/mcrtest"
 )
@@ -440,7 +449,7 @@ func TestPolicyDenyProductionPushForUsers(t *testing.T) {
 	if denyLine == "" {
 		t.Fatalf("server log has no policy_deny for production/app:\n%s", srv.Output.String())
 	}
-	for _, want := range []string{"username=alice", "action=registry:push", fmt.Sprintf("rule=%d", ruleID)} {
+	for _, want := range []string{"username=alice", "action=registry:push", fmt.Sprintf(" rule=%d ", ruleID)} {
 		if !strings.Contains(denyLine, want) {
 			t.Errorf("policy_deny log line %q lacks %q", denyLine, want)
 		}
@@ -1148,4 +1157,90 @@ func TestPolicyRulesAPICRUDAndPagination(t *testing.T) {
 			t.Errorf("server log does not record %s", ev)
 		}
 	}
+}
+
+// The same policy through a real client: go-containerregistry with
+// username/password (it runs the token flow itself). A denied push fails
+// with 403 DENIED, not an authentication error.
+func TestPolicyRealClient(t *testing.T) {
+	t.Parallel()
+	srv := mcrtest.Start(t)
+	srv.AddUser(t, "alice", "alice-password", "user", "human")
+	srv.AddUser(t, "ci", "ci-password-1", "user", "system")
+	adminTok := polAdminSession(t, srv)
+	polCreateRule(t, srv, adminTok, map[string]any{
+		"priority": 10, "effect": "deny", "roles": []string{"user"},
+		"actions": []string{"registry:push"}, "repositories": []string{"production/*"},
+	})
+	polCreateRule(t, srv, adminTok, map[string]any{
+		"priority": 100, "effect": "allow", "subject_uuid": polSubject(t, srv, "ci"),
+		"actions": []string{"registry:pull"}, "repositories": []string{"ci/*"},
+	})
+
+	opts := func(user, pass string) []remote.Option {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		t.Cleanup(cancel)
+		return []remote.Option{
+			remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: user, Password: pass})),
+			remote.WithTransport(srv.Transport()), remote.WithContext(ctx),
+		}
+	}
+	refOf := func(s string) name.Reference {
+		r, err := name.ParseReference(srv.Addr + "/" + s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	write := func(user, pass, repo string) error {
+		img, err := random.Image(1024, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return remote.Write(refOf(repo+":latest"), img, opts(user, pass)...)
+	}
+	wantDeniedErr := func(what string, err error) {
+		t.Helper()
+		var te *transport.Error
+		if !errors.As(err, &te) {
+			t.Errorf("%s: want a 403 DENIED registry error, got %v", what, err)
+			return
+		}
+		if te.StatusCode != http.StatusForbidden || len(te.Errors) == 0 || te.Errors[0].Code != transport.DeniedErrorCode {
+			t.Errorf("%s: want 403 DENIED, got %d %+v", what, te.StatusCode, te.Errors)
+		}
+	}
+
+	wantDeniedErr("alice writes production/app", write("alice", "alice-password", "production/app"))
+	if err := write("alice", "alice-password", "dev/app"); err != nil {
+		t.Errorf("alice writes dev/app: %v", err)
+	}
+	if err := write("admin", mcrtest.AdminPassword, "production/app"); err != nil {
+		t.Errorf("admin writes production/app: %v", err)
+	}
+	if err := write("admin", mcrtest.AdminPassword, "ci/x"); err != nil {
+		t.Fatalf("admin writes ci/x: %v", err)
+	}
+	img, err := remote.Image(refOf("ci/x:latest"), opts("ci", "ci-password-1")...)
+	if err != nil {
+		t.Fatalf("ci reads ci/x: %v", err)
+	}
+	if _, err := img.Manifest(); err != nil {
+		t.Errorf("ci reads ci/x manifest: %v", err)
+	}
+	layers, _ := img.Layers()
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			t.Fatalf("ci reads a ci/x layer: %v", err)
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			t.Errorf("ci reads a ci/x layer: %v", err)
+		}
+	}
+	wantDeniedErr("ci writes ci/x", write("ci", "ci-password-1", "ci/x"))
+	_, err = remote.Image(refOf("dev/app:latest"), opts("ci", "ci-password-1")...)
+	wantDeniedErr("ci reads dev/app", err)
 }
