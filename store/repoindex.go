@@ -177,7 +177,7 @@ func refreshRepoStats(ctx context.Context, tx *sql.Tx, id int64) error {
 		return err
 	}
 	_, err := tx.ExecContext(ctx, `UPDATE repositories SET
-		manifest_count = ?,
+		manifest_count = ?2,
 		tag_count = (SELECT COUNT(*) FROM tags WHERE repo_id = ?1),
 		total_size = (SELECT COALESCE(SUM(size),0) FROM manifests WHERE repo_id = ?1)
 		           + (SELECT COALESCE(SUM(size),0) FROM (SELECT ref_digest, MAX(size) AS size FROM manifest_refs

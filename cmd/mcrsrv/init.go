@@ -60,7 +60,7 @@ tags         = []
 
 [web]
 listen_addr = "{{.WebListen}}"
-api_url     = "https://localhost{{.Listen}}"
+api_url     = "{{.APIURL}}"
 ca_cert     = "certs/cert.pem"
 
 [log]
@@ -112,7 +112,7 @@ func runInit(dir, hostname, listen, webListen string) error {
 		if err != nil {
 			return fmt.Errorf("init: %w", err)
 		}
-		err = configTemplate.Execute(f, map[string]string{"Listen": listen, "WebListen": webListen, "Hostname": hostname})
+		err = configTemplate.Execute(f, map[string]string{"Listen": listen, "WebListen": webListen, "Hostname": hostname, "APIURL": apiURL(listen)})
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -183,6 +183,16 @@ func ensureAdmin(st *store.Store) error {
 		say("created local account admin with the password from $MCR_ADMIN_PASSWORD")
 	}
 	return nil
+}
+
+// apiURL is the admin API address mcr-web uses: the registry's port on
+// localhost (a SAN of the self-signed certificate).
+func apiURL(listen string) string {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "" {
+		port = "8443"
+	}
+	return "https://localhost:" + port
 }
 
 func exists(p string) bool {

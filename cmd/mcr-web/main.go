@@ -1,0 +1,242 @@
+// Command mcr-web is MCR's web dashboard (DESIGN §1, §11): it reads the
+// [web] section of mcr.toml and serves the UI, talking to mcrsrv only
+// through its admin REST API at web.api_url.
+//
+//	mcr-web server --config /srv/mcr/mcr.toml
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/webui"
+)
+
+// version is set at link time: -X main.version=...
+var version = "dev"
+
+// usageError marks errors that should exit 2.
+type usageError struct{ error }
+
+func main() {
+	root := &cobra.Command{
+		Use:           "mcr-web",
+		Short:         "MCR web dashboard",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(serverCmd(), versionCmd())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "mcr-web:", err)
+		var ue usageError
+		if errors.As(err, &ue) || isCobraUsage(err) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "required flag", "accepts ", "invalid argument"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run:   func(*cobra.Command, []string) { fmt.Println("mcr-web", version) },
+	}
+}
+
+func serverCmd() *cobra.Command {
+	var cfgPath, keyFile string
+	c := &cobra.Command{
+		Use:   "server",
+		Short: "Serve the web dashboard ([web] listen_addr) in front of mcrsrv's admin API ([web] api_url)",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return err
+			}
+			return serve(cfg, keyFile)
+		},
+	}
+	c.Flags().StringVar(&cfgPath, "config", "", "path to mcr.toml")
+	c.Flags().StringVar(&keyFile, "session-key", "", "file holding the session key (default: web-session.key in the data directory; a random per-process key if it cannot be created)")
+	_ = c.MarkFlagRequired("config")
+	return c
+}
+
+func parseLevel(s string) slog.Level {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// apiClient trusts web.ca_cert (or the system roots when it is empty).
+func apiClient(caFile string) (*http.Client, error) {
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS13}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("config: web.ca_cert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("config: web.ca_cert: %s holds no PEM certificate", caFile)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsCfg
+	tr.MaxIdleConnsPerHost = 16
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+}
+
+// sessionKey reads the session key from path, creating it (0600) when
+// missing; when that fails, sessions use a random key for this process
+// only (users sign in again after a restart).
+func sessionKey(path string) []byte {
+	if b, err := os.ReadFile(path); err == nil {
+		if k, err := hex.DecodeString(strings.TrimSpace(string(b))); err == nil && len(k) >= 32 {
+			return k
+		}
+		slog.Warn("mcr-web: session key file is not 32+ hex-encoded bytes; using a per-process key", "path", path)
+	} else {
+		k := make([]byte, 32)
+		_, _ = rand.Read(k)
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			_, werr := f.WriteString(hex.EncodeToString(k) + "\n")
+			if cerr := f.Close(); werr == nil && cerr == nil {
+				slog.Info("mcr-web: created session key", "path", path)
+				return k
+			}
+			_ = os.Remove(path)
+		}
+		slog.Warn("mcr-web: cannot create the session key file; using a per-process key (sign-ins end on restart)", "path", path, "err", err)
+	}
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	return k
+}
+
+func serve(cfg *config.Config, keyFile string) error {
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: parseLevel(cfg.Log.Level)})))
+	w := cfg.Web
+	// Platform convention: the web component is handed its port in $PORT.
+	if p := os.Getenv("PORT"); p != "" {
+		w.ListenAddr = ":" + p
+	}
+	if strings.TrimSpace(w.APIURL) == "" {
+		return errors.New("config: web.api_url is required for mcr-web (e.g. \"https://localhost:8443\")")
+	}
+	if w.ListenAddr == "" {
+		return errors.New("config: web.listen_addr is required for mcr-web (e.g. \":8080\")")
+	}
+	if (w.TLSCert == "") != (w.TLSKey == "") {
+		return errors.New("config: web.tls_cert and web.tls_key must be set together")
+	}
+	if strings.HasPrefix(w.APIURL, "http://") {
+		slog.Warn("mcr-web: web.api_url is plain http; session tokens cross the network unencrypted", "api_url", w.APIURL)
+	}
+	hc, err := apiClient(w.CACert)
+	if err != nil {
+		return err
+	}
+	if keyFile == "" {
+		keyFile = filepath.Join(cfg.DataDir(), "web-session.key")
+	}
+	secure := w.TLSCert != ""
+	ui, err := webui.New(webui.Options{
+		APIURL: w.APIURL, HTTPClient: hc, ServiceName: cfg.Identity.ServiceName,
+		RegistryHost: cfg.Server.Hostname, SessionKey: sessionKey(keyFile), Secure: secure, Version: version,
+	})
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	srv := &http.Server{
+		Addr: w.ListenAddr, Handler: ui,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 90 * time.Second, IdleTimeout: 120 * time.Second,
+	}
+	ln, err := net.Listen("tcp", w.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", w.ListenAddr, err)
+	}
+	scheme := "http"
+	if secure {
+		scheme = "https"
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS13}
+	}
+	slog.Info("mcr-web listening", "addr", ln.Addr().String(), "url", scheme+"://"+displayAddr(ln.Addr().String()), "api_url", w.APIURL, "version", version)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() {
+		if secure {
+			errc <- srv.ServeTLS(ln, w.TLSCert, w.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+	}
+	slog.Info("mcr-web shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// displayAddr turns ":8080" or "[::]:8080" into "localhost:8080" for the
+// log line a newcomer copies into a browser.
+func displayAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
