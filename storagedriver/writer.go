@@ -33,7 +33,7 @@ type fileWriter struct {
 	size int64 // bytes accepted: initial offset + everything written to us
 
 	buf   *[]byte // active buffer (len = bytes buffered); nil until needed
-	spare *[]byte // the other buffer; may be in flight while pending != nil
+	spare *[]byte // the other buffer; being written while inFlight
 
 	pending  chan error // receives the result of the in-flight write
 	inFlight bool
