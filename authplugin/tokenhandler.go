@@ -64,8 +64,9 @@ func (h *TokenHandler) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var p *Principal
+	var sessionEnd time.Time
 	if user, pass, ok := r.BasicAuth(); ok {
-		p = h.login(w, r, user, pass)
+		p, sessionEnd = h.login(w, r, user, pass)
 	} else if tok, ok := BearerToken(r); ok {
 		p = h.bearer(w, r, tok)
 	} else {
@@ -76,7 +77,7 @@ func (h *TokenHandler) get(w http.ResponseWriter, r *http.Request) {
 	if p == nil {
 		return
 	}
-	h.respond(w, p, scopes, q.Get("offline_token") == "true")
+	h.respond(w, p, scopes, q.Get("offline_token") == "true", sessionEnd)
 }
 
 func (h *TokenHandler) post(w http.ResponseWriter, r *http.Request) {
@@ -94,6 +95,7 @@ func (h *TokenHandler) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var p *Principal
+	var sessionEnd time.Time
 	offline := r.PostForm.Get("access_type") == "offline"
 	switch r.PostForm.Get("grant_type") {
 	case "password":
@@ -102,7 +104,7 @@ func (h *TokenHandler) post(w http.ResponseWriter, r *http.Request) {
 			WriteOCIError(w, http.StatusBadRequest, "UNSUPPORTED", "grant_type=password needs username and password", nil)
 			return
 		}
-		p = h.login(w, r, user, pass)
+		p, sessionEnd = h.login(w, r, user, pass)
 	case "refresh_token":
 		rt := r.PostForm.Get("refresh_token")
 		c, err := h.Authn.Issuer.Verify(UseRefresh, rt)
@@ -128,19 +130,19 @@ func (h *TokenHandler) post(w http.ResponseWriter, r *http.Request) {
 	if p == nil {
 		return
 	}
-	h.respond(w, p, scopes, offline)
+	h.respond(w, p, scopes, offline, sessionEnd)
 }
 
-func (h *TokenHandler) login(w http.ResponseWriter, r *http.Request, user, pass string) *Principal {
+func (h *TokenHandler) login(w http.ResponseWriter, r *http.Request, user, pass string) (*Principal, time.Time) {
 	s, err := h.Authn.Provider.Login(r.Context(), user, pass)
 	if err != nil {
 		h.identityError(w, r, user, err)
-		return nil
+		return nil, time.Time{}
 	}
 	if h.Recorder != nil {
 		h.Recorder.LoginSucceeded(r, &s.Principal)
 	}
-	return &s.Principal
+	return &s.Principal, s.ExpiresAt
 }
 
 func (h *TokenHandler) bearer(w http.ResponseWriter, r *http.Request, tok string) *Principal {
@@ -212,7 +214,12 @@ func expandActions(s Scope) []string {
 	return out
 }
 
-func (h *TokenHandler) respond(w http.ResponseWriter, p *Principal, scopes []Scope, offline bool) {
+// respond issues the registry token and, when asked, a refresh token. A
+// provider that cannot re-read a principal on refresh (MCIAS) gets refresh
+// tokens no longer-lived than the identity session they came from, so a
+// revocation or demotion upstream is not outlived; without a known session
+// end none is issued.
+func (h *TokenHandler) respond(w http.ResponseWriter, p *Principal, scopes []Scope, offline bool, sessionEnd time.Time) {
 	access := Grant(h.Policy, p, scopes)
 	tok, c, err := h.Authn.Issuer.Issue(UseAccess, p, access, h.TokenTTL)
 	if err != nil {
@@ -232,8 +239,14 @@ func (h *TokenHandler) respond(w http.ResponseWriter, p *Principal, scopes []Sco
 		}
 		resp.Scope += Scope{Type: a.Type, Name: a.Name, Actions: a.Actions}.String()
 	}
-	if offline {
-		rt, _, err := h.Authn.Issuer.Issue(UseRefresh, p, nil, h.RefreshTTL)
+	refreshTTL := h.RefreshTTL
+	if _, ok := h.Authn.Provider.(Refresher); !ok {
+		if left := time.Until(sessionEnd); left < refreshTTL {
+			refreshTTL = left
+		}
+	}
+	if offline && refreshTTL >= time.Minute {
+		rt, _, err := h.Authn.Issuer.Issue(UseRefresh, p, nil, refreshTTL)
 		if err != nil {
 			slog.Error("issue refresh token", "err", err)
 			WriteOCIError(w, http.StatusInternalServerError, "UNKNOWN", "could not issue token", nil)

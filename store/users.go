@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -46,8 +47,23 @@ func scanUser(row interface{ Scan(...any) error }) (*User, error) {
 	return &u, nil
 }
 
+// usernamePattern: what Basic credentials, audit rows and URLs can carry
+// unambiguously (no ':' — Basic auth splits on it — no spaces, no empty).
+var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+
+// ValidUsername reports whether name is acceptable for a local account.
+func ValidUsername(name string) error {
+	if !usernamePattern.MatchString(name) {
+		return fmt.Errorf("invalid username %q: 1-64 characters, letters, digits and . _ @ -, starting with a letter or digit", name)
+	}
+	return nil
+}
+
 // CreateUser inserts a user; the UUID is generated.
 func (s *Store) CreateUser(ctx context.Context, u *User) error {
+	if err := ValidUsername(u.Username); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	if u.UUID == "" {
 		u.UUID = newUUID()

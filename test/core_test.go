@@ -158,6 +158,75 @@ func TestImageRoundTrip(t *testing.T) {
 	compareImages(t, img2, got2)
 }
 
+func TestHealthAndTLS(t *testing.T) {
+	t.Parallel()
+	srv := mcrtest.Start(t)
+
+	resp := srv.Do(t, http.MethodGet, "/v1/health", "", nil)
+	body := expectStatus(t, resp, http.StatusOK)
+	var h struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(body, &h); err != nil || h.Status != "ok" {
+		t.Fatalf("GET /v1/health: %s, want {\"status\":\"ok\"}", body)
+	}
+	if resp.TLS == nil || resp.TLS.Version != tls.VersionTLS13 {
+		t.Fatalf("GET /v1/health was not served over TLS 1.3: %+v", resp.TLS)
+	}
+
+	// TLS 1.2 and older are refused.
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS11} {
+		conn, err := tls.Dial("tcp", srv.Addr, &tls.Config{RootCAs: srv.CertPool(), MinVersion: tls.VersionTLS10, MaxVersion: v})
+		if err == nil {
+			conn.Close()
+			t.Errorf("a TLS client limited to version %x completed a handshake", v)
+		}
+	}
+	// Plain HTTP on the TLS port gets nothing useful.
+	plain := &http.Client{Timeout: 5 * time.Second}
+	if resp, err := plain.Get("http://" + srv.Addr + "/v2/"); err == nil {
+		body := readAll(t, resp)
+		if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
+			t.Errorf("plain HTTP on the registry port answered %d %s", resp.StatusCode, body)
+		}
+	}
+	// The certificate is valid for localhost and 127.0.0.1 (and ::1).
+	for _, host := range []string{"localhost", "127.0.0.1"} {
+		conn, err := tls.Dial("tcp", srv.Addr, &tls.Config{RootCAs: srv.CertPool(), ServerName: host, MinVersion: tls.VersionTLS13})
+		if err != nil {
+			t.Errorf("certificate not valid for %s: %v", host, err)
+			continue
+		}
+		conn.Close()
+	}
+
+	// distribution's logrus output goes through slog at the configured
+	// level (info by default): no debug lines, no logrus-formatted lines.
+	img, _ := random.Image(1024, 1)
+	opts := remoteOpts(t, srv, adminAuth(), nil)
+	if err := remote.Write(ref(t, srv, "logging/app:v1"), img, opts...); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	if _, err := remote.Image(ref(t, srv, "logging/app:v1"), opts...); err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	expectChallenge(t, srv.Do(t, http.MethodGet, "/v2/logging/app/tags/list", "bogus", nil))
+	if err := srv.Stop(t); err != nil {
+		t.Errorf("mcrsrv exited with %v", err)
+	}
+	for _, l := range strings.Split(srv.Output.String(), "\n") {
+		switch {
+		case l == "":
+		case strings.Contains(l, "level=DEBUG"):
+			t.Errorf("debug line at log level info: %s", l)
+		case strings.HasPrefix(l, `time="`) || strings.Contains(l, "level=info msg="):
+			t.Errorf("a logrus-formatted line, not routed through slog: %s", l)
+		case !strings.HasPrefix(l, "time="):
+			t.Errorf("a log line not written by slog: %s", l)
+		}
+	}
+}
+
 func TestIndexRoundTrip(t *testing.T) {
 	t.Parallel()
 	srv := mcrtest.Start(t)
@@ -617,7 +686,7 @@ func TestChunkedUploadResumedAfterDroppedConnection(t *testing.T) {
 	for time.Now().Before(deadline) {
 		resp = srv.Do(t, http.MethodGet, loc.RequestURI(), tok, nil)
 		statusBody = readAll(t, resp)
-			status = resp.StatusCode
+		status = resp.StatusCode
 		if status != http.StatusNoContent {
 			break
 		}
@@ -705,5 +774,136 @@ func TestUserAccountPushPull(t *testing.T) {
 	bad := remoteOpts(t, srv, basicAuth("alice", "not-her-password"), nil)
 	if _, err := remote.Image(ref(t, srv, "team/app:v1"), bad...); err == nil {
 		t.Fatal("pull with a wrong password succeeded")
+	}
+}
+
+func TestConcurrentPushes(t *testing.T) {
+	t.Parallel()
+	srv := mcrtest.Start(t)
+	opts := remoteOpts(t, srv, adminAuth(), nil)
+
+	// Several clients push the same image (same blobs, committed
+	// concurrently) and distinct images sharing a base layer.
+	base, err := random.Image(512<<10, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	imgs := make([]v1.Image, n)
+	for i := range imgs {
+		if i%2 == 0 {
+			imgs[i] = base
+			continue
+		}
+		l, _ := random.Layer(256<<10, "application/vnd.oci.image.layer.v1.tar+gzip")
+		imgs[i], _ = mutate.AppendLayers(base, l)
+	}
+	refs := make([]name.Reference, n)
+	for i := range refs {
+		repo := "concurrent/same"
+		if i%3 == 2 {
+			repo = fmt.Sprintf("concurrent/r%d", i)
+		}
+		refs[i] = ref(t, srv, fmt.Sprintf("%s:t%d", repo, i))
+	}
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { errs <- remote.Write(refs[i], imgs[i], opts...) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent push: %v", err)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	for i := range n {
+		got, err := remote.Image(refs[i], opts...)
+		if err != nil {
+			t.Fatalf("pull %s: %v", refs[i], err)
+		}
+		compareImages(t, imgs[i], got)
+	}
+}
+
+func TestChunkedUploadOddSizes(t *testing.T) {
+	t.Parallel()
+	srv := mcrtest.Start(t)
+	const repo = "chunked/odd"
+	tok := srv.Token(t, "admin", mcrtest.AdminPassword, "repository:"+repo+":pull,push")
+
+	// Chunk sizes straddle the storage driver's buffer sizes (4 KiB, 1 MiB).
+	sizes := []int{1, 4095, 4097, 1<<20 - 1, 1<<20 + 1, 3, 2<<20 + 12345, 65536, 777}
+	total := 0
+	for _, s := range sizes {
+		total += s
+	}
+	data := make([]byte, total)
+	_, _ = rand.Read(data)
+	sum := sha256.Sum256(data)
+	dgst := "sha256:" + hex.EncodeToString(sum[:])
+
+	resp := srv.Do(t, http.MethodPost, "/v2/"+repo+"/blobs/uploads/", tok, nil)
+	expectStatus(t, resp, http.StatusAccepted)
+	loc := uploadURL(t, srv, resp.Header.Get("Location"))
+	off := 0
+	for i, s := range sizes {
+		hdr := []string{"Content-Type", "application/octet-stream"}
+		if i%2 == 0 { // with and without Content-Range
+			hdr = append(hdr, "Content-Range", fmt.Sprintf("%d-%d", off, off+s-1))
+		}
+		resp = srv.Do(t, http.MethodPatch, loc.RequestURI(), tok, data[off:off+s], hdr...)
+		expectStatus(t, resp, http.StatusAccepted)
+		off += s
+		if got := parseRange(t, resp.Header.Get("Range")); got != int64(off) {
+			t.Fatalf("after chunk %d Range says %d bytes, want %d", i, got, off)
+		}
+		loc = uploadURL(t, srv, resp.Header.Get("Location"))
+	}
+	// A chunk that does not start at the current offset is refused.
+	resp = srv.Do(t, http.MethodPatch, loc.RequestURI(), tok, []byte("xyz"),
+		"Content-Type", "application/octet-stream", "Content-Range", fmt.Sprintf("%d-%d", off+10, off+12))
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+		t.Errorf("out-of-order chunk: status %d, want 416; body %s", resp.StatusCode, readAll(t, resp))
+	} else {
+		resp.Body.Close()
+	}
+	// A wrong digest is refused, the right one accepted.
+	q := loc.Query()
+	q.Set("digest", "sha256:"+strings.Repeat("0", 64))
+	bad := *loc
+	bad.RawQuery = q.Encode()
+	expectOCIError(t, srv.Do(t, http.MethodPut, bad.RequestURI(), tok, nil), http.StatusBadRequest, "DIGEST_INVALID")
+	// The failed PUT may end the session; if so, start over in one PUT.
+	q.Set("digest", dgst)
+	loc.RawQuery = q.Encode()
+	resp = srv.Do(t, http.MethodPut, loc.RequestURI(), tok, nil)
+	if resp.StatusCode != http.StatusCreated {
+		readAll(t, resp)
+		resp = srv.Do(t, http.MethodPost, "/v2/"+repo+"/blobs/uploads/", tok, nil)
+		expectStatus(t, resp, http.StatusAccepted)
+		loc = uploadURL(t, srv, resp.Header.Get("Location"))
+		q = loc.Query()
+		q.Set("digest", dgst)
+		loc.RawQuery = q.Encode()
+		resp = srv.Do(t, http.MethodPut, loc.RequestURI(), tok, data, "Content-Type", "application/octet-stream")
+	}
+	expectStatus(t, resp, http.StatusCreated)
+
+	got := expectStatus(t, srv.Do(t, http.MethodGet, "/v2/"+repo+"/blobs/"+dgst, tok, nil), http.StatusOK)
+	if !bytes.Equal(got, data) {
+		t.Fatalf("blob read back differs (%d bytes vs %d)", len(got), len(data))
+	}
+	// Range reads.
+	resp = srv.Do(t, http.MethodGet, "/v2/"+repo+"/blobs/"+dgst, tok, nil, "Range", "bytes=4000-1100000")
+	part := expectStatus(t, resp, http.StatusPartialContent)
+	if !bytes.Equal(part, data[4000:1100001]) {
+		t.Fatalf("range read returned the wrong bytes")
+	}
+	resp = srv.Do(t, http.MethodHead, "/v2/"+repo+"/blobs/"+dgst, tok, nil)
+	expectStatus(t, resp, http.StatusOK)
+	if resp.ContentLength != int64(total) || resp.Header.Get("Docker-Content-Digest") != dgst {
+		t.Fatalf("HEAD blob: length %d digest %q, want %d %s", resp.ContentLength, resp.Header.Get("Docker-Content-Digest"), total, dgst)
 	}
 }

@@ -50,6 +50,9 @@ func userCmd() *cobra.Command {
 			default:
 				return usageError{fmt.Errorf("--account-type must be human or system, got %q", accountType)}
 			}
+			if err := store.ValidUsername(username); err != nil {
+				return usageError{err}
+			}
 			if !passwordStdin {
 				return usageError{errors.New("--password-stdin is required (the password is never taken from the command line)")}
 			}
