@@ -6,6 +6,7 @@
 package adminapi
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -29,6 +30,15 @@ type Options struct {
 	DeleteRepository RepoDeleter
 	// StorageCheck reports whether blob storage is reachable (health detail).
 	StorageCheck func() error
+	// GC runs garbage collection (POST /v1/gc, /v1/gc/reconcile, GET
+	// /v1/gc/status); nil leaves those routes out.
+	GC GCService
+	// Snapshot writes a database snapshot and returns its path (POST
+	// /v1/snapshot); nil leaves the route out.
+	Snapshot func(ctx context.Context) (string, error)
+	// OnAdminEvent records an audit event of an admin operation
+	// (snapshot_created).
+	OnAdminEvent func(r *http.Request, ev store.AuditEvent)
 }
 
 // API is the /v1 handler.
@@ -59,6 +69,14 @@ func New(opts Options) *API {
 	admin.GET("/policy/rules/:id", a.getRule)
 	admin.PATCH("/policy/rules/:id", a.patchRule)
 	admin.DELETE("/policy/rules/:id", a.deleteRule)
+	if opts.GC != nil {
+		admin.POST("/gc", a.startGC)
+		admin.POST("/gc/reconcile", a.startReconcile)
+		admin.GET("/gc/status", a.gcStatus)
+	}
+	if opts.Snapshot != nil {
+		admin.POST("/snapshot", a.snapshot)
+	}
 	return a
 }
 

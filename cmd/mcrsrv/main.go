@@ -29,7 +29,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(initCmd(), userCmd(), serverCmd(), reindexCmd(), versionCmd())
+	root.AddCommand(initCmd(), userCmd(), serverCmd(), reindexCmd(), versionCmd(), gcCmd(), snapshotCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "mcrsrv:", err)
 		var ue usageError

@@ -80,6 +80,12 @@ func serve(cfg *config.Config) error {
 	if err := os.MkdirAll(cfg.Storage.LayersPath, 0o700); err != nil {
 		return fmt.Errorf("storage.layers_path: %w", err)
 	}
+	// gc: hold the data-directory lock (offline `mcrsrv gc` refuses while held).
+	dirLock, err := lockDataDir(cfg)
+	if err != nil {
+		return err
+	}
+	defer dirLock.Unlock()
 	st, err := store.Open(cfg.Database.Path)
 	if err != nil {
 		return fmt.Errorf("database.path: %w", err)
@@ -119,6 +125,12 @@ func serve(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	// gc: write gate, engine over the captured driver, runner (see gc.go).
+	gcs, err := newServerGC(cfg, st, capt, rec.record)
+	if err != nil {
+		return err
+	}
+	defer gcs.Close()
 
 	api := adminapi.New(adminapi.Options{
 		Store: st, Authn: authn, Recorder: rec,
@@ -138,6 +150,8 @@ func serve(cfg *config.Config) error {
 			_, err := os.Stat(filepath.Clean(cfg.Storage.LayersPath))
 			return err
 		},
+		GC: gcs.runner, Snapshot: gcs.snapshot, // gc
+		OnAdminEvent: func(_ *http.Request, ev store.AuditEvent) { rec.record(ev) },
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/v2/token", &authplugin.TokenHandler{
@@ -145,7 +159,7 @@ func serve(cfg *config.Config) error {
 		TokenTTL: cfg.Identity.TokenTTL, RefreshTTL: cfg.Identity.RefreshTTL,
 	})
 	ac := authplugin.NewAccessController(authn, engine, cfg.Identity.ServiceName, cfg.Server.Hostname)
-	mux.Handle("/v2/", authplugin.V2Middleware(ociext.Wrap(app, st, ac, func() (storagedriver.StorageDriver, error) { _, d, err := capt.get(); return d, err }), rec))
+	mux.Handle("/v2/", authplugin.V2Middleware(gcs.gate.Wrap(ociext.Wrap(app, st, ac, func() (storagedriver.StorageDriver, error) { _, d, err := capt.get(); return d, err })), rec))
 	mux.Handle("/v1/", api)
 
 	if cfg.Server.MetricsAddr != "" {
