@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# MCR vs upstream distribution benchmark. See bench/README.md.
+#   bash bench/run.sh           full run (3 rounds, 512 MiB blob, 500 images, 10 s manifest load)
+#   bash bench/run.sh --smoke   tiny sizes, one round: proves the harness works
+# Any other flags are passed to mcrbench (e.g. --keep, --rounds 5, --h2).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+GO=${GO:-go}
+bin=$(mktemp -d "${TMPDIR:-/tmp}/mcrbench-bin.XXXXXX")
+trap 'rm -rf "$bin"' EXIT
+
+echo "building upstream registry (distribution v3.1.2 from the module cache), mcrsrv and mcrbench..." >&2
+# cmd/registry is a `tool` in go.mod, so its go.sum entries stay put.
+"$GO" build -o "$bin/registry" github.com/distribution/distribution/v3/cmd/registry
+"$GO" build -o "$bin/mcrsrv" ./cmd/mcrsrv
+"$GO" build -o "$bin/mcrbench" ./bench/cmd/mcrbench
+"$bin/registry" --version >&2 || true
+
+mkdir -p bench/results
+"$bin/mcrbench" -registry "$bin/registry" -mcrsrv "$bin/mcrsrv" -out bench/results/latest.json "$@"

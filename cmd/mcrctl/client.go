@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// client talks to the admin API.
+type client struct {
+	base  *url.URL
+	http  *http.Client
+	token string
+}
+
+// newClient builds a client from the global flags; needToken demands a
+// token (from --token or $MCR_TOKEN).
+func (g *globals) client(needToken bool) (*client, error) {
+	raw := strings.TrimSpace(g.addr)
+	if raw == "" {
+		return nil, usagef("--addr is empty")
+	}
+	if !strings.Contains(raw, "://") {
+		raw = "https://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, usagef("--addr %q: want a URL such as https://mcr.example.net:8443", g.addr)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	timeout, err := time.ParseDuration(g.timeout)
+	if err != nil || timeout <= 0 {
+		return nil, usagef("--timeout %q: want a duration such as 60s", g.timeout)
+	}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if g.caCert != "" {
+		pem, err := os.ReadFile(g.caCert)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-cert: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-cert %s: no PEM certificate found", g.caCert)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsCfg
+	tok := g.token
+	if tok == "" {
+		tok = os.Getenv("MCR_TOKEN")
+	}
+	tok = strings.TrimSpace(tok)
+	if needToken && tok == "" {
+		return nil, usagef("no token: pass --token or set MCR_TOKEN (get one with `mcrctl login`)")
+	}
+	return &client{base: u, http: &http.Client{Transport: tr, Timeout: timeout}, token: tok}, nil
+}
+
+// apiError is a non-2xx answer.
+type apiError struct {
+	Status  int
+	Message string
+}
+
+func (e *apiError) Error() string {
+	switch e.Status {
+	case http.StatusUnauthorized:
+		return "authentication failed: " + e.Message + " (get a new token with `mcrctl login`; pass it with --token or MCR_TOKEN)"
+	case http.StatusForbidden:
+		return "permission denied: " + e.Message
+	case http.StatusNotFound:
+		return "not found: " + e.Message
+	case http.StatusConflict:
+		return e.Message
+	}
+	return fmt.Sprintf("server answered %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+}
+
+// do sends a request and decodes a JSON answer into out (when non-nil). It
+// returns the raw body too (for --json).
+func (c *client) do(ctx context.Context, method, path string, query url.Values, body any, out any) ([]byte, error) {
+	u := *c.base
+	u.Path += path
+	if query != nil {
+		u.RawQuery = query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		switch b := body.(type) {
+		case []byte:
+			rd = bytes.NewReader(b)
+		default:
+			buf, err := json.Marshal(body)
+			if err != nil {
+				return nil, err
+			}
+			rd = bytes.NewReader(buf)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "mcrctl/"+version)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, explainTransport(c.base, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer from %s: %w", c.base.Host, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg := strings.TrimSpace(string(raw))
+		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		if msg == "" {
+			msg = http.StatusText(resp.StatusCode)
+		}
+		return raw, &apiError{Status: resp.StatusCode, Message: msg}
+	}
+	if out != nil && len(bytes.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return raw, fmt.Errorf("unexpected answer from %s%s: %w", c.base.Host, path, err)
+		}
+	}
+	return raw, nil
+}
+
+// explainTransport turns connection and TLS failures into advice.
+func explainTransport(base *url.URL, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var certInv x509.CertificateInvalidError
+	var recHdr tls.RecordHeaderError
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
+	switch {
+	case errors.As(err, &unknownCA):
+		return fmt.Errorf("TLS: the certificate of %s is not signed by a trusted CA; pass its CA (or the server's self-signed certificate, e.g. /srv/mcr/certs/cert.pem) with --ca-cert", base.Host)
+	case errors.As(err, &hostErr):
+		return fmt.Errorf("TLS: the certificate of %s is not valid for %q (%v); use the host name the certificate names in --addr", base.Host, base.Hostname(), hostErr)
+	case errors.As(err, &certInv):
+		return fmt.Errorf("TLS: the certificate of %s is invalid: %v", base.Host, certInv)
+	case errors.As(err, &recHdr):
+		return fmt.Errorf("TLS: %s did not answer with TLS (is it plain HTTP? try http:// in --addr): %v", base.Host, err)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("cannot connect to %s: connection refused (is mcrsrv running? check --addr)", base.Host)
+	case errors.As(err, &dnsErr):
+		return fmt.Errorf("cannot resolve %s: %v (check --addr)", base.Hostname(), dnsErr)
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return fmt.Errorf("%s did not answer in time (--timeout): %v", base.Host, err)
+	case errors.As(err, &opErr):
+		return fmt.Errorf("cannot connect to %s: %v (check --addr)", base.Host, opErr)
+	}
+	if strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:") {
+		return fmt.Errorf("TLS handshake with %s failed: %v", base.Host, err)
+	}
+	return fmt.Errorf("request to %s failed: %v", base.Host, err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// printJSON writes raw JSON indented, with a trailing newline.
+func (g *globals) printJSON(raw []byte) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, bytes.TrimSpace(raw), "", "  "); err != nil {
+		_, err = g.stdout.Write(append(bytes.TrimSpace(raw), '\n'))
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err := g.stdout.Write(buf.Bytes())
+	return err
+}
+
+// printValue writes v as indented JSON.
+func (g *globals) printValue(v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = g.stdout.Write(append(b, '\n'))
+	return err
+}
+
+// humanBytes formats a size for tables.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+type gcRun struct {
+	ID               int64          `json:"id"`
+	Kind             string         `json:"kind"`
+	Started          time.Time      `json:"started"`
+	Completed        *time.Time     `json:"completed"`
+	BlobsRemoved     int64          `json:"blobs_removed"`
+	BytesFreed       int64          `json:"bytes_freed"`
+	ManifestsRemoved int64          `json:"manifests_removed"`
+	Error            string         `json:"error"`
+	DryRun           bool           `json:"dry_run"`
+	RemoveUntagged   bool           `json:"remove_untagged"`
+	Actor            string         `json:"actor"`
+	Details          map[string]any `json:"details"`
+}
+
+type gcStatus struct {
+	Running bool   `json:"running"`
+	LastRun *gcRun `json:"last_run"`
+}
+
+func gcCmd(g *globals) *cobra.Command {
+	var reconcile, dryRun, removeUntagged, wait bool
+	c := &cobra.Command{
+		Use:   "gc",
+		Short: "Start garbage collection on the server (online: pulls never wait, pushes wait briefly)",
+		Long: `Start garbage collection on the server. Blobs no manifest references
+are removed (blobs younger than the server's gc.grace are kept); with
+--remove-untagged, manifests no tag reaches are removed first. With
+--reconcile, remove instead the files nothing references after a crash
+(for example between the phases of a collection).
+
+The run continues on the server; follow it with "mcrctl gc status", or
+pass --wait.`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			cl, err := g.client(true)
+			if err != nil {
+				return err
+			}
+			path := "/v1/gc"
+			if reconcile {
+				path = "/v1/gc/reconcile"
+			}
+			body := map[string]bool{"dry_run": dryRun}
+			if removeUntagged {
+				body["remove_untagged"] = true
+			}
+			var started struct {
+				ID int64 `json:"id"`
+			}
+			raw, err := cl.do(context.Background(), http.MethodPost, path, nil, body, &started)
+			if err != nil {
+				return err
+			}
+			if !wait {
+				if g.json {
+					return g.printJSON(raw)
+				}
+				what := "gc"
+				if reconcile {
+					what = "reconcile"
+				}
+				fmt.Fprintf(g.stdout, "%s started (run %d); follow it with `mcrctl gc status`\n", what, started.ID)
+				return nil
+			}
+			run, err := waitRun(cl, started.ID)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				if err := g.printValue(run); err != nil {
+					return err
+				}
+			} else {
+				printGCRun(g.stdout, run)
+			}
+			if run.Error != "" {
+				return fmt.Errorf("run %d failed: %s", run.ID, run.Error)
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&reconcile, "reconcile", false, "remove files no blob or link references (after a crash) instead of collecting")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be removed, remove nothing")
+	c.Flags().BoolVar(&removeUntagged, "remove-untagged", false, "also remove manifests no tag reaches")
+	c.Flags().BoolVar(&wait, "wait", false, "wait for the run to finish and print its result")
+
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show whether a collection is running and the last run's result",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			cl, err := g.client(true)
+			if err != nil {
+				return err
+			}
+			var st gcStatus
+			raw, err := cl.do(context.Background(), http.MethodGet, "/v1/gc/status", nil, nil, &st)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(raw)
+			}
+			fmt.Fprintf(g.stdout, "running: %s\n", yesNo(st.Running))
+			if st.LastRun == nil {
+				fmt.Fprintln(g.stdout, "last run: none")
+				return nil
+			}
+			printGCRun(g.stdout, st.LastRun)
+			return nil
+		},
+	}
+	c.AddCommand(status)
+	return c
+}
+
+// waitRun polls the status until run id has completed.
+func waitRun(cl *client, id int64) (*gcRun, error) {
+	for {
+		var st gcStatus
+		if _, err := cl.do(context.Background(), http.MethodGet, "/v1/gc/status", nil, nil, &st); err != nil {
+			return nil, err
+		}
+		if st.LastRun != nil && st.LastRun.ID >= id && (st.LastRun.ID > id || st.LastRun.Completed != nil) {
+			if st.LastRun.ID == id {
+				return st.LastRun, nil
+			}
+			// A newer run started meanwhile: ours has finished.
+			return nil, fmt.Errorf("run %d finished; a newer run (%d) has started since (see `mcrctl gc status`)", id, st.LastRun.ID)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+func printGCRun(w io.Writer, r *gcRun) {
+	dry := ""
+	if r.DryRun {
+		dry = ", dry run"
+	}
+	fmt.Fprintf(w, "last run: %d (%s%s)\n", r.ID, r.Kind, dry)
+	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
+	fmt.Fprintf(tw, "  started:\t%s\n", fmtTime(r.Started))
+	if r.Completed != nil {
+		fmt.Fprintf(tw, "  completed:\t%s (took %s)\n", fmtTime(*r.Completed), r.Completed.Sub(r.Started).Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(tw, "  completed:\t- (running for %s)\n", time.Since(r.Started).Round(time.Second))
+	}
+	verb := "removed"
+	if r.DryRun {
+		verb = "to remove"
+	}
+	fmt.Fprintf(tw, "  blobs %s:\t%d\n", verb, r.BlobsRemoved)
+	fmt.Fprintf(tw, "  bytes freed:\t%s (%d)\n", humanBytes(r.BytesFreed), r.BytesFreed)
+	fmt.Fprintf(tw, "  manifests %s:\t%d\n", verb, r.ManifestsRemoved)
+	if r.Actor != "" {
+		fmt.Fprintf(tw, "  by:\t%s\n", r.Actor)
+	}
+	if r.Error != "" {
+		fmt.Fprintf(tw, "  error:\t%s\n", r.Error)
+	}
+	_ = tw.Flush()
+	if len(r.Details) > 0 {
+		keys := make([]string, 0, len(r.Details))
+		for k := range r.Details {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			v, _ := json.Marshal(r.Details[k])
+			parts = append(parts, k+"="+string(v))
+		}
+		fmt.Fprintf(w, "  details: %s\n", strings.Join(parts, " "))
+	}
+}

@@ -1,0 +1,145 @@
+// Command mcrctl is MCR's admin CLI over the admin REST API (DESIGN §11):
+//
+//	mcrctl [--addr URL] [--ca-cert PEM] [--token T | $MCR_TOKEN] [--json] \
+//	      login | status | repo list | repo delete NAME | gc [--reconcile] | gc status |
+//	      policy list|create|update|delete | audit tail [--n N] | snapshot
+//
+// Output is a human-readable table unless --json is given. Exit codes: 0
+// ok, 1 the operation failed (message on stderr), 2 usage error.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at link time: -X main.version=...
+var version = "dev"
+
+// usageError marks errors that exit 2.
+type usageError struct{ error }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// globals are the flags every command shares.
+type globals struct {
+	addr    string
+	caCert  string
+	token   string
+	json    bool
+	timeout string
+
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := rootCmd(g)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "mcrctl:", err)
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		return 2
+	}
+	return 1
+}
+
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "required flag", "accepts ", "invalid argument", "flag needs an argument", "requires at least", "received "} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func rootCmd(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "mcrctl",
+		Short: "Administer an MCR registry over its admin API",
+		Long: `mcrctl administers an MCR registry through its admin REST API (/v1).
+
+Authenticate with a token from "mcrctl login" (--token, or $MCR_TOKEN).
+The server address defaults to $MCR_ADDR, else https://localhost:8443;
+a private CA (or the self-signed certificate of "mcrsrv init") is passed
+with --ca-cert or $MCR_CA_CERT.
+
+Exit codes: 0 ok, 1 the operation failed, 2 usage error.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			c.SetOut(c.ErrOrStderr())
+			_ = c.Help()
+			return usagef("a command is required")
+		},
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	def := envOr("MCR_ADDR", "https://localhost:8443")
+	pf.StringVar(&g.addr, "addr", def, "server URL ($MCR_ADDR)")
+	pf.StringVar(&g.addr, "server", def, "alias of --addr")
+	_ = pf.MarkHidden("server")
+	pf.StringVar(&g.caCert, "ca-cert", os.Getenv("MCR_CA_CERT"), "PEM file of the CA (or self-signed certificate) to trust ($MCR_CA_CERT)")
+	pf.StringVar(&g.token, "token", "", "bearer token from \"mcrctl login\" (default $MCR_TOKEN)")
+	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables")
+	pf.StringVar(&g.timeout, "timeout", "60s", "request timeout")
+
+	root.AddCommand(loginCmd(g), statusCmd(g), repoCmd(g), gcCmd(g), policyCmd(g), auditCmd(g), snapshotCmd(g), versionCmd(g))
+	return root
+}
+
+// group returns a command that only holds subcommands: without one it is a
+// usage error (exit 2), not a silent help page.
+func group(use, short string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q for %q", args[0], c.CommandPath())
+			}
+			c.SetOut(c.ErrOrStderr())
+			_ = c.Help()
+			return usagef("%s needs a subcommand", c.CommandPath())
+		},
+	}
+	c.AddCommand(subs...)
+	return c
+}
+
+func versionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run:   func(*cobra.Command, []string) { fmt.Fprintln(g.stdout, "mcrctl", version) },
+	}
+}

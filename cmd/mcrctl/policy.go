@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+type policyRule struct {
+	ID           int64    `json:"id"`
+	Priority     int      `json:"priority"`
+	Description  string   `json:"description"`
+	Effect       string   `json:"effect"`
+	Roles        []string `json:"roles"`
+	AccountTypes []string `json:"account_types"`
+	SubjectUUID  string   `json:"subject_uuid"`
+	Actions      []string `json:"actions"`
+	Repositories []string `json:"repositories"`
+	Enabled      bool     `json:"enabled"`
+}
+
+// ruleMatch is the "rule" object of a PATCH: every matching field.
+type ruleMatch struct {
+	Effect       string   `json:"effect"`
+	Roles        []string `json:"roles"`
+	AccountTypes []string `json:"account_types"`
+	SubjectUUID  string   `json:"subject_uuid"`
+	Actions      []string `json:"actions"`
+	Repositories []string `json:"repositories"`
+}
+
+// ruleFlags are the flags of policy create and update.
+type ruleFlags struct {
+	priority     int
+	effect       string
+	actions      []string
+	repositories []string
+	roles        []string
+	accountTypes []string
+	subject      string
+	description  string
+	enabled      bool
+	file         string
+}
+
+func (f *ruleFlags) register(fs *pflag.FlagSet, update bool) {
+	fs.IntVar(&f.priority, "priority", 0, "evaluation order (lower first, >= 1)")
+	fs.StringVar(&f.effect, "effect", "", "allow or deny")
+	fs.StringSliceVar(&f.actions, "actions", nil, "comma-separated actions (registry:pull, registry:push, registry:delete, registry:catalog, registry:version_check, policy:manage)")
+	fs.StringSliceVar(&f.repositories, "repositories", nil, "comma-separated repository globs (empty: any, and global operations)")
+	fs.StringSliceVar(&f.roles, "roles", nil, "comma-separated roles (admin, user, guest)")
+	fs.StringSliceVar(&f.accountTypes, "account-types", nil, "comma-separated account types (human, system)")
+	fs.StringVar(&f.subject, "subject", "", "subject UUID the rule applies to")
+	fs.StringVar(&f.description, "description", "", "free text")
+	fs.BoolVar(&f.enabled, "enabled", true, "whether the rule takes part in evaluation")
+	what := "rule"
+	if update {
+		what = "patch"
+	}
+	fs.StringVar(&f.file, "file", "", "JSON "+what+" body to send as is (- for stdin) instead of the flags")
+}
+
+func readBody(file string, stdin io.Reader) ([]byte, error) {
+	var b []byte
+	var err error
+	if file == "-" {
+		b, err = io.ReadAll(stdin)
+	} else {
+		b, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--file: %w", err)
+	}
+	if !json.Valid(b) {
+		return nil, usagef("--file %s: not valid JSON", file)
+	}
+	return b, nil
+}
+
+func cleanList(in []string) []string {
+	out := []string{}
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func ruleID(arg string) (int64, error) {
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id < 1 {
+		return 0, usagef("rule id %q: want a positive integer (see `mcrctl policy list`)", arg)
+	}
+	return id, nil
+}
+
+func policyCmd(g *globals) *cobra.Command {
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List policy rules",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			cl, err := g.client(true)
+			if err != nil {
+				return err
+			}
+			var page struct {
+				Rules []policyRule `json:"rules"`
+			}
+			raw, err := cl.do(context.Background(), http.MethodGet, "/v1/policy/rules", url.Values{"n": {"1000"}}, nil, &page)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(raw)
+			}
+			tw := g.table()
+			fmt.Fprintln(tw, "ID\tPRIORITY\tEFFECT\tENABLED\tACTIONS\tREPOSITORIES\tROLES\tACCOUNT TYPES\tSUBJECT\tDESCRIPTION")
+			for _, r := range page.Rules {
+				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Priority, r.Effect, yesNo(r.Enabled),
+					orDash(strings.Join(r.Actions, ",")), orDash(strings.Join(r.Repositories, ",")), orDash(strings.Join(r.Roles, ",")),
+					orDash(strings.Join(r.AccountTypes, ",")), orDash(r.SubjectUUID), orDash(r.Description))
+			}
+			return tw.Flush()
+		},
+	}
+
+	var cf ruleFlags
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create a policy rule from flags or a JSON file",
+		Example: `  mcrctl policy create --priority 10 --effect deny --actions registry:push \
+      --repositories 'production/*' --roles user --description "only CI pushes to production"
+  mcrctl policy create --file rule.json`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			var body any
+			if cf.file != "" {
+				b, err := readBody(cf.file, g.stdin)
+				if err != nil {
+					return err
+				}
+				body = b
+			} else {
+				if !c.Flags().Changed("priority") || cf.effect == "" || len(cf.actions) == 0 {
+					return usagef("--priority, --effect and --actions are required (or --file)")
+				}
+				body = map[string]any{
+					"priority": cf.priority, "effect": cf.effect, "actions": cleanList(cf.actions),
+					"repositories": cleanList(cf.repositories), "roles": cleanList(cf.roles),
+					"account_types": cleanList(cf.accountTypes), "subject_uuid": cf.subject,
+					"description": cf.description, "enabled": cf.enabled,
+				}
+			}
+			cl, err := g.client(true)
+			if err != nil {
+				return err
+			}
+			var r policyRule
+			raw, err := cl.do(context.Background(), http.MethodPost, "/v1/policy/rules", nil, body, &r)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(raw)
+			}
+			fmt.Fprintf(g.stdout, "created rule %d\n", r.ID)
+			return nil
+		},
+	}
+	cf.register(create.Flags(), false)
+
+	var uf ruleFlags
+	update := &cobra.Command{
+		Use:   "update ID",
+		Short: "Change a policy rule: only the flags given change (or send a JSON patch with --file)",
+		Example: `  mcrctl policy update 3 --enabled=false
+  mcrctl policy update 3 --actions registry:pull,registry:push`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			id, err := ruleID(args[0])
+			if err != nil {
+				return err
+			}
+			cl, err := g.client(true)
+			if err != nil {
+				return err
+			}
+			path := "/v1/policy/rules/" + strconv.FormatInt(id, 10)
+			var body any
+			if uf.file != "" {
+				b, err := readBody(uf.file, g.stdin)
+				if err != nil {
+					return err
+				}
+				body = b
+			} else {
+				fs := c.Flags()
+				patch := map[string]any{}
+				if fs.Changed("priority") {
+					patch["priority"] = uf.priority
+				}
+				if fs.Changed("description") {
+					patch["description"] = uf.description
+				}
+				if fs.Changed("enabled") {
+					patch["enabled"] = uf.enabled
+				}
+				matchChanged := false
+				for _, n := range []string{"effect", "actions", "repositories", "roles", "account-types", "subject"} {
+					matchChanged = matchChanged || fs.Changed(n)
+				}
+				if matchChanged {
+					// The API replaces all matching fields at once: start
+					// from the rule as it is.
+					var cur policyRule
+					if _, err := cl.do(context.Background(), http.MethodGet, path, nil, nil, &cur); err != nil {
+						return err
+					}
+					m := ruleMatch{Effect: cur.Effect, Roles: cur.Roles, AccountTypes: cur.AccountTypes,
+						SubjectUUID: cur.SubjectUUID, Actions: cur.Actions, Repositories: cur.Repositories}
+					if fs.Changed("effect") {
+						m.Effect = uf.effect
+					}
+					if fs.Changed("actions") {
+						m.Actions = cleanList(uf.actions)
+					}
+					if fs.Changed("repositories") {
+						m.Repositories = cleanList(uf.repositories)
+					}
+					if fs.Changed("roles") {
+						m.Roles = cleanList(uf.roles)
+					}
+					if fs.Changed("account-types") {
+						m.AccountTypes = cleanList(uf.accountTypes)
+					}
+					if fs.Changed("subject") {
+						m.SubjectUUID = uf.subject
+					}
+					patch["rule"] = m
+				}
+				if len(patch) == 0 {
+					return usagef("nothing to change: give at least one flag (or --file)")
+				}
+				body = patch
+			}
+			var r policyRule
+			raw, err := cl.do(context.Background(), http.MethodPatch, path, nil, body, &r)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(raw)
+			}
+			fmt.Fprintf(g.stdout, "updated rule %d\n", r.ID)
+			return nil
+		},
+	}
+	uf.register(update.Flags(), true)
+
+	del := &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a policy rule",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			id, err := ruleID(args[0])
+			if err != nil {
+				return err
+			}
+			cl, err := g.client(true)
+			if err != nil {
+				return err
+			}
+			if _, err := cl.do(context.Background(), http.MethodDelete, "/v1/policy/rules/"+strconv.FormatInt(id, 10), nil, nil, nil); err != nil {
+				return err
+			}
+			if g.json {
+				return g.printValue(map[string]any{"deleted": id})
+			}
+			fmt.Fprintf(g.stdout, "deleted rule %d\n", id)
+			return nil
+		},
+	}
+	return group("policy", "Policy rules", list, create, update, del)
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+	"github.com/spf13/cobra"
+
+	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/gc"
+	"git.wntrmute.dev/kyle/mcr/store"
+)
+
+// crashEnv is a test hook: `MCR_TEST_GC_CRASH_AFTER=metadata` makes the
+// process exit (status 3) right after that phase of a collection, as a
+// crash between phases would.
+const crashEnv = "MCR_TEST_GC_CRASH_AFTER"
+
+// lockDataDir takes the data-directory lock for the server.
+func lockDataDir(cfg *config.Config) (*gc.DirLock, error) {
+	l, err := gc.LockDataDir(cfg.DataDir())
+	if errors.Is(err, gc.ErrLocked) {
+		return nil, fmt.Errorf("another mcrsrv is using %s: %w", cfg.DataDir(), err)
+	}
+	return l, err
+}
+
+// newEngine builds the GC engine over a storage driver; removed manifests
+// leave the repository index in the same step.
+func newEngine(cfg *config.Config, st *store.Store, gate *gc.Gate) *gc.Engine {
+	e := &gc.Engine{Grace: cfg.GC.Grace, Gate: gate}
+	e.OnManifestsRemoved = func(ctx context.Context, removed []gc.ManifestRef) error {
+		ops := make([]store.IndexOp, 0, len(removed))
+		for _, m := range removed {
+			ops = append(ops, store.IndexOp{Kind: store.OpManifestDelete, Repository: m.Repository, Digest: m.Digest.String()})
+		}
+		return st.ApplyBatch(ctx, nil, ops)
+	}
+	if phase := os.Getenv(crashEnv); phase != "" {
+		e.AfterPhase = func(p string) error {
+			if p == phase {
+				fmt.Fprintf(os.Stderr, "mcrsrv: %s=%s: simulating a crash after the %s phase\n", crashEnv, phase, p)
+				os.Exit(3)
+			}
+			return nil
+		}
+	}
+	return e
+}
+
+// serverGC is the garbage-collection wiring of `mcrsrv server`: the /v2
+// write gate, the engine over the App's captured driver and the runner
+// behind /v1/gc.
+type serverGC struct {
+	gate   *gc.Gate
+	runner *gc.Runner
+	cfg    *config.Config
+	st     *store.Store
+}
+
+func newServerGC(cfg *config.Config, st *store.Store, capt *captured, audit func(store.AuditEvent)) (*serverGC, error) {
+	_, driver, err := capt.get()
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	gate := gc.NewGate(cfg.GC.MaxWait, cfg.GC.Grace)
+	e := newEngine(cfg, st, gate)
+	e.Driver = driver
+	r := gc.NewRunner(e, st, audit)
+	if err := r.Recover(context.Background()); err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	return &serverGC{gate: gate, runner: r, cfg: cfg, st: st}, nil
+}
+
+// snapshot writes a database snapshot into <data>/backups.
+func (s *serverGC) snapshot(ctx context.Context) (string, error) {
+	return s.st.Snapshot(ctx, filepath.Join(s.cfg.DataDir(), "backups"), s.cfg.Snapshot.Keep)
+}
+
+// Close stops a running collection and waits for it.
+func (s *serverGC) Close() { s.runner.Close() }
+
+func gcCmd() *cobra.Command {
+	var cfgPath string
+	var req gc.Request
+	c := &cobra.Command{
+		Use:   "gc",
+		Short: "Collect garbage offline (refuses while a server holds the data directory; use `mcrctl gc` then)",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return err
+			}
+			setupLogging(cfg.Log.Level)
+			lock, err := gc.LockDataDir(cfg.DataDir())
+			if err != nil {
+				if errors.Is(err, gc.ErrLocked) {
+					return fmt.Errorf("refusing to run: a server is running on %s (%v); collect online with `mcrctl gc` instead", cfg.DataDir(), err)
+				}
+				return err
+			}
+			defer lock.Unlock()
+			ctx := context.Background()
+			st, err := store.Open(cfg.Database.Path)
+			if err != nil {
+				return fmt.Errorf("database.path: %w", err)
+			}
+			defer st.Close()
+			driver, err := factory.Create(ctx, cfg.Storage.Driver, map[string]any{"rootdirectory": cfg.Storage.LayersPath})
+			if err != nil {
+				return fmt.Errorf("storage: %w", err)
+			}
+			e := newEngine(cfg, st, nil)
+			e.Driver = driver
+			r := gc.NewRunner(e, st, func(ev store.AuditEvent) {
+				if err := st.WriteAudit(context.Background(), ev); err != nil {
+					slog.Error("audit write failed", "type", ev.Type, "err", err)
+				}
+			})
+			if err := r.Recover(ctx); err != nil {
+				return err
+			}
+			req.Actor = "mcrsrv"
+			start := time.Now()
+			run, err := r.Run(ctx, req)
+			if run != nil {
+				printRun(run, time.Since(start))
+			}
+			return err
+		},
+	}
+	c.Flags().StringVar(&cfgPath, "config", "", "path to mcr.toml")
+	c.Flags().BoolVar(&req.DryRun, "dry-run", false, "report what would be removed, remove nothing")
+	c.Flags().BoolVar(&req.Reconcile, "reconcile", false, "remove files no blob or link references (after a crash) instead of collecting")
+	c.Flags().BoolVar(&req.RemoveUntagged, "remove-untagged", false, "also remove manifests no tag reaches")
+	_ = c.MarkFlagRequired("config")
+	return c
+}
+
+func printRun(run *store.GCRun, took time.Duration) {
+	verb := "removed"
+	if run.DryRun {
+		verb = "would remove"
+	}
+	switch run.Kind {
+	case store.GCKindReconcile:
+		fmt.Printf("reconcile run %d: %s %d orphan blobs (%d bytes), %d dangling manifests", run.ID, verb, run.BlobsRemoved, run.BytesFreed, run.ManifestsRemoved)
+		for _, k := range []string{"dangling_layer_links_removed", "broken_tags_removed", "empty_blob_dirs_removed", "stale_uploads_removed"} {
+			if v, ok := run.Details[k]; ok {
+				fmt.Printf(", %s=%v", k, v)
+			}
+		}
+	default:
+		fmt.Printf("gc run %d: %s %d blobs (%d bytes), %d manifests", run.ID, verb, run.BlobsRemoved, run.BytesFreed, run.ManifestsRemoved)
+		if v, ok := run.Details["blobs_marked"]; ok {
+			fmt.Printf("; %v blobs in use", v)
+		}
+		if v, ok := run.Details["blobs_protected"]; ok {
+			fmt.Printf(", %v kept by the grace period", v)
+		}
+	}
+	fmt.Printf(" in %s\n", took.Round(time.Millisecond))
+	if run.Error != "" {
+		fmt.Printf("error: %s\n", run.Error)
+	}
+}

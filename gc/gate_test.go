@@ -1,0 +1,206 @@
+package gc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+func gated(g *Gate, h http.HandlerFunc) http.Handler { return g.Wrap(h) }
+
+func do(h http.Handler, method, target string) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, target, nil))
+	return rec
+}
+
+func TestGateReadsNeverWaitWritesWaitThenProceed(t *testing.T) {
+	g := NewGate(5*time.Second, time.Hour)
+	var served atomic.Int32
+	h := gated(g, func(w http.ResponseWriter, r *http.Request) { served.Add(1); w.WriteHeader(http.StatusAccepted) })
+
+	unlock, err := g.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if rec := do(h, http.MethodGet, "/v2/a/blobs/sha256:"+digest.FromString("x").Encoded()); rec.Code != http.StatusAccepted {
+		t.Fatalf("read during GC: %d", rec.Code)
+	}
+	if rec := do(h, http.MethodHead, "/v2/a/manifests/latest"); rec.Code != http.StatusAccepted {
+		t.Fatalf("head during GC: %d", rec.Code)
+	}
+	if time.Since(start) > time.Second {
+		t.Fatal("reads waited on the gate")
+	}
+
+	done := make(chan int, 1)
+	go func() { done <- do(h, http.MethodPut, "/v2/a/manifests/latest").Code }()
+	select {
+	case <-done:
+		t.Fatal("write was admitted while the gate was closed")
+	case <-time.After(200 * time.Millisecond):
+	}
+	unlock()
+	select {
+	case code := <-done:
+		if code != http.StatusAccepted {
+			t.Fatalf("write after GC: %d", code)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("write still waiting after the gate opened")
+	}
+}
+
+func TestGateTimesOutWith503(t *testing.T) {
+	g := NewGate(300*time.Millisecond, time.Hour)
+	h := gated(g, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusCreated) })
+	unlock, err := g.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	rec := do(h, http.MethodPost, "/v2/a/blobs/uploads/")
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("got %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	var body struct {
+		Errors []struct{ Code string } `json:"errors"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || len(body.Errors) != 1 || body.Errors[0].Code != "UNAVAILABLE" {
+		t.Fatalf("body %s", rec.Body.String())
+	}
+}
+
+func TestGateLockWaitsForManifestWritesNotUploads(t *testing.T) {
+	g := NewGate(10*time.Second, time.Hour)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 2)
+	h := gated(g, func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+		w.WriteHeader(http.StatusCreated)
+	})
+	// A long upload PATCH is in flight: GC does not wait for it.
+	go do(h, http.MethodPatch, "/v2/a/blobs/uploads/uuid")
+	<-entered
+	unlock, err := g.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+
+	// A manifest PUT is in flight: GC waits until it is done.
+	go do(h, http.MethodPut, "/v2/a/manifests/v1")
+	<-entered
+	locked := make(chan func(), 1)
+	go func() {
+		u, err := g.Lock(context.Background())
+		if err == nil {
+			locked <- u
+		}
+	}()
+	select {
+	case <-locked:
+		t.Fatal("GC started while a manifest push was in flight")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case u := <-locked:
+		u()
+	case <-time.After(2 * time.Second):
+		t.Fatal("GC did not start after the push finished")
+	}
+}
+
+func TestGateRemembersNamedDigests(t *testing.T) {
+	g := NewGate(time.Second, 300*time.Millisecond)
+	missing := digest.FromString("missing")
+	h := gated(g, func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, missing.Encoded()) {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	probe := digest.FromString("probe")
+	put := digest.FromString("put")
+	mount := digest.FromString("mount")
+	man := digest.FromString("manifest")
+	anon := digest.FromString("anonymous")
+	authed := func(method, target string) {
+		req := httptest.NewRequest(method, target, nil)
+		req.Header.Set("Authorization", "Bearer x")
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	do(h, http.MethodHead, "/v2/team/app/blobs/"+probe.String())
+	do(h, http.MethodGet, "/v2/team/app/manifests/"+man.String())
+	do(h, http.MethodHead, "/v2/team/app/blobs/"+missing.String())
+	authed(http.MethodPut, "/v2/team/app/blobs/uploads/abc?digest="+put.String())
+	authed(http.MethodPost, "/v2/team/app/blobs/uploads/?mount="+mount.String()+"&from=x")
+	do(h, http.MethodPut, "/v2/team/app/blobs/uploads/abc?digest="+anon.String())
+	for _, d := range []digest.Digest{probe, put, mount, man} {
+		if !g.Recent(d) {
+			t.Errorf("%s not remembered", d)
+		}
+	}
+	for _, d := range []digest.Digest{missing, anon, digest.FromString("other")} {
+		if g.Recent(d) {
+			t.Errorf("%s remembered", d)
+		}
+	}
+	time.Sleep(350 * time.Millisecond)
+	if g.Recent(probe) {
+		t.Error("digest remembered past the grace period")
+	}
+}
+
+func TestGateLockHonoursContext(t *testing.T) {
+	g := NewGate(time.Hour, time.Hour)
+	release, err := g.Enter(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := g.Lock(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock: %v", err)
+	}
+	if g.Closed() {
+		t.Fatal("gate left closed after a cancelled Lock")
+	}
+}
+
+func TestLockDataDir(t *testing.T) {
+	dir := t.TempDir()
+	l, err := LockDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LockDataDir(dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second lock: %v", err)
+	}
+	if err := l.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := LockDataDir(dir)
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	_ = l2.Unlock()
+	if fi, err := os.Stat(filepath.Join(dir, LockFileName)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("lock file: %v %v", fi, err)
+	}
+}

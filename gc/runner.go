@@ -1,0 +1,201 @@
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"git.wntrmute.dev/kyle/mcr/store"
+)
+
+// ErrRunning is returned when a collection or reconcile is already running.
+var ErrRunning = errors.New("garbage collection is already running")
+
+// Request asks for one run.
+type Request struct {
+	Options
+	// Reconcile runs Engine.Reconcile instead of a collection.
+	Reconcile bool
+	// Who asked (audit).
+	ActorID, Actor, IP string
+}
+
+func (r Request) kind() string {
+	if r.Reconcile {
+		return store.GCKindReconcile
+	}
+	return store.GCKindGC
+}
+
+// Runner runs at most one collection at a time, records each run in
+// gc_runs and audits it (gc_started, gc_completed). The online server and
+// `mcrsrv gc` both use it.
+type Runner struct {
+	Engine *Engine
+	Store  *store.Store
+	// Audit records an audit event (optional).
+	Audit func(store.AuditEvent)
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+
+	mu      sync.Mutex
+	current *store.GCRun
+	wg      sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// NewRunner returns a runner. Background runs (Start) stop when Close is
+// called.
+func NewRunner(e *Engine, st *store.Store, audit func(store.AuditEvent)) *Runner {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Runner{Engine: e, Store: st, Audit: audit, ctx: ctx, cancel: cancel}
+}
+
+func (r *Runner) log() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.Default()
+}
+
+// Recover marks runs left unfinished by a process that died as failed.
+// Call it only while holding the data-directory lock.
+func (r *Runner) Recover(ctx context.Context) error {
+	n, err := r.Store.FailUnfinishedGCRuns(ctx, "interrupted: the process running it exited before it completed (run reconcile)")
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		r.log().Warn("gc: runs interrupted by a previous process marked failed; consider `mcrsrv gc --reconcile`", "runs", n)
+	}
+	return nil
+}
+
+// begin claims the runner and records the start.
+func (r *Runner) begin(ctx context.Context, req Request) (*store.GCRun, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.current != nil {
+		return nil, fmt.Errorf("%w (run %d, started %s)", ErrRunning, r.current.ID, r.current.Started.Format(time.RFC3339))
+	}
+	run := &store.GCRun{Kind: req.kind(), DryRun: req.DryRun, RemoveUntagged: req.RemoveUntagged, Actor: req.Actor}
+	if err := r.Store.CreateGCRun(ctx, run); err != nil {
+		return nil, err
+	}
+	r.current = run
+	r.audit(store.AuditEvent{Type: "gc_started", ActorID: req.ActorID, Actor: req.Actor, IP: req.IP,
+		Details: map[string]any{"run_id": run.ID, "kind": run.Kind, "dry_run": req.DryRun, "remove_untagged": req.RemoveUntagged}})
+	return run, nil
+}
+
+func (r *Runner) audit(ev store.AuditEvent) {
+	if r.Audit != nil {
+		r.Audit(ev)
+	}
+}
+
+// execute runs the engine and records the outcome.
+func (r *Runner) execute(ctx context.Context, run *store.GCRun, req Request) error {
+	var err error
+	if req.Reconcile {
+		var res *ReconcileResult
+		res, err = r.Engine.Reconcile(ctx, req.DryRun)
+		if res != nil {
+			run.BlobsRemoved = int64(res.OrphanBlobsRemoved)
+			run.BytesFreed = res.BytesFreed
+			run.ManifestsRemoved = int64(res.DanglingRevisionsRemoved)
+			run.Details = res.Details()
+		}
+	} else {
+		var res *Result
+		res, err = r.Engine.Run(ctx, req.Options)
+		if res != nil {
+			run.BlobsRemoved = int64(res.BlobsRemoved)
+			run.BytesFreed = res.BytesFreed
+			run.ManifestsRemoved = int64(res.ManifestsRemoved)
+			run.Details = res.Details()
+		}
+	}
+	if err != nil {
+		run.Error = err.Error()
+	}
+	// Record the outcome even if ctx was cancelled (shutdown).
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if cerr := r.Store.CompleteGCRun(cctx, run); cerr != nil {
+		r.log().Error("gc: recording run", "run", run.ID, "err", cerr)
+	}
+	details := map[string]any{"run_id": run.ID, "kind": run.Kind, "dry_run": run.DryRun,
+		"blobs_removed": run.BlobsRemoved, "bytes_freed": run.BytesFreed, "manifests_removed": run.ManifestsRemoved}
+	if run.Error != "" {
+		details["error"] = run.Error
+	}
+	r.audit(store.AuditEvent{Type: "gc_completed", ActorID: req.ActorID, Actor: req.Actor, IP: req.IP, Details: details})
+	r.mu.Lock()
+	r.current = nil
+	r.mu.Unlock()
+	return err
+}
+
+// Run runs synchronously and returns the recorded run.
+func (r *Runner) Run(ctx context.Context, req Request) (*store.GCRun, error) {
+	run, err := r.begin(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	err = r.execute(ctx, run, req)
+	return run, err
+}
+
+// Start begins a run in the background and returns its id, or ErrRunning.
+func (r *Runner) Start(req Request) (int64, error) {
+	run, err := r.begin(r.ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if err := r.execute(r.ctx, run, req); err != nil {
+			r.log().Error("gc run failed", "run", run.ID, "kind", run.Kind, "err", err)
+		}
+	}()
+	return run.ID, nil
+}
+
+// Status reports whether a run is in progress and the newest run (nil if
+// none ever ran).
+func (r *Runner) Status(ctx context.Context) (bool, *store.GCRun, error) {
+	r.mu.Lock()
+	running := r.current != nil
+	r.mu.Unlock()
+	last, err := r.Store.LastGCRun(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return running, nil, nil
+	}
+	if err != nil {
+		return running, nil, err
+	}
+	return running, last, nil
+}
+
+// Running reports whether a run is in progress.
+func (r *Runner) Running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.current != nil
+}
+
+// Wait waits for background runs to finish.
+func (r *Runner) Wait() { r.wg.Wait() }
+
+// Close cancels background runs (a cancelled sweep stops between two
+// deletions; reconcile repairs anything half done) and waits for them.
+func (r *Runner) Close() {
+	r.cancel()
+	r.wg.Wait()
+}
