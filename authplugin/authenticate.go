@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Identity is what a bearer credential proved: the principal and, for a
@@ -20,6 +22,29 @@ type Identity struct {
 type Authenticator struct {
 	Issuer   *Issuer
 	Provider Provider
+
+	once     sync.Once
+	verified *ttlCache[*Claims] // registry tokens already verified, until they expire
+}
+
+// verifiedAccess returns the claims of a registry token, verifying its
+// signature once: a client sends the same token with every request of an
+// image push or pull, and an ES256 verification is the dearest step.
+func (a *Authenticator) verifiedAccess(token string) (*Claims, error) {
+	a.once.Do(func() { a.verified = newTTLCache[*Claims](10000) })
+	now := a.Issuer.now()
+	key := cacheKey(token)
+	if c, ok := a.verified.get(key, now); ok {
+		if c.NotBefore == nil || !now.Add(10*time.Second).Before(c.NotBefore.Time) {
+			return c, nil
+		}
+	}
+	c, err := a.Issuer.Verify(UseAccess, token)
+	if err != nil {
+		return nil, err
+	}
+	a.verified.put(key, c, c.ExpiresAt.Time.Add(10*time.Second), now)
+	return c, nil
 }
 
 // BearerToken extracts the token of an `Authorization: Bearer` header.
@@ -35,10 +60,10 @@ func BearerToken(r *http.Request) (string, bool) {
 // Bearer authenticates a bearer token. Errors wrap ErrInvalidCredentials or
 // ErrUnavailable.
 func (a *Authenticator) Bearer(ctx context.Context, token string) (*Identity, error) {
+	if c, err := a.verifiedAccess(token); err == nil {
+		return &Identity{Principal: c.Principal(), Claims: c}, nil
+	}
 	if a.Issuer.LooksLikeOurs(token) {
-		if c, err := a.Issuer.Verify(UseAccess, token); err == nil {
-			return &Identity{Principal: c.Principal(), Claims: c}, nil
-		}
 		if _, err := a.Issuer.Verify(UseSession, token); err != nil {
 			return nil, ErrInvalidCredentials
 		}

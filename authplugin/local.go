@@ -21,12 +21,21 @@ type Local struct {
 	// dummyHash keeps the time of a login for an unknown user equal to
 	// that of a wrong password.
 	dummyHash []byte
+	// checked remembers, for 30 s, password checks that succeeded, keyed
+	// by a digest of (a per-process salt, the stored hash, the password):
+	// docker and podman sign in for every push and pull, and bcrypt is
+	// deliberately slow. A changed password changes the stored hash, so a
+	// remembered check never outlives it; a deleted account is looked up
+	// first and refused.
+	checked *ttlCache[struct{}]
+	salt    string
 }
 
 // NewLocal returns the local provider.
 func NewLocal(st *store.Store, issuer *Issuer, sessionTTL time.Duration) *Local {
 	h, _ := bcrypt.GenerateFromPassword([]byte("mcr-dummy-password"), bcrypt.DefaultCost)
-	return &Local{store: st, issuer: issuer, sessionTTL: sessionTTL, dummyHash: h}
+	return &Local{store: st, issuer: issuer, sessionTTL: sessionTTL, dummyHash: h,
+		checked: newTTLCache[struct{}](10000), salt: newJTI()}
 }
 
 // HashPassword returns the bcrypt hash stored for a local account.
@@ -58,8 +67,13 @@ func (l *Local) Login(ctx context.Context, username, password string) (*Session,
 	if err != nil {
 		return nil, fmt.Errorf("local login: %w: %v", ErrUnavailable, err)
 	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
-		return nil, ErrInvalidCredentials
+	key := cacheKey(l.salt, u.PasswordHash, password)
+	now := time.Now()
+	if _, ok := l.checked.get(key, now); !ok {
+		if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+			return nil, ErrInvalidCredentials
+		}
+		l.checked.put(key, struct{}{}, now.Add(30*time.Second), now)
 	}
 	p := principalOf(u)
 	tok, c, err := l.issuer.Issue(UseSession, p, nil, l.sessionTTL)

@@ -1,0 +1,93 @@
+package authplugin
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"git.wntrmute.dev/kyle/mcr/store"
+)
+
+func TestLocalLoginAndRememberedChecks(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "mcr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	is, _ := testIssuer(t)
+	l := NewLocal(st, is, time.Hour)
+	ctx := context.Background()
+	add := func(pw string) {
+		h, err := HashPassword(pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateUser(ctx, &store.User{Username: "alice", PasswordHash: h, Role: RoleUser, AccountType: AccountHuman}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("first-password")
+	for i := 0; i < 2; i++ { // the second login is served by the remembered check
+		s, err := l.Login(ctx, "alice", "first-password")
+		if err != nil || s.Principal.Username != "alice" {
+			t.Fatalf("login %d: %v", i, err)
+		}
+		p, err := l.Validate(ctx, s.Token)
+		if err != nil || p.Username != "alice" {
+			t.Fatalf("validate session: %v", err)
+		}
+	}
+	if _, err := l.Login(ctx, "alice", "wrong-password"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if _, err := l.Login(ctx, "nobody", "first-password"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("unknown user: %v", err)
+	}
+	// A password change (new hash) invalidates the remembered check.
+	if err := st.DeleteUser(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Login(ctx, "alice", "first-password"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("deleted user still logs in: %v", err)
+	}
+	add("second-password")
+	if _, err := l.Login(ctx, "alice", "first-password"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("old password still accepted after change: %v", err)
+	}
+	s, err := l.Login(ctx, "alice", "second-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Logout revokes the session.
+	if err := l.Logout(ctx, s.Token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Validate(ctx, s.Token); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("revoked session still valid: %v", err)
+	}
+}
+
+func TestAuthenticatorRemembersVerifiedTokens(t *testing.T) {
+	is, _ := testIssuer(t)
+	a := &Authenticator{Issuer: is}
+	tok, _, _ := is.Issue(UseAccess, alice, []AccessEntry{{Type: "repository", Name: "a", Actions: []string{"pull"}}}, time.Minute)
+	for i := 0; i < 3; i++ {
+		id, err := a.Bearer(context.Background(), tok)
+		if err != nil || id.Claims == nil || id.Principal.Username != "alice" {
+			t.Fatalf("bearer %d: %v", i, err)
+		}
+	}
+	// An expired token is refused even though it was remembered.
+	a2 := &Authenticator{Issuer: is}
+	short, _, _ := is.Issue(UseAccess, alice, nil, time.Second)
+	if _, err := a2.Bearer(context.Background(), short); err != nil {
+		t.Fatal(err)
+	}
+	is.now = func() time.Time { return time.Now().Add(time.Minute) }
+	defer func() { is.now = time.Now }()
+	if _, err := a2.verifiedAccess(short); err == nil {
+		t.Fatal("expired token accepted from the cache")
+	}
+}
