@@ -109,6 +109,10 @@ type Engine struct {
 	// OnManifestsRemoved brings the repository index in line after the
 	// metadata phase removed manifests (optional).
 	OnManifestsRemoved func(ctx context.Context, removed []ManifestRef) error
+	// AfterRemove is called, with the gate still closed, after a run that
+	// may have removed blobs or links: the server resets its blob
+	// descriptor cache there, so a swept blob answers 404, not a cached 200.
+	AfterRemove func()
 	// AfterPhase is a test hook called after each phase; an error stops the
 	// run there (simulating a crash between phases).
 	AfterPhase func(phase string) error
@@ -176,6 +180,9 @@ func (e *Engine) Run(ctx context.Context, opts Options) (*Result, error) {
 	sweepStart := time.Now()
 	err = e.sweep(ctx, opts, marked, removeManifests, res)
 	res.SweepDuration = time.Since(sweepStart)
+	if !opts.DryRun && e.AfterRemove != nil {
+		e.AfterRemove()
+	}
 	e.log().Info("gc finished", "dry_run", opts.DryRun, "remove_untagged", opts.RemoveUntagged,
 		"repositories", res.Repositories, "blobs_marked", res.BlobsMarked, "blobs_removed", res.BlobsRemoved,
 		"bytes_freed", res.BytesFreed, "manifests_removed", res.ManifestsRemoved, "blobs_protected", res.BlobsProtected,

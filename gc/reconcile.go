@@ -61,6 +61,9 @@ func (e *Engine) Reconcile(ctx context.Context, dryRun bool) (*ReconcileResult, 
 	res := &ReconcileResult{DryRun: dryRun}
 	err = e.reconcile(ctx, dryRun, res)
 	res.Duration = time.Since(start)
+	if !dryRun && e.AfterRemove != nil {
+		e.AfterRemove()
+	}
 	e.log().Info("gc reconcile finished", "dry_run", dryRun, "empty_blob_dirs", res.EmptyBlobDirsRemoved,
 		"orphan_blobs", res.OrphanBlobsRemoved, "bytes_freed", res.BytesFreed,
 		"dangling_layer_links", res.DanglingLayerLinksRemoved, "dangling_revisions", res.DanglingRevisionsRemoved,

@@ -39,6 +39,10 @@ type AuditFilter struct {
 	Limit      int
 }
 
+// commitSlack bounds how long after its time an event is committed (pull
+// events are batched asynchronously; everything else commits at once).
+const commitSlack = time.Minute
+
 // IsRetryable reports whether err is SQLite saying "busy" or "locked":
 // the write should be tried again, never dropped.
 func IsRetryable(err error) bool {
@@ -98,11 +102,34 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 	if f.Repository != "" {
 		where, args = append(where, "repository = ?"), append(args, f.Repository)
 	}
+	// Time bounds become id bounds too: ids grow with commit order, and an
+	// event is committed within commitSlack of its time, so the id range
+	// found through the time index (widened by the slack) holds every row of
+	// the window, and the (filter, id) indexes serve the query in id order
+	// instead of sorting the window.
 	if !f.Since.IsZero() {
 		where, args = append(where, "event_time >= ?"), append(args, f.Since.UTC().UnixNano())
+		var lo sql.NullInt64
+		if err := s.db.QueryRowContext(ctx, `SELECT id FROM audit_log WHERE event_time >= ? ORDER BY event_time LIMIT 1`,
+			f.Since.Add(-commitSlack).UTC().UnixNano()).Scan(&lo); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("store: list audit: %w", err)
+		}
+		if !lo.Valid {
+			return []AuditEvent{}, nil
+		}
+		where, args = append(where, "id >= ?"), append(args, lo.Int64)
 	}
 	if !f.Until.IsZero() {
 		where, args = append(where, "event_time <= ?"), append(args, f.Until.UTC().UnixNano())
+		var hi sql.NullInt64
+		if err := s.db.QueryRowContext(ctx, `SELECT id FROM audit_log WHERE event_time <= ? ORDER BY event_time DESC LIMIT 1`,
+			f.Until.Add(commitSlack).UTC().UnixNano()).Scan(&hi); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("store: list audit: %w", err)
+		}
+		if !hi.Valid {
+			return []AuditEvent{}, nil
+		}
+		where, args = append(where, "id <= ?"), append(args, hi.Int64)
 	}
 	if f.Before > 0 {
 		where, args = append(where, "id < ?"), append(args, f.Before)

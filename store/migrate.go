@@ -122,6 +122,11 @@ var migrations = []string{
 		created_at INTEGER NOT NULL
 	) WITHOUT ROWID;
 	CREATE INDEX digest_aliases_canonical ON digest_aliases(canonical);`,
+	// 6: audit queries that combine a repository or actor with an event
+	// type walk one index in id order instead of scanning all the
+	// repository's or actor's rows.
+	`CREATE INDEX audit_log_repo_type ON audit_log(repository, event_type, id);
+	CREATE INDEX audit_log_actor_type ON audit_log(actor_id, event_type, id);`,
 }
 
 // Migrate brings the schema up to date. It is idempotent.

@@ -18,6 +18,10 @@ import (
 	"time"
 )
 
+// defaultCACert is trusted when no --ca-cert is given and it exists: the
+// certificate of the standard data directory.
+const defaultCACert = "/srv/mcr/certs/cert.pem"
+
 // client talks to the admin API.
 type client struct {
 	base  *url.URL
@@ -45,8 +49,18 @@ func (g *globals) client(needToken bool) (*client, error) {
 		return nil, usagef("--timeout %q: want a duration such as 60s", g.timeout)
 	}
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if g.caCert != "" {
-		pem, err := os.ReadFile(g.caCert)
+	caCert := g.caCert
+	if caCert == "" {
+		// On the registry host itself (the runbook's `mcrctl status --addr
+		// https://localhost:8443`), trust the certificate `mcrsrv init`
+		// wrote, in addition to the system roots.
+		if f, err := os.Open(defaultCACert); err == nil {
+			_ = f.Close()
+			caCert = defaultCACert
+		}
+	}
+	if caCert != "" {
+		pem, err := os.ReadFile(caCert)
 		if err != nil {
 			return nil, fmt.Errorf("--ca-cert: %w", err)
 		}
@@ -55,7 +69,7 @@ func (g *globals) client(needToken bool) (*client, error) {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-cert %s: no PEM certificate found", g.caCert)
+			return nil, fmt.Errorf("--ca-cert %s: no PEM certificate found", caCert)
 		}
 		tlsCfg.RootCAs = pool
 	}

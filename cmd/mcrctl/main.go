@@ -107,7 +107,7 @@ Exit codes: 0 ok, 1 the operation failed, 2 usage error.`,
 	pf.StringVar(&g.addr, "addr", def, "server URL ($MCR_ADDR)")
 	pf.StringVar(&g.addr, "server", def, "alias of --addr")
 	_ = pf.MarkHidden("server")
-	pf.StringVar(&g.caCert, "ca-cert", os.Getenv("MCR_CA_CERT"), "PEM file of the CA (or self-signed certificate) to trust ($MCR_CA_CERT)")
+	pf.StringVar(&g.caCert, "ca-cert", os.Getenv("MCR_CA_CERT"), "PEM file of the CA (or self-signed certificate) to trust ($MCR_CA_CERT; else /srv/mcr/certs/cert.pem if readable)")
 	pf.StringVar(&g.token, "token", "", "bearer token from \"mcrctl login\" (default $MCR_TOKEN)")
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables")
 	pf.StringVar(&g.timeout, "timeout", "60s", "request timeout")

@@ -72,6 +72,7 @@ func newServerGC(cfg *config.Config, st *store.Store, capt *captured, audit func
 	gate := gc.NewGate(cfg.GC.MaxWait, cfg.GC.Grace)
 	e := newEngine(cfg, st, gate)
 	e.Driver = driver
+	e.AfterRemove = descriptorCache.Reset
 	r := gc.NewRunner(e, st, audit)
 	if err := r.Recover(context.Background()); err != nil {
 		return nil, fmt.Errorf("gc: %w", err)

@@ -9,11 +9,24 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // upstream driver, selectable
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"   // tests
 
+	registrymw "github.com/distribution/distribution/v3/registry/middleware/registry"
+	"github.com/distribution/distribution/v3/registry/storage"
+
 	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/blobcache"
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	_ "git.wntrmute.dev/kyle/mcr/storagedriver" // registers "mcrfs"
 )
+
+// descriptorCache is distribution's in-memory blob descriptor cache, made
+// resettable so GC can clear it after a sweep (see package blobcache). It is
+// installed once per process as a registry option.
+var descriptorCache = blobcache.New(10000)
+
+func init() {
+	_ = registrymw.RegisterOptions(storage.BlobDescriptorCacheProvider(descriptorCache))
+}
 
 // distributionConfig builds distribution's configuration from mcr.toml, so
 // operators keep one file.

@@ -1,0 +1,103 @@
+// Package blobcache is distribution's in-memory blob descriptor cache with
+// one addition: Reset. distribution's cache cannot be cleared, so after a
+// garbage-collection sweep a swept blob would still answer HEAD 200 and GET
+// 200 with an empty body. MCR installs this cache as a registry option and
+// the GC engine resets it after every sweep.
+//
+//	c := blobcache.New(10000)
+//	registrymw.RegisterOptions(storage.BlobDescriptorCacheProvider(c))
+//	...
+//	c.Reset() // after a sweep
+package blobcache
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/registry/storage/cache"
+	"github.com/distribution/distribution/v3/registry/storage/cache/memory"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Cache is a resettable cache.BlobDescriptorCacheProvider.
+type Cache struct {
+	size  int
+	inner atomic.Pointer[cache.BlobDescriptorCacheProvider]
+}
+
+var _ cache.BlobDescriptorCacheProvider = (*Cache)(nil)
+
+// New returns a cache holding up to size descriptors.
+func New(size int) *Cache {
+	c := &Cache{size: size}
+	c.Reset()
+	return c
+}
+
+// Reset forgets every descriptor.
+func (c *Cache) Reset() {
+	p := memory.NewInMemoryBlobDescriptorCacheProvider(c.size)
+	c.inner.Store(&p)
+}
+
+func (c *Cache) current() cache.BlobDescriptorCacheProvider { return *c.inner.Load() }
+
+// Stat implements distribution.BlobDescriptorService.
+func (c *Cache) Stat(ctx context.Context, dgst digest.Digest) (v1.Descriptor, error) {
+	return c.current().Stat(ctx, dgst)
+}
+
+// SetDescriptor implements distribution.BlobDescriptorService.
+func (c *Cache) SetDescriptor(ctx context.Context, dgst digest.Digest, desc v1.Descriptor) error {
+	return c.current().SetDescriptor(ctx, dgst, desc)
+}
+
+// Clear implements distribution.BlobDescriptorService.
+func (c *Cache) Clear(ctx context.Context, dgst digest.Digest) error {
+	return c.current().Clear(ctx, dgst)
+}
+
+// RepositoryScoped implements cache.BlobDescriptorCacheProvider. The scoped
+// view looks the current generation up on every call, so a Reset reaches
+// repositories already handed out.
+func (c *Cache) RepositoryScoped(repo string) (distribution.BlobDescriptorService, error) {
+	if _, err := c.current().RepositoryScoped(repo); err != nil {
+		return nil, err
+	}
+	return scoped{c: c, repo: repo}, nil
+}
+
+type scoped struct {
+	c    *Cache
+	repo string
+}
+
+func (s scoped) svc() (distribution.BlobDescriptorService, error) {
+	return s.c.current().RepositoryScoped(s.repo)
+}
+
+func (s scoped) Stat(ctx context.Context, dgst digest.Digest) (v1.Descriptor, error) {
+	svc, err := s.svc()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return svc.Stat(ctx, dgst)
+}
+
+func (s scoped) SetDescriptor(ctx context.Context, dgst digest.Digest, desc v1.Descriptor) error {
+	svc, err := s.svc()
+	if err != nil {
+		return err
+	}
+	return svc.SetDescriptor(ctx, dgst, desc)
+}
+
+func (s scoped) Clear(ctx context.Context, dgst digest.Digest) error {
+	svc, err := s.svc()
+	if err != nil {
+		return err
+	}
+	return svc.Clear(ctx, dgst)
+}
