@@ -30,6 +30,9 @@ var ErrClosed = errors.New("notifications: sink closed")
 type Options struct {
 	// MaxBatch bounds one transaction (default 512 events).
 	MaxBatch int
+	// AsyncDelay is how long a batch of only pull events waits for more
+	// before committing (default 25 ms; negative: no wait).
+	AsyncDelay time.Duration
 	// SkipPulls drops pull events instead of recording them.
 	SkipPulls bool
 	// OnCommit observes each committed batch (metrics).
@@ -58,6 +61,9 @@ type Sink struct {
 func NewSink(st *store.Store, opts Options) *Sink {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 512
+	}
+	if opts.AsyncDelay == 0 {
+		opts.AsyncDelay = 25 * time.Millisecond
 	}
 	s := &Sink{st: st, opts: opts, in: make(chan pending, 4096), stopped: make(chan struct{})}
 	s.pulls = events.NewQueue(asyncSink{s})
@@ -122,20 +128,51 @@ func (s *Sink) loop() {
 			return
 		}
 		batch = append(batch[:0], p)
-	drain:
-		for len(batch) < s.opts.MaxBatch {
-			select {
-			case p, ok := <-s.in:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, p)
-			default:
-				break drain
-			}
-		}
+		open := s.fill(&batch)
 		s.commit(batch)
+		if !open {
+			return
+		}
 	}
+}
+
+// fill adds what is already queued to the batch. A batch of only
+// asynchronous events (pulls) also waits up to AsyncDelay for more, so
+// pulls commit in large transactions; a change event ends the wait, since
+// its request is waiting for the commit. It reports false once the input
+// is closed.
+func (s *Sink) fill(batch *[]pending) bool {
+	hasSync := (*batch)[0].done != nil
+	var timer <-chan time.Time
+	for len(*batch) < s.opts.MaxBatch {
+		select {
+		case p, ok := <-s.in:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, p)
+			hasSync = hasSync || p.done != nil
+			continue
+		default:
+		}
+		if hasSync || s.opts.AsyncDelay <= 0 {
+			return true
+		}
+		if timer == nil {
+			timer = time.After(s.opts.AsyncDelay)
+		}
+		select {
+		case p, ok := <-s.in:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, p)
+			hasSync = hasSync || p.done != nil
+		case <-timer:
+			return true
+		}
+	}
+	return true
 }
 
 func (s *Sink) commit(batch []pending) {
