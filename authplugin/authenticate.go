@@ -27,23 +27,27 @@ type Authenticator struct {
 	verified *ttlCache[*Claims] // registry tokens already verified, until they expire
 }
 
-// verifiedAccess returns the claims of a registry token, verifying its
-// signature once: a client sends the same token with every request of an
+// cachedAccess returns the claims of a registry token verified before and
+// not yet expired: a client sends the same token with every request of an
 // image push or pull, and an ES256 verification is the dearest step.
-func (a *Authenticator) verifiedAccess(token string) (*Claims, error) {
+func (a *Authenticator) cachedAccess(token string) (*Claims, bool) {
 	a.once.Do(func() { a.verified = newTTLCache[*Claims](10000) })
 	now := a.Issuer.now()
-	key := cacheKey(token)
-	if c, ok := a.verified.get(key, now); ok {
-		if c.NotBefore == nil || !now.Add(10*time.Second).Before(c.NotBefore.Time) {
-			return c, nil
-		}
+	c, ok := a.verified.get(cacheKey(token), now)
+	if !ok || (c.NotBefore != nil && now.Add(10*time.Second).Before(c.NotBefore.Time)) {
+		return nil, false
 	}
+	return c, true
+}
+
+// verifyAccess verifies a registry token and remembers it until it expires.
+func (a *Authenticator) verifyAccess(token string) (*Claims, error) {
+	a.once.Do(func() { a.verified = newTTLCache[*Claims](10000) })
 	c, err := a.Issuer.Verify(UseAccess, token)
 	if err != nil {
 		return nil, err
 	}
-	a.verified.put(key, c, c.ExpiresAt.Time.Add(10*time.Second), now)
+	a.verified.put(cacheKey(token), c, c.ExpiresAt.Time.Add(10*time.Second), a.Issuer.now())
 	return c, nil
 }
 
@@ -60,10 +64,19 @@ func BearerToken(r *http.Request) (string, bool) {
 // Bearer authenticates a bearer token. Errors wrap ErrInvalidCredentials or
 // ErrUnavailable.
 func (a *Authenticator) Bearer(ctx context.Context, token string) (*Identity, error) {
-	if c, err := a.verifiedAccess(token); err == nil {
+	if c, ok := a.cachedAccess(token); ok {
 		return &Identity{Principal: c.Principal(), Claims: c}, nil
 	}
-	if a.Issuer.LooksLikeOurs(token) {
+	if use, ours := a.Issuer.Peek(token); ours {
+		if use == UseAccess {
+			c, err := a.verifyAccess(token)
+			if err != nil {
+				return nil, ErrInvalidCredentials
+			}
+			return &Identity{Principal: c.Principal(), Claims: c}, nil
+		}
+		// A local session token: verified here, then resolved by the
+		// provider (which also checks revocation).
 		if _, err := a.Issuer.Verify(UseSession, token); err != nil {
 			return nil, ErrInvalidCredentials
 		}

@@ -149,14 +149,28 @@ func (is *Issuer) Verify(use, token string) (*Claims, error) {
 
 // LooksLikeOurs reports whether a bearer string is a JWT whose header names
 // one of our keys, so callers can tell registry tokens from MCIAS tokens
-// without a network round trip.
+// without verifying anything.
 func (is *Issuer) LooksLikeOurs(token string) bool {
-	p := jwt.NewParser()
-	t, _, err := p.ParseUnverified(token, &jwt.MapClaims{})
+	_, ok := is.Peek(token)
+	return ok
+}
+
+// Peek reads, without verifying, the use claim of a JWT whose header names
+// one of our keys (ours false otherwise). It lets a caller verify a token
+// once, for the use it claims, instead of trying each use in turn; the
+// verification that follows still checks the claim.
+func (is *Issuer) Peek(token string) (use string, ours bool) {
+	var c struct {
+		Use string `json:"use"`
+		jwt.RegisteredClaims
+	}
+	t, _, err := jwt.NewParser().ParseUnverified(token, &c)
 	if err != nil {
-		return false
+		return "", false
 	}
 	kid, _ := t.Header["kid"].(string)
-	_, ok := is.keys.byKID[kid]
-	return ok
+	if _, ok := is.keys.byKID[kid]; !ok {
+		return "", false
+	}
+	return c.Use, true
 }

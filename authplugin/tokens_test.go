@@ -1,6 +1,7 @@
 package authplugin
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -180,3 +181,66 @@ func TestParseScopes(t *testing.T) {
 		}
 	}
 }
+
+func TestPeek(t *testing.T) {
+	is, _ := testIssuer(t)
+	other, _ := testIssuer(t)
+	access, _, _ := is.Issue(UseAccess, alice, nil, time.Minute)
+	session, _, _ := is.Issue(UseSession, alice, nil, time.Minute)
+	foreign, _, _ := other.Issue(UseAccess, alice, nil, time.Minute)
+	cases := []struct {
+		name, token, use string
+		ours             bool
+	}{
+		{"access", access, UseAccess, true},
+		{"session", session, UseSession, true},
+		{"other key", foreign, "", false},
+		{"opaque MCIAS token", "mcias-opaque-0123456789", "", false},
+		{"empty", "", "", false},
+		{"garbage segments", "a.b.c", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			use, ours := is.Peek(tc.token)
+			if use != tc.use || ours != tc.ours {
+				t.Fatalf("Peek = (%q, %v), want (%q, %v)", use, ours, tc.use, tc.ours)
+			}
+			if is.LooksLikeOurs(tc.token) != tc.ours {
+				t.Fatalf("LooksLikeOurs disagrees with Peek")
+			}
+		})
+	}
+}
+
+// A session token presented where a registry token is expected is verified
+// once, as a session; a registry token with a forged use is refused.
+func TestBearerVerifiesClaimedUse(t *testing.T) {
+	is, _ := testIssuer(t)
+	a := &Authenticator{Issuer: is, Provider: staticProvider{p: alice}}
+	session, _, _ := is.Issue(UseSession, alice, nil, time.Minute)
+	id, err := a.Bearer(context.Background(), session)
+	if err != nil || id.Claims != nil || id.Principal.Username != "alice" {
+		t.Fatalf("session bearer: %+v, %v", id, err)
+	}
+	refresh, _, _ := is.Issue(UseRefresh, alice, nil, time.Minute)
+	if _, err := a.Bearer(context.Background(), refresh); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("refresh token as bearer: %v, want ErrInvalidCredentials", err)
+	}
+	expired, _, _ := is.Issue(UseSession, alice, nil, time.Millisecond)
+	is.now = func() time.Time { return time.Now().Add(time.Minute) }
+	defer func() { is.now = time.Now }()
+	if _, err := a.Bearer(context.Background(), expired); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("expired session token: %v, want ErrInvalidCredentials", err)
+	}
+}
+
+// staticProvider accepts every token as p.
+type staticProvider struct{ p *Principal }
+
+func (s staticProvider) Name() string { return "static" }
+func (s staticProvider) Login(context.Context, string, string) (*Session, error) {
+	return nil, ErrInvalidCredentials
+}
+func (s staticProvider) Validate(context.Context, string) (*Principal, error) { return s.p, nil }
+func (s staticProvider) Logout(context.Context, string) error                 { return nil }
+func (s staticProvider) Ping(context.Context) error                           { return nil }

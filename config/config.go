@@ -12,6 +12,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -49,6 +50,9 @@ type Server struct {
 	// and Location headers; empty means "the Host the client used".
 	Hostname    string `mapstructure:"hostname"`
 	MetricsAddr string `mapstructure:"metrics_addr"`
+	// Pprof adds Go's /debug/pprof/ profiles to the metrics listener, for
+	// diagnosing CPU and memory use; it needs metrics_addr.
+	Pprof bool `mapstructure:"pprof"`
 	// ReadTimeout bounds reading request headers. Bodies (blob uploads of
 	// many GiB) are deliberately not bounded.
 	ReadTimeout     time.Duration `mapstructure:"read_timeout"`
@@ -114,6 +118,19 @@ type Log struct {
 	Level string `mapstructure:"level"`
 }
 
+// SlogLevel is Level for log/slog (Validate accepts only these names).
+func (l Log) SlogLevel() slog.Level {
+	switch strings.ToLower(l.Level) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
 // Audit is the [audit] section.
 type Audit struct {
 	RetentionDays int `mapstructure:"retention_days"`
@@ -144,6 +161,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("server.idle_timeout", "120s")
 	v.SetDefault("server.shutdown_timeout", "60s")
 	v.SetDefault("server.metrics_addr", "")
+	v.SetDefault("server.pprof", false)
 	v.SetDefault("storage.driver", "mcrfs")
 	v.SetDefault("storage.catalog_max_entries", 1000)
 	v.SetDefault("storage.tags_max_tags", 1000)
@@ -258,6 +276,9 @@ func (c *Config) Validate() error {
 	req("database.path", c.Database.Path)
 	req("storage.layers_path", c.Storage.LayersPath)
 	req("identity.service_name", c.Identity.ServiceName)
+	if c.Server.Pprof && c.Server.MetricsAddr == "" {
+		errs = append(errs, errors.New("config: server.pprof needs server.metrics_addr (profiles are served on the metrics listener)"))
+	}
 	switch c.Identity.Provider {
 	case ProviderLocal:
 	case ProviderMCIAS:

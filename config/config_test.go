@@ -1,6 +1,7 @@
 package config
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,6 +100,7 @@ func TestInvalidValues(t *testing.T) {
 		{"negative", []string{"MCR_SERVER_SHUTDOWN_TIMEOUT", "-1s"}, "server.shutdown_timeout"},
 		{"log level", []string{"MCR_LOG_LEVEL", "loud"}, "log.level"},
 		{"driver", []string{"MCR_STORAGE_DRIVER", "s4"}, "storage.driver"},
+		{"pprof without listener", []string{"MCR_SERVER_PPROF", "true", "MCR_SERVER_METRICS_ADDR", ""}, "server.pprof needs server.metrics_addr"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,5 +149,17 @@ func TestEnvOverrides(t *testing.T) {
 	}
 	if c.Server.ListenAddr != ":7443" || c.Server.GRPCAddr != ":7444" {
 		t.Fatalf("PORT not applied: %q %q", c.Server.ListenAddr, c.Server.GRPCAddr)
+	}
+}
+
+func TestSlogLevel(t *testing.T) {
+	cases := map[string]slog.Level{
+		"debug": slog.LevelDebug, "DEBUG": slog.LevelDebug, "info": slog.LevelInfo, "": slog.LevelInfo,
+		"warn": slog.LevelWarn, "warning": slog.LevelWarn, "error": slog.LevelError,
+	}
+	for in, want := range cases {
+		if got := (Log{Level: in}).SlogLevel(); got != want {
+			t.Errorf("SlogLevel(%q) = %v, want %v", in, got, want)
+		}
 	}
 }

@@ -9,6 +9,7 @@ package metrics
 
 import (
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +61,21 @@ func RegisterQueueDepth(f func() float64) {
 
 // Handler serves the default registry in the Prometheus text format.
 func Handler() http.Handler { return promhttp.Handler() }
+
+// DebugHandler serves /metrics and, when pprof is set, Go's profiles under
+// /debug/pprof/. It is meant for the loopback metrics listener only.
+func DebugHandler(pprofOn bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.Handler())
+	if pprofOn {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
 
 // Route classifies a request path into a small, fixed label set.
 func Route(path string) string {

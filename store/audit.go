@@ -90,56 +90,86 @@ func (s *Store) WriteAudit(ctx context.Context, evs ...AuditEvent) error {
 }
 
 // ListAudit returns matching events, newest first.
+//
+// Every query walks one index in id order (ids grow with commit order) and
+// stops after the page, whatever the table's size:
+//   - no filter, or only time bounds: the table itself (rowid);
+//   - an event type: (event_type, id), or (repository|actor_id, event_type,
+//     id) when a repository or actor is given too;
+//   - a repository or actor without a type: one walk of (repository|actor_id,
+//     event_type, id) per event type present for that key, merged. There is
+//     no (repository, id) index: every index is paid for by every audit row
+//     written, and pulls across many repositories make such indexes the
+//     dearest part of a commit (see BenchmarkApplyBatchPulls).
+//
+// Time bounds become id bounds (auditIDRange), so they narrow the walk too.
 func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
+	lo, hi, ok, err := s.auditIDRange(ctx, f.Since, f.Until)
+	if err != nil {
+		return nil, fmt.Errorf("store: list audit: %w", err)
+	}
+	if !ok {
+		return []AuditEvent{}, nil
+	}
 	var where []string
 	var args []any
-	if f.EventType != "" {
-		where, args = append(where, "event_type = ?"), append(args, f.EventType)
-	}
+	add := func(cond string, arg any) { where, args = append(where, cond), append(args, arg) }
 	if f.ActorID != "" {
-		where, args = append(where, "actor_id = ?"), append(args, f.ActorID)
+		add("actor_id = ?", f.ActorID)
 	}
 	if f.Repository != "" {
-		where, args = append(where, "repository = ?"), append(args, f.Repository)
+		add("repository = ?", f.Repository)
 	}
-	// Time bounds become id bounds too: ids grow with commit order, and an
-	// event is committed within commitSlack of its time, so the id range
-	// found through the time index (widened by the slack) holds every row of
-	// the window, and the (filter, id) indexes serve the query in id order
-	// instead of sorting the window.
 	if !f.Since.IsZero() {
-		where, args = append(where, "event_time >= ?"), append(args, f.Since.UTC().UnixNano())
-		var lo sql.NullInt64
-		if err := s.db.QueryRowContext(ctx, `SELECT id FROM audit_log WHERE event_time >= ? ORDER BY event_time LIMIT 1`,
-			f.Since.Add(-commitSlack).UTC().UnixNano()).Scan(&lo); err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("store: list audit: %w", err)
-		}
-		if !lo.Valid {
-			return []AuditEvent{}, nil
-		}
-		where, args = append(where, "id >= ?"), append(args, lo.Int64)
+		add("event_time >= ?", f.Since.UTC().UnixNano())
+		add("id >= ?", lo)
 	}
 	if !f.Until.IsZero() {
-		where, args = append(where, "event_time <= ?"), append(args, f.Until.UTC().UnixNano())
-		var hi sql.NullInt64
-		if err := s.db.QueryRowContext(ctx, `SELECT id FROM audit_log WHERE event_time <= ? ORDER BY event_time DESC LIMIT 1`,
-			f.Until.Add(commitSlack).UTC().UnixNano()).Scan(&hi); err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("store: list audit: %w", err)
-		}
-		if !hi.Valid {
-			return []AuditEvent{}, nil
-		}
-		where, args = append(where, "id <= ?"), append(args, hi.Int64)
+		add("event_time <= ?", f.Until.UTC().UnixNano())
+		add("id <= ?", hi)
 	}
 	if f.Before > 0 {
-		where, args = append(where, "id < ?"), append(args, f.Before)
+		add("id < ?", f.Before)
 	}
-	q := `SELECT id, event_time, event_type, actor_id, actor, repository, digest, tag, ip, details_json FROM audit_log`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
+	const cols = `id, event_time, event_type, actor_id, actor, repository, digest, tag, ip, details_json`
+	var q string
+	switch {
+	case f.EventType != "":
+		add("event_type = ?", f.EventType)
+		q = `SELECT ` + cols + ` FROM audit_log WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC LIMIT ? OFFSET ?`
+		args = append(args, f.Limit, f.Offset)
+	case f.Repository != "" || f.ActorID != "":
+		col, key := "repository", f.Repository
+		if key == "" {
+			col, key = "actor_id", f.ActorID
+		}
+		types, err := s.auditTypesFor(ctx, col, key)
+		if err != nil {
+			return nil, fmt.Errorf("store: list audit: %w", err)
+		}
+		if len(types) == 0 {
+			return []AuditEvent{}, nil
+		}
+		// One walk per type, each at most a page deep; the merge keeps the
+		// newest page. Each arm is a subquery so it may have its own LIMIT.
+		arms := make([]string, len(types))
+		var armArgs []any
+		for i, t := range types {
+			arms[i] = `SELECT id FROM (SELECT id FROM audit_log WHERE ` + strings.Join(where, " AND ") +
+				` AND event_type = ? ORDER BY id DESC LIMIT ?)`
+			armArgs = append(append(armArgs, args...), t, f.Limit+f.Offset)
+		}
+		q = `SELECT ` + cols + ` FROM audit_log WHERE id IN (SELECT id FROM (` + strings.Join(arms, " UNION ALL ") +
+			`) ORDER BY id DESC LIMIT ? OFFSET ?) ORDER BY id DESC`
+		args = append(armArgs, f.Limit, f.Offset)
+	default:
+		q = `SELECT ` + cols + ` FROM audit_log`
+		if len(where) > 0 {
+			q += " WHERE " + strings.Join(where, " AND ")
+		}
+		q += " ORDER BY id DESC LIMIT ? OFFSET ?"
+		args = append(args, f.Limit, f.Offset)
 	}
-	q += " ORDER BY id DESC LIMIT ? OFFSET ?"
-	args = append(args, f.Limit, f.Offset)
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list audit: %w", err)
@@ -162,11 +192,117 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 	return out, rows.Err()
 }
 
+// auditTypesFor lists the event types recorded for one repository or actor
+// (col is "repository" or "actor_id"): a loose scan of the (col,
+// event_type, id) index, one seek per type.
+func (s *Store) auditTypesFor(ctx context.Context, col, key string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `WITH RECURSIVE t(x) AS (
+		SELECT (SELECT MIN(event_type) FROM audit_log WHERE `+col+` = ?1)
+		UNION ALL
+		SELECT (SELECT MIN(event_type) FROM audit_log WHERE `+col+` = ?1 AND event_type > t.x) FROM t WHERE t.x IS NOT NULL)
+		SELECT x FROM t WHERE x IS NOT NULL`, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// auditIDRange turns a time window into an id range [lo, hi] that holds
+// every row of the window (ok false: no row can be in it). Ids grow with
+// commit order and an event commits within commitSlack of its time, so a
+// row whose time is before since-commitSlack was committed before any row
+// of the window: a binary search over ids steps past such rows (and,
+// from the other end, past rows after until+commitSlack). Each step is one
+// rowid seek; there is no time index to maintain on every write.
+func (s *Store) auditIDRange(ctx context.Context, since, until time.Time) (lo, hi int64, ok bool, err error) {
+	if since.IsZero() && until.IsZero() {
+		return 0, 0, true, nil
+	}
+	// Two statements: SQLite reads MIN or MAX of the rowid with one seek,
+	// but both in one SELECT scan the table.
+	var minID, maxID sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT MIN(id) FROM audit_log`).Scan(&minID); err != nil {
+		return 0, 0, false, err
+	}
+	if err := s.db.QueryRowContext(ctx, `SELECT MAX(id) FROM audit_log`).Scan(&maxID); err != nil {
+		return 0, 0, false, err
+	}
+	if !minID.Valid || !maxID.Valid {
+		return 0, 0, false, nil
+	}
+	lo, hi = minID.Int64, maxID.Int64
+	// probe returns the first row at or after id (asc) or at or before it.
+	probe := func(id int64, asc bool) (rid, rt int64, found bool, err error) {
+		q := `SELECT id, event_time FROM audit_log WHERE id >= ? ORDER BY id LIMIT 1`
+		if !asc {
+			q = `SELECT id, event_time FROM audit_log WHERE id <= ? ORDER BY id DESC LIMIT 1`
+		}
+		err = s.db.QueryRowContext(ctx, q, id).Scan(&rid, &rt)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, 0, false, nil
+		}
+		return rid, rt, err == nil, err
+	}
+	if !since.IsZero() {
+		t := since.Add(-commitSlack).UTC().UnixNano()
+		a, b := lo, hi+1 // the answer is in [a, b]; b = past the end
+		for a < b {
+			mid := a + (b-a)/2
+			rid, rt, found, err := probe(mid, true)
+			if err != nil {
+				return 0, 0, false, err
+			}
+			if found && rt < t {
+				a = rid + 1 // rid and everything before it precede the window
+			} else {
+				b = mid
+			}
+		}
+		lo = a
+	}
+	if !until.IsZero() {
+		t := until.Add(commitSlack).UTC().UnixNano()
+		a, b := lo-1, hi // the answer is in [a, b]; a = before the start
+		for a < b {
+			mid := b - (b-a)/2
+			rid, rt, found, err := probe(mid, false)
+			if err != nil {
+				return 0, 0, false, err
+			}
+			if found && rt > t {
+				b = rid - 1 // rid and everything after it follow the window
+			} else {
+				a = mid
+			}
+		}
+		hi = b
+	}
+	return lo, hi, lo <= hi, nil
+}
+
 // PruneAudit deletes up to batch events older than cutoff and reports how
 // many it deleted; callers loop with pauses so writers are never starved.
+// The oldest rows have the lowest ids, so the walk is in id order, bounded
+// by the id range that can hold rows before cutoff.
 func (s *Store) PruneAudit(ctx context.Context, cutoff time.Time, batch int) (int64, error) {
+	_, hi, ok, err := s.auditIDRange(ctx, time.Time{}, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("store: prune audit: %w", err)
+	}
+	if !ok {
+		return 0, nil
+	}
 	res, err := s.db.ExecContext(ctx, `DELETE FROM audit_log WHERE id IN (
-		SELECT id FROM audit_log WHERE event_time < ? ORDER BY event_time LIMIT ?)`, cutoff.UTC().UnixNano(), batch)
+		SELECT id FROM audit_log WHERE id <= ? AND event_time < ? ORDER BY id LIMIT ?)`, hi, cutoff.UTC().UnixNano(), batch)
 	if err != nil {
 		return 0, fmt.Errorf("store: prune audit: %w", err)
 	}

@@ -127,6 +127,12 @@ var migrations = []string{
 	// repository's or actor's rows.
 	`CREATE INDEX audit_log_repo_type ON audit_log(repository, event_type, id);
 	CREATE INDEX audit_log_actor_type ON audit_log(actor_id, event_type, id);`,
+	// 7: every audit row pays for every index. Queries by repository or
+	// actor alone now merge walks of the (x, event_type, id) indexes, and
+	// time bounds are found by a binary search over ids, so these three go.
+	`DROP INDEX IF EXISTS audit_log_time;
+	DROP INDEX IF EXISTS audit_log_repo;
+	DROP INDEX IF EXISTS audit_log_actor;`,
 }
 
 // Migrate brings the schema up to date. It is idempotent.

@@ -229,3 +229,38 @@ func TestMetricsOffByDefault(t *testing.T) {
 		t.Error("the registry's TLS listener serves /metrics")
 	}
 }
+
+// server.pprof adds Go's profiles to the metrics listener only; without it
+// the metrics listener serves /metrics and nothing else.
+func TestPprofOnMetricsListener(t *testing.T) {
+	t.Parallel()
+	get := func(addr, path string) int {
+		t.Helper()
+		c := &http.Client{Timeout: 10 * time.Second}
+		resp, err := c.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("GET http://%s%s: %v", addr, path, err)
+		}
+		readAll(t, resp)
+		return resp.StatusCode
+	}
+	on := mcrtest.FreeAddr(t)
+	srv := mcrtest.Start(t, mcrtest.WithConfig("server.metrics_addr", `"`+on+`"`), mcrtest.WithConfig("server.pprof", "true"))
+	if got := get(on, "/debug/pprof/heap?debug=1"); got != http.StatusOK {
+		t.Errorf("pprof on: /debug/pprof/heap status %d, want 200", got)
+	}
+	if got := get(on, "/metrics"); got != http.StatusOK {
+		t.Errorf("pprof on: /metrics status %d, want 200", got)
+	}
+	resp := srv.Do(t, http.MethodGet, "/debug/pprof/heap", "", nil)
+	readAll(t, resp)
+	if resp.StatusCode == http.StatusOK {
+		t.Error("the registry's TLS listener serves /debug/pprof/")
+	}
+
+	off := mcrtest.FreeAddr(t)
+	mcrtest.Start(t, mcrtest.WithConfig("server.metrics_addr", `"`+off+`"`))
+	if got := get(off, "/debug/pprof/heap?debug=1"); got != http.StatusNotFound {
+		t.Errorf("pprof off: /debug/pprof/heap status %d, want 404", got)
+	}
+}

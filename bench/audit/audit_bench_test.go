@@ -680,10 +680,14 @@ func BenchmarkManifestGetThroughput(b *testing.B) {
 		}
 		// Both with a metrics listener (it also turns on distribution's
 		// instrumentation, so both pay for it).
+		// MCR_AUDIT_BENCH_PPROF=DIR: CPU profiles of each side's first
+		// measured phase go to DIR/{on,off}.pprof.
+		profDir := strings.TrimSpace(os.Getenv("MCR_AUDIT_BENCH_PPROF"))
 		var sides [2]*side
 		for i, audited := range []bool{true, false} {
 			m := mcrtest.FreeAddr(b)
-			srv := startOnCopy(b, path, audited, mcrtest.WithConfig("server.metrics_addr", `"`+m+`"`))
+			srv := startOnCopy(b, path, audited, mcrtest.WithConfig("server.metrics_addr", `"`+m+`"`),
+				mcrtest.WithConfig("server.pprof", strconv.FormatBool(profDir != "")))
 			tok := srv.Token(b, "admin", mcrtest.AdminPassword, "repository:"+repo+":pull,push")
 			pushTiny(b, srv, repo, tok)
 			sides[i] = &side{srv: srv, tok: tok, metrics: m, audited: audited}
@@ -717,9 +721,20 @@ func BenchmarkManifestGetThroughput(b *testing.B) {
 			}
 			for _, s := range order {
 				before := drained(s)
+				var prof chan error
+				if profDir != "" && r == 0 {
+					prof = make(chan error, 1)
+					name := map[bool]string{true: "on", false: "off"}[s.audited]
+					go func() { prof <- cpuProfile(s.metrics, secs, filepath.Join(profDir, name+".pprof")) }()
+				}
 				rps, n, err := load(s.srv, repo, s.tok, clients, time.Duration(secs)*time.Second)
 				if err != nil {
 					return throughput{}, err
+				}
+				if prof != nil {
+					if err := <-prof; err != nil {
+						return throughput{}, err
+					}
 				}
 				after := drained(s)
 				cpu := after["process_cpu_seconds_total"] - before["process_cpu_seconds_total"]
@@ -767,4 +782,30 @@ func BenchmarkManifestGetThroughput(b *testing.B) {
 	if strings.TrimSpace(os.Getenv("MCR_AUDIT_BENCH_ENFORCE")) != "" && tp.on/tp.off < 0.95 {
 		b.Errorf("throughput with pull auditing is %.3f× that without (want ≥ 0.95)", tp.on/tp.off)
 	}
+}
+
+// cpuProfile saves a CPU profile of secs seconds from a server's metrics
+// listener (server.pprof on).
+func cpuProfile(metricsAddr string, secs int, path string) error {
+	c := &http.Client{Timeout: time.Duration(secs+30) * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", metricsAddr, secs))
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cpu profile: status %d", resp.StatusCode)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	return f.Close()
 }

@@ -26,43 +26,21 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/webui"
 )
 
 // version is set at link time: -X main.version=...
 var version = "dev"
 
-// usageError marks errors that should exit 2.
-type usageError struct{ error }
-
 func main() {
 	root := &cobra.Command{
-		Use:           "mcr-web",
-		Short:         "MCR web dashboard",
-		Version:       version,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Use:     "mcr-web",
+		Short:   "MCR web dashboard",
+		Version: version,
 	}
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(serverCmd(), versionCmd())
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "mcr-web:", err)
-		var ue usageError
-		if errors.As(err, &ue) || isCobraUsage(err) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
-}
-
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "required flag", "accepts ", "invalid argument"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
+	os.Exit(cli.Run(root, os.Stderr))
 }
 
 func versionCmd() *cobra.Command {
@@ -92,18 +70,6 @@ func serverCmd() *cobra.Command {
 	c.Flags().StringVar(&keyFile, "session-key", "", "file holding the session key (default: web-session.key in the data directory; a random per-process key if it cannot be created)")
 	_ = c.MarkFlagRequired("config")
 	return c
-}
-
-func parseLevel(s string) slog.Level {
-	switch strings.ToLower(s) {
-	case "debug":
-		return slog.LevelDebug
-	case "warn", "warning":
-		return slog.LevelWarn
-	case "error":
-		return slog.LevelError
-	}
-	return slog.LevelInfo
 }
 
 // apiClient trusts web.ca_cert (or the system roots when it is empty).
@@ -155,7 +121,7 @@ func sessionKey(path string) []byte {
 }
 
 func serve(cfg *config.Config, keyFile string) error {
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: parseLevel(cfg.Log.Level)})))
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Log.SlogLevel()})))
 	w := cfg.Web
 	// Platform convention: the web component is handed its port in $PORT.
 	if p := os.Getenv("PORT"); p != "" {

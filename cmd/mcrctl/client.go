@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
 // defaultCACert is trusted when no --ca-cert is given and it exists: the
@@ -34,19 +36,19 @@ type client struct {
 func (g *globals) client(needToken bool) (*client, error) {
 	raw := strings.TrimSpace(g.addr)
 	if raw == "" {
-		return nil, usagef("--addr is empty")
+		return nil, cli.Usagef("--addr is empty")
 	}
 	if !strings.Contains(raw, "://") {
 		raw = "https://" + raw
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, usagef("--addr %q: want a URL such as https://mcr.example.net:8443", g.addr)
+		return nil, cli.Usagef("--addr %q: want a URL such as https://mcr.example.net:8443", g.addr)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	timeout, err := time.ParseDuration(g.timeout)
 	if err != nil || timeout <= 0 {
-		return nil, usagef("--timeout %q: want a duration such as 60s", g.timeout)
+		return nil, cli.Usagef("--timeout %q: want a duration such as 60s", g.timeout)
 	}
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	caCert := g.caCert
@@ -81,7 +83,7 @@ func (g *globals) client(needToken bool) (*client, error) {
 	}
 	tok = strings.TrimSpace(tok)
 	if needToken && tok == "" {
-		return nil, usagef("no token: pass --token or set MCR_TOKEN (get one with `mcrctl login`)")
+		return nil, cli.Usagef("no token: pass --token or set MCR_TOKEN (get one with `mcrctl login`)")
 	}
 	return &client{base: u, http: &http.Client{Transport: tr, Timeout: timeout}, token: tok}, nil
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
 func (g *globals) table() *tabwriter.Writer {
@@ -177,7 +179,7 @@ func repoCmd(g *globals) *cobra.Command {
 		RunE: func(_ *cobra.Command, args []string) error {
 			name := strings.Trim(args[0], "/")
 			if name == "" || strings.Contains(name, "..") || strings.ContainsAny(name, "?#% ") {
-				return usagef("invalid repository name %q", args[0])
+				return cli.Usagef("invalid repository name %q", args[0])
 			}
 			cl, err := g.client(true)
 			if err != nil {
@@ -263,7 +265,7 @@ func auditCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if n < 1 || n > 1000 {
-				return usagef("--n must be between 1 and 1000")
+				return cli.Usagef("--n must be between 1 and 1000")
 			}
 			cl, err := g.client(true)
 			if err != nil {

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
 // lineReader reads lines from stdin, shared by consecutive prompts.
@@ -51,7 +53,7 @@ is printed.`,
 				}
 			}
 			if strings.TrimSpace(username) == "" {
-				return usagef("a username is required (--username)")
+				return cli.Usagef("a username is required (--username)")
 			}
 			var password string
 			if passwordStdin {
@@ -67,7 +69,7 @@ is printed.`,
 				}
 			}
 			if password == "" {
-				return usagef("an empty password was given")
+				return cli.Usagef("an empty password was given")
 			}
 			var resp struct {
 				Token     string   `json:"token"`

@@ -9,22 +9,17 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
+
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
 // version is set at link time: -X main.version=...
 var version = "dev"
-
-// usageError marks errors that exit 2.
-type usageError struct{ error }
-
-func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 // globals are the flags every command shares.
 type globals struct {
@@ -50,26 +45,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.Execute()
-	if err == nil {
-		return 0
-	}
-	fmt.Fprintln(stderr, "mcrctl:", err)
-	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
-		return 2
-	}
-	return 1
-}
-
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "required flag", "accepts ", "invalid argument", "flag needs an argument", "requires at least", "received "} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
+	return cli.Run(root, stderr)
 }
 
 func envOr(key, def string) string {
@@ -91,17 +67,14 @@ a private CA (or the self-signed certificate of "mcrsrv init") is passed
 with --ca-cert or $MCR_CA_CERT.
 
 Exit codes: 0 ok, 1 the operation failed, 2 usage error.`,
-		Version:       version,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Args:          cobra.NoArgs,
+		Version: version,
+		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			c.SetOut(c.ErrOrStderr())
 			_ = c.Help()
-			return usagef("a command is required")
+			return cli.Usagef("a command is required")
 		},
 	}
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	def := envOr("MCR_ADDR", "https://localhost:8443")
 	pf.StringVar(&g.addr, "addr", def, "server URL ($MCR_ADDR)")
@@ -124,11 +97,11 @@ func group(use, short string, subs ...*cobra.Command) *cobra.Command {
 		Short: short,
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef("unknown command %q for %q", args[0], c.CommandPath())
+				return cli.Usagef("unknown command %q for %q", args[0], c.CommandPath())
 			}
 			c.SetOut(c.ErrOrStderr())
 			_ = c.Help()
-			return usagef("%s needs a subcommand", c.CommandPath())
+			return cli.Usagef("%s needs a subcommand", c.CommandPath())
 		},
 	}
 	c.AddCommand(subs...)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
 type policyRule struct {
@@ -81,7 +83,7 @@ func readBody(file string, stdin io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("--file: %w", err)
 	}
 	if !json.Valid(b) {
-		return nil, usagef("--file %s: not valid JSON", file)
+		return nil, cli.Usagef("--file %s: not valid JSON", file)
 	}
 	return b, nil
 }
@@ -99,7 +101,7 @@ func cleanList(in []string) []string {
 func ruleID(arg string) (int64, error) {
 	id, err := strconv.ParseInt(arg, 10, 64)
 	if err != nil || id < 1 {
-		return 0, usagef("rule id %q: want a positive integer (see `mcrctl policy list`)", arg)
+		return 0, cli.Usagef("rule id %q: want a positive integer (see `mcrctl policy list`)", arg)
 	}
 	return id, nil
 }
@@ -153,7 +155,7 @@ func policyCmd(g *globals) *cobra.Command {
 				body = b
 			} else {
 				if !c.Flags().Changed("priority") || cf.effect == "" || len(cf.actions) == 0 {
-					return usagef("--priority, --effect and --actions are required (or --file)")
+					return cli.Usagef("--priority, --effect and --actions are required (or --file)")
 				}
 				body = map[string]any{
 					"priority": cf.priority, "effect": cf.effect, "actions": cleanList(cf.actions),
@@ -250,7 +252,7 @@ func policyCmd(g *globals) *cobra.Command {
 					patch["rule"] = m
 				}
 				if len(patch) == 0 {
-					return usagef("nothing to change: give at least one flag (or --file)")
+					return cli.Usagef("nothing to change: give at least one flag (or --file)")
 				}
 				body = patch
 			}

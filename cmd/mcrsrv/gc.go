@@ -100,7 +100,7 @@ func gcCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			setupLogging(cfg.Log.Level)
+			setupLogging(cfg.Log.SlogLevel())
 			lock, err := gc.LockDataDir(cfg.DataDir())
 			if err != nil {
 				if errors.Is(err, gc.ErrLocked) {

@@ -34,6 +34,7 @@ tls_cert         = "certs/cert.pem"
 tls_key          = "certs/key.pem"
 # hostname       = "{{.Hostname}}:8443"  # external host[:port] for token realms; default: the Host the client used
 metrics_addr     = ""                    # e.g. "127.0.0.1:9090" to serve /metrics
+# pprof          = false                 # true: /debug/pprof/ on the metrics listener
 read_timeout     = "30s"                 # request headers; blob bodies are not bounded
 write_timeout    = "0s"
 idle_timeout     = "120s"

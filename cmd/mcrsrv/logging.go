@@ -10,23 +10,10 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-func parseLevel(s string) slog.Level {
-	switch strings.ToLower(s) {
-	case "debug":
-		return slog.LevelDebug
-	case "warn", "warning":
-		return slog.LevelWarn
-	case "error":
-		return slog.LevelError
-	}
-	return slog.LevelInfo
-}
-
 // setupLogging installs a text slog handler on stderr at level and routes
 // distribution's logrus output into it, so the process has one log stream
 // with one level setting.
-func setupLogging(level string) {
-	lv := parseLevel(level)
+func setupLogging(lv slog.Level) {
 	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})
 	slog.SetDefault(slog.New(h))
 	logrus.SetOutput(io.Discard)

@@ -4,50 +4,26 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
 // version is set at link time: -X main.version=...
 var version = "dev"
 
-// usageError marks errors that should exit 2.
-type usageError struct{ error }
-
 func main() {
 	root := &cobra.Command{
-		Use:           "mcrsrv",
-		Short:         "MCR container registry server",
-		Version:       version,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Use:     "mcrsrv",
+		Short:   "MCR container registry server",
+		Version: version,
 	}
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(initCmd(), userCmd(), serverCmd(), reindexCmd(), versionCmd(), gcCmd(), snapshotCmd())
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "mcrsrv:", err)
-		var ue usageError
-		if errors.As(err, &ue) || isCobraUsage(err) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
-}
-
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "required flag", "accepts ", "invalid argument"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
+	os.Exit(cli.Run(root, os.Stderr))
 }
 
 func versionCmd() *cobra.Command {

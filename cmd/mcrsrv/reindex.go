@@ -24,7 +24,7 @@ func reindexCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			setupLogging(cfg.Log.Level)
+			setupLogging(cfg.Log.SlogLevel())
 			ctx := context.Background()
 			st, err := store.Open(cfg.Database.Path)
 			if err != nil {

@@ -73,7 +73,7 @@ func openProvider(cfg *config.Config, st *store.Store, issuer *authplugin.Issuer
 
 // serve runs the registry until SIGTERM/SIGINT, then drains.
 func serve(cfg *config.Config) error {
-	setupLogging(cfg.Log.Level)
+	setupLogging(cfg.Log.SlogLevel())
 	if _, err := tls.LoadX509KeyPair(cfg.Server.TLSCert, cfg.Server.TLSKey); err != nil {
 		return fmt.Errorf("server.tls_cert/server.tls_key: %w", err)
 	}
@@ -167,10 +167,10 @@ func serve(cfg *config.Config) error {
 		if err != nil {
 			return fmt.Errorf("server.metrics_addr: %w", err)
 		}
-		msrv := &http.Server{Handler: metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		msrv := &http.Server{Handler: metrics.DebugHandler(cfg.Server.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = msrv.Serve(ml) }()
 		defer msrv.Close()
-		slog.Info("metrics listening", "addr", ml.Addr().String())
+		slog.Info("metrics listening", "addr", ml.Addr().String(), "pprof", cfg.Server.Pprof)
 	}
 	srv := &http.Server{
 		Addr:              cfg.Server.ListenAddr,

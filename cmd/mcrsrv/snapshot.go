@@ -23,7 +23,7 @@ func snapshotCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			setupLogging(cfg.Log.Level)
+			setupLogging(cfg.Log.SlogLevel())
 			ctx := context.Background()
 			st, err := store.Open(cfg.Database.Path)
 			if err != nil {

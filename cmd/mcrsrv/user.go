@@ -13,6 +13,7 @@ import (
 
 	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -43,18 +44,18 @@ func userCmd() *cobra.Command {
 			switch role {
 			case authplugin.RoleAdmin, authplugin.RoleUser, authplugin.RoleGuest:
 			default:
-				return usageError{fmt.Errorf("--role must be admin, user or guest, got %q", role)}
+				return cli.Usage(fmt.Errorf("--role must be admin, user or guest, got %q", role))
 			}
 			switch accountType {
 			case authplugin.AccountHuman, authplugin.AccountSystem:
 			default:
-				return usageError{fmt.Errorf("--account-type must be human or system, got %q", accountType)}
+				return cli.Usage(fmt.Errorf("--account-type must be human or system, got %q", accountType))
 			}
 			if err := store.ValidUsername(username); err != nil {
-				return usageError{err}
+				return cli.Usage(err)
 			}
 			if !passwordStdin {
-				return usageError{errors.New("--password-stdin is required (the password is never taken from the command line)")}
+				return cli.Usage(errors.New("--password-stdin is required (the password is never taken from the command line)"))
 			}
 			line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 			if err != nil && line == "" {

@@ -31,6 +31,8 @@ type options struct {
 	Smoke           bool    `json:"smoke"`
 	Rounds          int     `json:"rounds"`
 	BlobMiB         int     `json:"blob_mib"`
+	BlobRounds      int     `json:"blob_rounds"`
+	BlobPulls       int     `json:"blob_pulls_per_round"`
 	Images          int     `json:"images"`
 	ImageClients    int     `json:"image_clients"`
 	ManifestClients int     `json:"manifest_clients"`
@@ -55,6 +57,8 @@ func main() {
 	flag.BoolVar(&o.Smoke, "smoke", false, "tiny sizes, one round: proves the harness works (~30-60 s)")
 	flag.IntVar(&o.Rounds, "rounds", 0, "rounds of each scenario (default 3, smoke 1)")
 	flag.IntVar(&o.BlobMiB, "blob-mib", 0, "size of the large blob in MiB (default 512, smoke 16)")
+	flag.IntVar(&o.BlobRounds, "blob-rounds", 0, "rounds of scenario 1, which is short and noisy (default 5, smoke 1)")
+	flag.IntVar(&o.BlobPulls, "blob-pulls", 0, "pulls of the large blob per round, timed together (default 3, smoke 1): one pull takes about half a second")
 	flag.IntVar(&o.Images, "images", 0, "small images per round (default 500, smoke 20)")
 	flag.IntVar(&o.ImageClients, "image-clients", 8, "concurrent clients for the small images")
 	flag.IntVar(&o.ManifestClients, "manifest-clients", 16, "concurrent clients for manifest GET/HEAD")
@@ -85,6 +89,8 @@ func main() {
 	}
 	def(&o.Rounds, 3, 1)
 	def(&o.BlobMiB, 512, 16)
+	def(&o.BlobRounds, 5, 1)
+	def(&o.BlobPulls, 3, 1)
 	def(&o.Images, 500, 20)
 	if o.ManifestSecs == 0 {
 		o.ManifestSecs = map[bool]float64{false: 10, true: 2}[o.Smoke]
@@ -482,14 +488,14 @@ func run(ctx context.Context, o *options) (*results, error) {
 
 	// 1. One large blob.
 	size := int64(o.BlobMiB) << 20
-	for round := range o.Rounds {
+	for round := range o.BlobRounds {
 		b, err := newBigBlob(round, size)
 		if err != nil {
 			return nil, err
 		}
 		for _, t := range order(all, round) {
 			syscall.Sync()
-			push, pull, cpu, pushSys, err := runBigBlob(ctx, t, b, "bench/big", o.Smoke)
+			push, pull, cpu, pushSys, err := runBigBlob(ctx, t, b, "bench/big", o.BlobPulls, o.Smoke)
 			if err != nil {
 				return nil, fail(fmt.Errorf("scenario 1 (%s): %w", t.Name, err))
 			}
