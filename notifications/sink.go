@@ -28,10 +28,10 @@ var ErrClosed = errors.New("notifications: sink closed")
 
 // Options tunes the sink.
 type Options struct {
-	// MaxBatch bounds one transaction (default 512 events).
+	// MaxBatch bounds one transaction (default 1024 events).
 	MaxBatch int
 	// AsyncDelay is how long a batch of only pull events waits for more
-	// before committing (default 25 ms; negative: no wait).
+	// before committing (default 100 ms; negative: no wait).
 	AsyncDelay time.Duration
 	// SkipPulls drops pull events instead of recording them.
 	SkipPulls bool
@@ -60,10 +60,10 @@ type Sink struct {
 // NewSink starts the committer.
 func NewSink(st *store.Store, opts Options) *Sink {
 	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 512
+		opts.MaxBatch = 1024
 	}
 	if opts.AsyncDelay == 0 {
-		opts.AsyncDelay = 25 * time.Millisecond
+		opts.AsyncDelay = 100 * time.Millisecond
 	}
 	s := &Sink{st: st, opts: opts, in: make(chan pending, 4096), stopped: make(chan struct{})}
 	s.pulls = events.NewQueue(asyncSink{s})
@@ -102,7 +102,16 @@ func (s *Sink) Write(e events.Event) error {
 		if s.opts.SkipPulls {
 			return nil
 		}
-		return s.pulls.Write(ev)
+		// Straight to the committer when it has room; the queue (unbounded)
+		// only when it is behind, so a pull never waits for the database.
+		s.depth.Add(1)
+		select {
+		case s.in <- pending{ev: ev}:
+			return nil
+		default:
+			s.depth.Add(-1)
+			return s.pulls.Write(ev)
+		}
 	}
 	p := pending{ev: ev, done: make(chan error, 1)}
 	s.depth.Add(1)

@@ -11,203 +11,32 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
+
+	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
 )
 
 // The web UI reaches mcrsrv only through its admin REST API (/v1) and, for
-// manifest bodies, the registry API (/v2) with a pull token. These types
-// mirror the API's JSON; they are declared here so the UI never links the
-// store.
-
-// LoginResult is POST /v1/auth/login's answer.
-type LoginResult struct {
-	Token       string   `json:"token"`
-	ExpiresAt   string   `json:"expires_at"`
-	Username    string   `json:"username"`
-	Roles       []string `json:"roles"`
-	AccountType string   `json:"account_type"`
-}
-
-// RepoSummary is one row of GET /v1/repositories.
-type RepoSummary struct {
-	Name          string    `json:"name"`
-	TagCount      int64     `json:"tag_count"`
-	ManifestCount int64     `json:"manifest_count"`
-	TotalSize     int64     `json:"total_size"`
-	CreatedAt     time.Time `json:"created_at"`
-	LastPush      time.Time `json:"last_push"`
-}
-
-// RepoList is GET /v1/repositories.
-type RepoList struct {
-	Repositories []RepoSummary `json:"repositories"`
-	Total        int           `json:"total"`
-	N            int           `json:"n"`
-	Offset       int           `json:"offset"`
-	Next         string        `json:"next,omitempty"`
-}
-
-// TagInfo maps a tag to its manifest.
-type TagInfo struct {
-	Name      string    `json:"name"`
-	Digest    string    `json:"digest"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
-// Ref is a descriptor a manifest references.
-type Ref struct {
-	Digest    string `json:"digest"`
-	MediaType string `json:"media_type"`
-	Size      int64  `json:"size"`
-}
-
-// ManifestInfo is an indexed manifest.
-type ManifestInfo struct {
-	Digest       string    `json:"digest"`
-	MediaType    string    `json:"media_type"`
-	Size         int64     `json:"size"`
-	ArtifactType string    `json:"artifact_type,omitempty"`
-	Subject      string    `json:"subject,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	Tags         []string  `json:"tags"`
-	Layers       []Ref     `json:"layers"`
-}
-
-// RepoDetail is GET /v1/repositories/{name}.
-type RepoDetail struct {
-	RepoSummary
-	Tags      []TagInfo      `json:"tags"`
-	Manifests []ManifestInfo `json:"manifests"`
-}
-
-// AuditEvent is one audit log row.
-type AuditEvent struct {
-	ID         int64          `json:"id"`
-	Time       time.Time      `json:"event_time"`
-	Type       string         `json:"event_type"`
-	ActorID    string         `json:"actor_id,omitempty"`
-	Actor      string         `json:"actor,omitempty"`
-	Repository string         `json:"repository,omitempty"`
-	Digest     string         `json:"digest,omitempty"`
-	Tag        string         `json:"tag,omitempty"`
-	IP         string         `json:"ip,omitempty"`
-	Details    map[string]any `json:"details,omitempty"`
-}
-
-// AuditPage is GET /v1/audit.
-type AuditPage struct {
-	Events []AuditEvent `json:"events"`
-	Next   string       `json:"next,omitempty"`
-}
-
-// PolicyRule is a stored policy rule.
-type PolicyRule struct {
-	ID           int64     `json:"id"`
-	Priority     int       `json:"priority"`
-	Description  string    `json:"description"`
-	Effect       string    `json:"effect"`
-	Roles        []string  `json:"roles"`
-	AccountTypes []string  `json:"account_types"`
-	SubjectUUID  string    `json:"subject_uuid"`
-	Actions      []string  `json:"actions"`
-	Repositories []string  `json:"repositories"`
-	Enabled      bool      `json:"enabled"`
-	CreatedBy    string    `json:"created_by"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedBy    string    `json:"updated_by"`
-	UpdatedAt    time.Time `json:"updated_at"`
-}
-
-// RuleList is GET /v1/policy/rules.
-type RuleList struct {
-	Rules  []PolicyRule `json:"rules"`
-	Total  int          `json:"total"`
-	N      int          `json:"n"`
-	Offset int          `json:"offset"`
-}
-
-// RuleCreate is POST /v1/policy/rules.
-type RuleCreate struct {
-	Priority     int      `json:"priority"`
-	Description  string   `json:"description"`
-	Enabled      *bool    `json:"enabled"`
-	Effect       string   `json:"effect"`
-	Roles        []string `json:"roles"`
-	AccountTypes []string `json:"account_types"`
-	SubjectUUID  string   `json:"subject_uuid"`
-	Actions      []string `json:"actions"`
-	Repositories []string `json:"repositories"`
-}
-
-// RulePatch is PATCH /v1/policy/rules/{id}.
-type RulePatch struct {
-	Priority    *int    `json:"priority,omitempty"`
-	Description *string `json:"description,omitempty"`
-	Enabled     *bool   `json:"enabled,omitempty"`
-}
-
-// GCRun is the record of one garbage collection.
-type GCRun struct {
-	ID               string    `json:"-"`
-	Kind             string    `json:"kind"`
-	Actor            string    `json:"actor"`
-	RemoveUntagged   bool      `json:"remove_untagged"`
-	Started          time.Time `json:"-"`
-	Completed        time.Time `json:"-"`
-	BlobsRemoved     int64     `json:"blobs_removed"`
-	BytesFreed       int64     `json:"bytes_freed"`
-	ManifestsRemoved int64     `json:"manifests_removed"`
-	Error            string    `json:"error"`
-	DryRun           bool      `json:"dry_run"`
-}
-
-// UnmarshalJSON accepts the id as a string or a number and the times as
-// started/completed or started_at/completed_at.
-func (g *GCRun) UnmarshalJSON(b []byte) error {
-	type plain GCRun
-	var aux struct {
-		plain
-		ID          json.RawMessage `json:"id"`
-		Started     *time.Time      `json:"started"`
-		StartedAt   *time.Time      `json:"started_at"`
-		Completed   *time.Time      `json:"completed"`
-		CompletedAt *time.Time      `json:"completed_at"`
-	}
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
-	}
-	*g = GCRun(aux.plain)
-	g.ID = rawString(aux.ID)
-	for _, t := range []*time.Time{aux.Started, aux.StartedAt} {
-		if t != nil && !t.IsZero() {
-			g.Started = *t
-		}
-	}
-	for _, t := range []*time.Time{aux.Completed, aux.CompletedAt} {
-		if t != nil && !t.IsZero() {
-			g.Completed = *t
-		}
-	}
-	return nil
-}
-
-// rawString turns a JSON string or number into its text.
-func rawString(m json.RawMessage) string {
-	if len(m) == 0 || string(m) == "null" {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(m, &s) == nil {
-		return s
-	}
-	return string(m)
-}
-
-// GCStatus is GET /v1/gc/status.
-type GCStatus struct {
-	Running bool   `json:"running"`
-	LastRun *GCRun `json:"last_run"`
-}
+// manifest bodies, the registry API (/v2) with a pull token. The API's
+// JSON types come from adminapi/apitypes, which imports only the standard
+// library, so the UI never links the store.
+type (
+	LoginResult  = apitypes.LoginResult  // POST /v1/auth/login
+	RepoSummary  = apitypes.RepoSummary  // one row of GET /v1/repositories
+	RepoList     = apitypes.RepoList     // GET /v1/repositories
+	TagInfo      = apitypes.TagInfo      // a tag and its manifest
+	Ref          = apitypes.Ref          // a descriptor a manifest references
+	ManifestInfo = apitypes.ManifestInfo // an indexed manifest
+	RepoDetail   = apitypes.RepoDetail   // GET /v1/repositories/{name}
+	AuditEvent   = apitypes.AuditEvent   // one audit log row
+	AuditPage    = apitypes.AuditPage    // GET /v1/audit
+	PolicyRule   = apitypes.PolicyRule   // a stored policy rule
+	RuleList     = apitypes.RuleList     // GET /v1/policy/rules
+	RuleCreate   = apitypes.RuleCreate   // POST /v1/policy/rules
+	RulePatch    = apitypes.RulePatch    // PATCH /v1/policy/rules/{id}
+	GCRun        = apitypes.GCRun        // one garbage collection run
+	GCStatus     = apitypes.GCStatus     // GET /v1/gc/status
+	GCOptions    = apitypes.GCRequest    // POST /v1/gc, /v1/gc/reconcile
+)
 
 // APIError is a non-2xx answer from mcrsrv.
 type APIError struct {
@@ -352,7 +181,7 @@ func repoPath(name string) string {
 // Login exchanges credentials for an identity token.
 func (c *Client) Login(ctx context.Context, username, password string) (*LoginResult, error) {
 	var out LoginResult
-	err := c.do(ctx, http.MethodPost, "/v1/auth/login", nil, "", map[string]string{"username": username, "password": password}, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/auth/login", nil, "", apitypes.LoginRequest{Username: username, Password: password}, &out)
 	if err != nil {
 		return nil, err
 	}
@@ -456,19 +285,11 @@ func (c *Client) GCStatus(ctx context.Context, token string) (*GCStatus, error) 
 	return &out, nil
 }
 
-// GCOptions are the optional settings of a garbage collection run.
-type GCOptions struct {
-	DryRun         bool `json:"dry_run,omitempty"`
-	RemoveUntagged bool `json:"remove_untagged,omitempty"`
-}
-
 // StartGC triggers an online garbage collection (or, with reconcile, a
 // storage reconciliation) and returns its id. Without options no body is
 // sent (the runbook's `curl -X POST /v1/gc`).
-func (c *Client) StartGC(ctx context.Context, token string, reconcile bool, o GCOptions) (string, error) {
-	var out struct {
-		ID json.RawMessage `json:"id"`
-	}
+func (c *Client) StartGC(ctx context.Context, token string, reconcile bool, o GCOptions) (int64, error) {
+	var out apitypes.GCStarted
 	path := "/v1/gc"
 	if reconcile {
 		path = "/v1/gc/reconcile"
@@ -478,9 +299,9 @@ func (c *Client) StartGC(ctx context.Context, token string, reconcile bool, o GC
 		body = o
 	}
 	if err := c.do(ctx, http.MethodPost, path, nil, token, body, &out); err != nil {
-		return "", err
+		return 0, err
 	}
-	return rawString(out.ID), nil
+	return out.ID, nil
 }
 
 // manifestAccept lists the manifest media types the UI can show.

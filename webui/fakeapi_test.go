@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
 )
 
 // fakeAPI is an in-memory stand-in for mcrsrv's admin API (/v1) and the
@@ -209,12 +211,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		switch {
 		case p == "/v1/gc/status":
-			var last any
-			if g := f.gcLast; g != nil {
-				last = map[string]any{"id": g.ID, "started": g.Started, "completed": g.Completed, "blobs_removed": g.BlobsRemoved,
-					"bytes_freed": g.BytesFreed, "manifests_removed": g.ManifestsRemoved, "error": g.Error, "dry_run": g.DryRun}
-			}
-			writeJSON(w, 200, map[string]any{"running": f.gcRunning, "last_run": last})
+			writeJSON(w, 200, GCStatus{Running: f.gcRunning, LastRun: f.gcLast})
 		case (p == "/v1/gc" || p == "/v1/gc/reconcile") && r.Method == http.MethodPost:
 			b, _ := io.ReadAll(r.Body)
 			f.gcRequests = append(f.gcRequests, p+" "+string(b))
@@ -223,7 +220,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			f.gcRunning = true
-			writeJSON(w, 202, map[string]string{"id": "run-7"})
+			writeJSON(w, 202, apitypes.GCStarted{ID: 7})
 		}
 	default:
 		apiErr(w, 404, "Not Found")

@@ -3,6 +3,7 @@ package webui
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 )
 
 // gcData is the garbage collection page's content.
@@ -15,10 +16,10 @@ type gcData struct {
 
 // Duration is how long the last run took, when it finished.
 func (d *gcData) Duration() string {
-	if d.Status == nil || d.Status.LastRun == nil || d.Status.LastRun.Started.IsZero() || d.Status.LastRun.Completed.IsZero() {
+	if d.Status == nil || d.Status.LastRun == nil || d.Status.LastRun.Duration() == 0 {
 		return ""
 	}
-	return d.Status.LastRun.Completed.Sub(d.Status.LastRun.Started).Round(1e6).String()
+	return d.Status.LastRun.Duration().Round(1e6).String()
 }
 
 // loadGC reads the status; a 404 means this mcrsrv has no GC endpoints.
@@ -66,8 +67,8 @@ func (srv *Server) gcStart(w http.ResponseWriter, r *http.Request, s *Session) e
 		if reconcile {
 			msg = "Storage reconciliation started"
 		}
-		if id != "" {
-			msg += " (run " + id + ")"
+		if id != 0 {
+			msg += " (run " + strconv.FormatInt(id, 10) + ")"
 		}
 		if opts.DryRun {
 			msg += " as a dry run: nothing will be deleted"
@@ -83,7 +84,7 @@ func (srv *Server) gcStart(w http.ResponseWriter, r *http.Request, s *Session) e
 	}
 	if !isHTMX(r) {
 		if err == nil && !reconcile && !opts.DryRun {
-			srv.redirect(w, r, "/gc?"+url.Values{"done": {"gc-started"}, "name": {id}}.Encode())
+			srv.redirect(w, r, "/gc?"+url.Values{"done": {"gc-started"}, "name": {strconv.FormatInt(id, 10)}}.Encode())
 			return nil
 		}
 	}

@@ -105,10 +105,36 @@ func onlyKnown(values, allowed []string) bool {
 	return true
 }
 
+// maxDescription is the longest rule description the forms accept.
+const maxDescription = 500
+
+// ruleText is the priority and description that the create and the edit
+// form both post, as typed (trimmed) and checked.
+type ruleText struct {
+	PriorityText string
+	Description  string
+	Priority     int
+	PriorityOK   bool // a whole number >= 1
+	DescOK       bool // at most maxDescription bytes
+}
+
+// readRuleText reads and checks the priority and description fields.
+func readRuleText(r *http.Request) ruleText {
+	t := ruleText{
+		PriorityText: strings.TrimSpace(r.PostFormValue("priority")),
+		Description:  strings.TrimSpace(r.PostFormValue("description")),
+	}
+	prio, err := strconv.Atoi(t.PriorityText)
+	t.Priority, t.PriorityOK = prio, err == nil && prio >= 1
+	t.DescOK = len(t.Description) <= maxDescription
+	return t
+}
+
 func (srv *Server) policyCreate(w http.ResponseWriter, r *http.Request, s *Session) error {
 	_ = r.ParseForm()
+	text := readRuleText(r)
 	f := &ruleForm{
-		Priority: strings.TrimSpace(r.PostForm.Get("priority")), Description: strings.TrimSpace(r.PostForm.Get("description")),
+		Priority: text.PriorityText, Description: text.Description,
 		Effect: r.PostForm.Get("effect"), Actions: r.PostForm["actions"], Roles: r.PostForm["roles"],
 		AccountTypes: r.PostForm["account_types"], SubjectUUID: strings.TrimSpace(r.PostForm.Get("subject_uuid")),
 		Repositories: strings.TrimSpace(r.PostForm.Get("repositories")), Enabled: r.PostForm.Get("enabled") != "",
@@ -119,9 +145,8 @@ func (srv *Server) policyCreate(w http.ResponseWriter, r *http.Request, s *Sessi
 		d.Form = f
 		return srv.renderPolicies(w, r, s, http.StatusUnprocessableEntity, d)
 	}
-	prio, err := strconv.Atoi(f.Priority)
 	switch {
-	case err != nil || prio < 1:
+	case !text.PriorityOK:
 		return again("Priority must be a whole number of 1 or more (lower numbers are evaluated first).")
 	case f.Effect != "allow" && f.Effect != "deny":
 		return again("Choose whether the rule allows or denies.")
@@ -129,12 +154,12 @@ func (srv *Server) policyCreate(w http.ResponseWriter, r *http.Request, s *Sessi
 		return again("Choose at least one action the rule applies to.")
 	case !onlyKnown(f.Actions, policyActions) || !onlyKnown(f.Roles, policyRoles) || !onlyKnown(f.AccountTypes, policyAccountTypes):
 		return again("The form held an unknown action, role or account type; reload the page and try again.")
-	case len(f.Description) > 500:
+	case !text.DescOK:
 		return again("The description is too long (500 characters at most).")
 	}
 	enabled := f.Enabled
 	rule, err := srv.api.CreateRule(r.Context(), s.Token, RuleCreate{
-		Priority: prio, Description: f.Description, Enabled: &enabled, Effect: f.Effect,
+		Priority: text.Priority, Description: f.Description, Enabled: &enabled, Effect: f.Effect,
 		Roles: f.Roles, AccountTypes: f.AccountTypes, SubjectUUID: f.SubjectUUID,
 		Actions: f.Actions, Repositories: splitList(f.Repositories),
 	})
@@ -227,22 +252,21 @@ func (srv *Server) policyUpdate(w http.ResponseWriter, r *http.Request, s *Sessi
 	if err != nil {
 		return err
 	}
-	prioText := strings.TrimSpace(r.PostFormValue("priority"))
-	desc := strings.TrimSpace(r.PostFormValue("description"))
-	prio, perr := strconv.Atoi(prioText)
-	if perr != nil || prio < 1 {
-		return srv.rowOrPage(w, r, s, http.StatusUnprocessableEntity, &ruleRow{R: *rule, Edit: true, Priority: prioText, Desc: desc,
-			Error: "Priority must be a whole number of 1 or more."})
+	text := readRuleText(r)
+	again := func(msg string) error {
+		return srv.rowOrPage(w, r, s, http.StatusUnprocessableEntity, &ruleRow{R: *rule, Edit: true,
+			Priority: text.PriorityText, Desc: text.Description, Error: msg})
 	}
-	if len(desc) > 500 {
-		return srv.rowOrPage(w, r, s, http.StatusUnprocessableEntity, &ruleRow{R: *rule, Edit: true, Priority: prioText, Desc: desc,
-			Error: "The description is too long (500 characters at most)."})
+	switch {
+	case !text.PriorityOK:
+		return again("Priority must be a whole number of 1 or more.")
+	case !text.DescOK:
+		return again("The description is too long (500 characters at most).")
 	}
-	updated, err := srv.api.PatchRule(r.Context(), s.Token, id, RulePatch{Priority: &prio, Description: &desc})
+	updated, err := srv.api.PatchRule(r.Context(), s.Token, id, RulePatch{Priority: &text.Priority, Description: &text.Description})
 	if err != nil {
 		if statusOf(err) == http.StatusBadRequest {
-			return srv.rowOrPage(w, r, s, http.StatusUnprocessableEntity, &ruleRow{R: *rule, Edit: true, Priority: prioText, Desc: desc,
-				Error: "The registry rejected the change: " + err.(*APIError).Message + "."})
+			return again("The registry rejected the change: " + err.(*APIError).Message + ".")
 		}
 		if statusOf(err) == http.StatusNotFound {
 			return ruleNotFound(id)

@@ -703,11 +703,11 @@ func TestGC(t *testing.T) {
 	lacks(t, r, "every 2s")
 
 	r = e.post("/gc", nil)
-	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/gc?done=gc-started&name=run-7" {
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/gc?done=gc-started&name=7" {
 		t.Fatalf("start GC: %d %q", r.status, r.header.Get("Location"))
 	}
-	r = e.get("/gc?done=gc-started&name=run-7")
-	want(t, r, 200, "Garbage collection started (run run-7)", "running", `hx-trigger="every 2s"`, "disabled")
+	r = e.get("/gc?done=gc-started&name=7")
+	want(t, r, 200, "Garbage collection started (run 7)", "running", `hx-trigger="every 2s"`, "disabled")
 	if got := e.api.gcRequests; len(got) != 1 || got[0] != "/v1/gc " {
 		t.Errorf("GC requests %q; want one POST /v1/gc without a body", got)
 	}
@@ -715,11 +715,16 @@ func TestGC(t *testing.T) {
 	want(t, e.post("/gc", nil, "HX-Request", "true", "HX-Target", "gc-status"), http.StatusConflict, `id="gc-status"`, "already running")
 
 	e.api.gcRunning = false
-	e.api.gcLast = &GCRun{ID: "run-7", Started: time.Now().Add(-time.Minute), Completed: time.Now().Add(-50 * time.Second),
-		BlobsRemoved: 12, BytesFreed: 50 << 20, ManifestsRemoved: 2}
+	started, completed := time.Now().Add(-time.Minute), time.Now().Add(-50*time.Second)
+	e.api.gcLast = &GCRun{ID: 7, Kind: "gc", Started: started, Completed: &completed,
+		BlobsRemoved: 12, BytesFreed: 50 << 20, ManifestsRemoved: 2, Actor: "admin"}
 	r = e.get("/gc/status", "HX-Request", "true", "HX-Target", "gc-status")
-	want(t, r, 200, `id="gc-status"`, "50.0 MiB", ">12<", "took 10s")
-	lacks(t, r, "every 2s", "<html")
+	want(t, r, 200, `id="gc-status"`, "#7 · gc · started by admin", "50.0 MiB", ">12<", "took 10s")
+	lacks(t, r, "every 2s", "<html", "not yet")
+
+	// A run in progress has no completion time yet.
+	e.api.gcLast = &GCRun{ID: 8, Kind: "gc", Started: started}
+	want(t, e.get("/gc"), 200, "#8 · gc", "not yet")
 
 	// Dry run and reconcile send the options.
 	want(t, e.post("/gc", url.Values{"mode": {"gc"}, "dry_run": {"1"}, "remove_untagged": {"1"}}), 200, "as a dry run")
@@ -738,19 +743,24 @@ func TestGC(t *testing.T) {
 	want(t, u.get("/gc"), http.StatusForbidden, "Administrators only")
 }
 
+// TestGCRunDecoding decodes GET /v1/gc/status as mcrsrv sends it: a
+// numeric id, started/completed times, completed absent while running.
 func TestGCRunDecoding(t *testing.T) {
-	for _, js := range []string{
-		`{"id":"r1","started":"2026-01-02T03:04:05Z","completed":"2026-01-02T03:04:15Z","bytes_freed":10}`,
-		`{"id":1,"started_at":"2026-01-02T03:04:05Z","completed_at":"2026-01-02T03:04:15Z","bytes_freed":10}`,
-	} {
-		var st GCStatus
-		if err := jsonUnmarshal([]byte(`{"running":false,"last_run":`+js+`}`), &st); err != nil {
-			t.Fatal(err)
-		}
-		g := st.LastRun
-		if g == nil || g.ID == "" || g.Completed.Sub(g.Started) != 10*time.Second || g.BytesFreed != 10 {
-			t.Errorf("%s → %+v", js, g)
-		}
+	var st GCStatus
+	js := `{"running":false,"last_run":{"id":1,"kind":"gc","started":"2026-01-02T03:04:05Z","completed":"2026-01-02T03:04:15Z","blobs_removed":0,"bytes_freed":10,"manifests_removed":0,"dry_run":false,"remove_untagged":false}}`
+	if err := jsonUnmarshal([]byte(js), &st); err != nil {
+		t.Fatal(err)
+	}
+	if g := st.LastRun; g == nil || g.ID != 1 || g.Completed == nil || g.Duration() != 10*time.Second || g.BytesFreed != 10 {
+		t.Errorf("%s → %+v", js, g)
+	}
+	st = GCStatus{}
+	js = `{"running":true,"last_run":{"id":2,"kind":"reconcile","started":"2026-01-02T03:04:05Z","blobs_removed":0,"bytes_freed":0,"manifests_removed":0,"dry_run":false,"remove_untagged":false}}`
+	if err := jsonUnmarshal([]byte(js), &st); err != nil {
+		t.Fatal(err)
+	}
+	if g := st.LastRun; g == nil || g.ID != 2 || g.Completed != nil || !g.Running() {
+		t.Errorf("%s → %+v", js, g)
 	}
 }
 

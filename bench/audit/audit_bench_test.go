@@ -10,7 +10,11 @@
 // only the first run pays for it. Each query sub-benchmark takes b.N samples
 // (use -benchtime 200x) within a 30 s budget; MCR_AUDIT_BENCH_TP_SECONDS and
 // MCR_AUDIT_BENCH_TP_ROUNDS set the throughput phases (default 4 s × 4
-// rounds per mode, alternating).
+// rounds per mode, alternating); MCR_AUDIT_BENCH_TP_REPOS spreads the GETs
+// over that many repositories (default 1); MCR_AUDIT_BENCH_PPROF=DIR saves
+// a CPU profile of each server's first measured phase.
+//
+// BenchmarkApplyBatchPulls in store/ measures the database's share alone.
 package auditbench
 
 import (
@@ -598,12 +602,15 @@ func pushTiny(b *testing.B, srv *mcrtest.Server, repo, tok string) {
 
 // load runs `clients` goroutines GETting repo:latest for d and returns
 // requests per second and the number of successful requests.
-func load(srv *mcrtest.Server, repo, tok string, clients int, d time.Duration) (float64, int64, error) {
+func load(srv *mcrtest.Server, repos []string, tok string, clients int, d time.Duration) (float64, int64, error) {
 	tr := srv.Transport()
 	tr.MaxIdleConnsPerHost = clients
 	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
-	u := srv.URL + "/v2/" + repo + "/manifests/latest"
+	urls := make([]string, len(repos))
+	for i, r := range repos {
+		urls[i] = srv.URL + "/v2/" + r + "/manifests/latest"
+	}
 	var n atomic.Int64
 	var firstErr atomic.Value
 	stop := time.Now().Add(d)
@@ -611,9 +618,10 @@ func load(srv *mcrtest.Server, repo, tok string, clients int, d time.Duration) (
 	start := time.Now()
 	for i := 0; i < clients; i++ {
 		wg.Add(1)
-		go func() {
+		go func(k int) {
 			defer wg.Done()
-			for time.Now().Before(stop) {
+			for ; time.Now().Before(stop); k++ {
+				u := urls[k%len(urls)]
 				req, _ := http.NewRequest(http.MethodGet, u, nil)
 				req.Header.Set("Authorization", "Bearer "+tok)
 				req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
@@ -630,7 +638,7 @@ func load(srv *mcrtest.Server, repo, tok string, clients int, d time.Duration) (
 				}
 				n.Add(1)
 			}
-		}()
+		}(i)
 	}
 	wg.Wait()
 	if err, _ := firstErr.Load().(error); err != nil {
@@ -639,9 +647,9 @@ func load(srv *mcrtest.Server, repo, tok string, clients int, d time.Duration) (
 	return float64(n.Load()) / time.Since(start).Seconds(), n.Load(), nil
 }
 
-// countPulls reads how many manifest_pulled rows of repo a stopped server
-// wrote.
-func countPulls(b *testing.B, srv *mcrtest.Server, repo string) int64 {
+// countPulls counts manifest_pulled rows of repositories named prefix or
+// prefix-*.
+func countPulls(b *testing.B, srv *mcrtest.Server, prefix string) int64 {
 	b.Helper()
 	st, err := store.Open(filepath.Join(srv.Dir, "mcr.db"))
 	if err != nil {
@@ -649,7 +657,7 @@ func countPulls(b *testing.B, srv *mcrtest.Server, repo string) int64 {
 	}
 	defer st.Close()
 	var n int64
-	if err := st.DB().QueryRow(`SELECT COUNT(*) FROM audit_log WHERE event_type = 'manifest_pulled' AND repository = ?`, repo).Scan(&n); err != nil {
+	if err := st.DB().QueryRow(`SELECT COUNT(*) FROM audit_log WHERE event_type = 'manifest_pulled' AND (repository = ?1 OR repository LIKE ?1 || '-%')`, prefix).Scan(&n); err != nil {
 		b.Fatal(err)
 	}
 	return n
@@ -666,7 +674,20 @@ func BenchmarkManifestGetThroughput(b *testing.B) {
 		rows := envInt("MCR_AUDIT_BENCH_ROWS", 10_000_000)
 		secs := envInt("MCR_AUDIT_BENCH_TP_SECONDS", 4)
 		rounds := envInt("MCR_AUDIT_BENCH_TP_ROUNDS", 4)
-		const clients, repo = 16, "bench/tp"
+		// MCR_AUDIT_BENCH_TP_REPOS spreads the GETs over that many
+		// repositories (default 1): each audited pull then lands in another
+		// part of the audit indexes, the dearer case for the database.
+		nrepos := envInt("MCR_AUDIT_BENCH_TP_REPOS", 1)
+		const clients, repoPrefix = 16, "bench/tp"
+		repos := make([]string, nrepos)
+		scopes := make([]string, nrepos)
+		for i := range repos {
+			repos[i] = repoPrefix
+			if nrepos > 1 {
+				repos[i] = fmt.Sprintf("%s-%d", repoPrefix, i)
+			}
+			scopes[i] = "repository:" + repos[i] + ":pull,push"
+		}
 		path, _ := benchDB(b, rows)
 		type side struct {
 			srv     *mcrtest.Server
@@ -688,8 +709,10 @@ func BenchmarkManifestGetThroughput(b *testing.B) {
 			m := mcrtest.FreeAddr(b)
 			srv := startOnCopy(b, path, audited, mcrtest.WithConfig("server.metrics_addr", `"`+m+`"`),
 				mcrtest.WithConfig("server.pprof", strconv.FormatBool(profDir != "")))
-			tok := srv.Token(b, "admin", mcrtest.AdminPassword, "repository:"+repo+":pull,push")
-			pushTiny(b, srv, repo, tok)
+			tok := srv.Token(b, "admin", mcrtest.AdminPassword, scopes...)
+			for _, repo := range repos {
+				pushTiny(b, srv, repo, tok)
+			}
 			sides[i] = &side{srv: srv, tok: tok, metrics: m, audited: audited}
 		}
 		on, off := sides[0], sides[1]
@@ -706,7 +729,7 @@ func BenchmarkManifestGetThroughput(b *testing.B) {
 			}
 		}
 		for _, s := range sides { // warm-up: TLS sessions, caches
-			_, n, err := load(s.srv, repo, s.tok, clients, time.Second)
+			_, n, err := load(s.srv, repos, s.tok, clients, time.Second)
 			if err != nil {
 				return throughput{}, err
 			}
@@ -727,7 +750,7 @@ func BenchmarkManifestGetThroughput(b *testing.B) {
 					name := map[bool]string{true: "on", false: "off"}[s.audited]
 					go func() { prof <- cpuProfile(s.metrics, secs, filepath.Join(profDir, name+".pprof")) }()
 				}
-				rps, n, err := load(s.srv, repo, s.tok, clients, time.Duration(secs)*time.Second)
+				rps, n, err := load(s.srv, repos, s.tok, clients, time.Duration(secs)*time.Second)
 				if err != nil {
 					return throughput{}, err
 				}
@@ -761,8 +784,8 @@ func BenchmarkManifestGetThroughput(b *testing.B) {
 		// Every audited GET was recorded (flushed on SIGTERM), none of the others.
 		_ = on.srv.Stop(b)
 		_ = off.srv.Stop(b)
-		gotOn, gotOff := countPulls(b, on.srv, repo), countPulls(b, off.srv, repo)
-		b.Logf("manifest_pulled rows for %s: record_pulls=true %d (of %d GETs), record_pulls=false %d", repo, gotOn, on.reqs, gotOff)
+		gotOn, gotOff := countPulls(b, on.srv, repoPrefix), countPulls(b, off.srv, repoPrefix)
+		b.Logf("manifest_pulled rows for %d repositories %s*: record_pulls=true %d (of %d GETs), record_pulls=false %d", nrepos, repoPrefix, gotOn, on.reqs, gotOff)
 		if gotOn != on.reqs || gotOff != 0 {
 			b.Errorf("pull auditing lost or invented rows: %d rows for %d audited GETs; %d rows with record_pulls=false", gotOn, on.reqs, gotOff)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
@@ -104,15 +105,6 @@ func fmtChecks(m map[string]string) string {
 
 // ---- repo ----
 
-type repoSummary struct {
-	Name          string    `json:"name"`
-	TagCount      int64     `json:"tag_count"`
-	ManifestCount int64     `json:"manifest_count"`
-	TotalSize     int64     `json:"total_size"`
-	CreatedAt     time.Time `json:"created_at"`
-	LastPush      time.Time `json:"last_push"`
-}
-
 func repoCmd(g *globals) *cobra.Command {
 	var filter string
 	list := &cobra.Command{
@@ -125,7 +117,7 @@ func repoCmd(g *globals) *cobra.Command {
 				return err
 			}
 			var all []json.RawMessage
-			var repos []repoSummary
+			var repos []apitypes.RepoSummary
 			last := ""
 			for {
 				q := url.Values{"n": {"1000"}}
@@ -143,7 +135,7 @@ func repoCmd(g *globals) *cobra.Command {
 					return err
 				}
 				for _, r := range page.Repositories {
-					var s repoSummary
+					var s apitypes.RepoSummary
 					if err := json.Unmarshal(r, &s); err != nil {
 						return fmt.Errorf("unexpected repository entry: %w", err)
 					}
@@ -225,9 +217,7 @@ func snapshotCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var resp struct {
-				Path string `json:"path"`
-			}
+			var resp apitypes.SnapshotCreated
 			raw, err := cl.do(context.Background(), http.MethodPost, "/v1/snapshot", nil, nil, &resp)
 			if err != nil {
 				return err
@@ -242,19 +232,6 @@ func snapshotCmd(g *globals) *cobra.Command {
 }
 
 // ---- audit ----
-
-type auditEvent struct {
-	ID         int64          `json:"id"`
-	Time       time.Time      `json:"event_time"`
-	Type       string         `json:"event_type"`
-	ActorID    string         `json:"actor_id"`
-	Actor      string         `json:"actor"`
-	Repository string         `json:"repository"`
-	Digest     string         `json:"digest"`
-	Tag        string         `json:"tag"`
-	IP         string         `json:"ip"`
-	Details    map[string]any `json:"details"`
-}
 
 func auditCmd(g *globals) *cobra.Command {
 	var n int
@@ -296,7 +273,7 @@ func auditCmd(g *globals) *cobra.Command {
 			tw := g.table()
 			fmt.Fprintln(tw, "TIME\tEVENT\tACTOR\tREPOSITORY\tREFERENCE\tIP\tDETAILS")
 			for _, raw := range page.Events {
-				var e auditEvent
+				var e apitypes.AuditEvent
 				if err := json.Unmarshal(raw, &e); err != nil {
 					return fmt.Errorf("unexpected audit entry: %w", err)
 				}

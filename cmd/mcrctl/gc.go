@@ -12,27 +12,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
 )
-
-type gcRun struct {
-	ID               int64          `json:"id"`
-	Kind             string         `json:"kind"`
-	Started          time.Time      `json:"started"`
-	Completed        *time.Time     `json:"completed"`
-	BlobsRemoved     int64          `json:"blobs_removed"`
-	BytesFreed       int64          `json:"bytes_freed"`
-	ManifestsRemoved int64          `json:"manifests_removed"`
-	Error            string         `json:"error"`
-	DryRun           bool           `json:"dry_run"`
-	RemoveUntagged   bool           `json:"remove_untagged"`
-	Actor            string         `json:"actor"`
-	Details          map[string]any `json:"details"`
-}
-
-type gcStatus struct {
-	Running bool   `json:"running"`
-	LastRun *gcRun `json:"last_run"`
-}
 
 func gcCmd(g *globals) *cobra.Command {
 	var reconcile, dryRun, removeUntagged, wait bool
@@ -57,13 +39,8 @@ pass --wait.`,
 			if reconcile {
 				path = "/v1/gc/reconcile"
 			}
-			body := map[string]bool{"dry_run": dryRun}
-			if removeUntagged {
-				body["remove_untagged"] = true
-			}
-			var started struct {
-				ID int64 `json:"id"`
-			}
+			body := apitypes.GCRequest{DryRun: dryRun, RemoveUntagged: removeUntagged}
+			var started apitypes.GCStarted
 			raw, err := cl.do(context.Background(), http.MethodPost, path, nil, body, &started)
 			if err != nil {
 				return err
@@ -110,7 +87,7 @@ pass --wait.`,
 			if err != nil {
 				return err
 			}
-			var st gcStatus
+			var st apitypes.GCStatus
 			raw, err := cl.do(context.Background(), http.MethodGet, "/v1/gc/status", nil, nil, &st)
 			if err != nil {
 				return err
@@ -132,9 +109,9 @@ pass --wait.`,
 }
 
 // waitRun polls the status until run id has completed.
-func waitRun(cl *client, id int64) (*gcRun, error) {
+func waitRun(cl *client, id int64) (*apitypes.GCRun, error) {
 	for {
-		var st gcStatus
+		var st apitypes.GCStatus
 		if _, err := cl.do(context.Background(), http.MethodGet, "/v1/gc/status", nil, nil, &st); err != nil {
 			return nil, err
 		}
@@ -149,7 +126,7 @@ func waitRun(cl *client, id int64) (*gcRun, error) {
 	}
 }
 
-func printGCRun(w io.Writer, r *gcRun) {
+func printGCRun(w io.Writer, r *apitypes.GCRun) {
 	dry := ""
 	if r.DryRun {
 		dry = ", dry run"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
@@ -71,14 +72,9 @@ is printed.`,
 			if password == "" {
 				return cli.Usagef("an empty password was given")
 			}
-			var resp struct {
-				Token     string   `json:"token"`
-				ExpiresAt string   `json:"expires_at"`
-				Username  string   `json:"username"`
-				Roles     []string `json:"roles"`
-			}
+			var resp apitypes.LoginResult
 			raw, err := cl.do(context.Background(), http.MethodPost, "/v1/auth/login", nil,
-				map[string]string{"username": username, "password": password}, &resp)
+				apitypes.LoginRequest{Username: username, Password: password}, &resp)
 			if err != nil {
 				if ae, ok := err.(*apiError); ok && ae.Status == http.StatusUnauthorized {
 					return fmt.Errorf("login failed: %s", ae.Message)

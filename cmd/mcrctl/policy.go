@@ -14,31 +14,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
-
-type policyRule struct {
-	ID           int64    `json:"id"`
-	Priority     int      `json:"priority"`
-	Description  string   `json:"description"`
-	Effect       string   `json:"effect"`
-	Roles        []string `json:"roles"`
-	AccountTypes []string `json:"account_types"`
-	SubjectUUID  string   `json:"subject_uuid"`
-	Actions      []string `json:"actions"`
-	Repositories []string `json:"repositories"`
-	Enabled      bool     `json:"enabled"`
-}
-
-// ruleMatch is the "rule" object of a PATCH: every matching field.
-type ruleMatch struct {
-	Effect       string   `json:"effect"`
-	Roles        []string `json:"roles"`
-	AccountTypes []string `json:"account_types"`
-	SubjectUUID  string   `json:"subject_uuid"`
-	Actions      []string `json:"actions"`
-	Repositories []string `json:"repositories"`
-}
 
 // ruleFlags are the flags of policy create and update.
 type ruleFlags struct {
@@ -116,9 +94,7 @@ func policyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var page struct {
-				Rules []policyRule `json:"rules"`
-			}
+			var page apitypes.RuleList
 			raw, err := cl.do(context.Background(), http.MethodGet, "/v1/policy/rules", url.Values{"n": {"1000"}}, nil, &page)
 			if err != nil {
 				return err
@@ -157,18 +133,19 @@ func policyCmd(g *globals) *cobra.Command {
 				if !c.Flags().Changed("priority") || cf.effect == "" || len(cf.actions) == 0 {
 					return cli.Usagef("--priority, --effect and --actions are required (or --file)")
 				}
-				body = map[string]any{
-					"priority": cf.priority, "effect": cf.effect, "actions": cleanList(cf.actions),
-					"repositories": cleanList(cf.repositories), "roles": cleanList(cf.roles),
-					"account_types": cleanList(cf.accountTypes), "subject_uuid": cf.subject,
-					"description": cf.description, "enabled": cf.enabled,
+				enabled := cf.enabled
+				body = apitypes.RuleCreate{
+					Priority: cf.priority, Effect: cf.effect, Actions: cleanList(cf.actions),
+					Repositories: cleanList(cf.repositories), Roles: cleanList(cf.roles),
+					AccountTypes: cleanList(cf.accountTypes), SubjectUUID: cf.subject,
+					Description: cf.description, Enabled: &enabled,
 				}
 			}
 			cl, err := g.client(true)
 			if err != nil {
 				return err
 			}
-			var r policyRule
+			var r apitypes.PolicyRule
 			raw, err := cl.do(context.Background(), http.MethodPost, "/v1/policy/rules", nil, body, &r)
 			if err != nil {
 				return err
@@ -208,15 +185,15 @@ func policyCmd(g *globals) *cobra.Command {
 				body = b
 			} else {
 				fs := c.Flags()
-				patch := map[string]any{}
+				var patch apitypes.RulePatch
 				if fs.Changed("priority") {
-					patch["priority"] = uf.priority
+					patch.Priority = &uf.priority
 				}
 				if fs.Changed("description") {
-					patch["description"] = uf.description
+					patch.Description = &uf.description
 				}
 				if fs.Changed("enabled") {
-					patch["enabled"] = uf.enabled
+					patch.Enabled = &uf.enabled
 				}
 				matchChanged := false
 				for _, n := range []string{"effect", "actions", "repositories", "roles", "account-types", "subject"} {
@@ -225,12 +202,11 @@ func policyCmd(g *globals) *cobra.Command {
 				if matchChanged {
 					// The API replaces all matching fields at once: start
 					// from the rule as it is.
-					var cur policyRule
+					var cur apitypes.PolicyRule
 					if _, err := cl.do(context.Background(), http.MethodGet, path, nil, nil, &cur); err != nil {
 						return err
 					}
-					m := ruleMatch{Effect: cur.Effect, Roles: cur.Roles, AccountTypes: cur.AccountTypes,
-						SubjectUUID: cur.SubjectUUID, Actions: cur.Actions, Repositories: cur.Repositories}
+					m := cur.Match()
 					if fs.Changed("effect") {
 						m.Effect = uf.effect
 					}
@@ -249,14 +225,14 @@ func policyCmd(g *globals) *cobra.Command {
 					if fs.Changed("subject") {
 						m.SubjectUUID = uf.subject
 					}
-					patch["rule"] = m
+					patch.Rule = &m
 				}
-				if len(patch) == 0 {
+				if patch == (apitypes.RulePatch{}) {
 					return cli.Usagef("nothing to change: give at least one flag (or --file)")
 				}
 				body = patch
 			}
-			var r policyRule
+			var r apitypes.PolicyRule
 			raw, err := cl.do(context.Background(), http.MethodPatch, path, nil, body, &r)
 			if err != nil {
 				return err
