@@ -82,6 +82,9 @@ type Storage struct {
 	// ManifestURLsAllow lists regular expressions that URLs of
 	// non-distributable layers must match; the default accepts http(s).
 	ManifestURLsAllow []string `mapstructure:"manifest_urls_allow"`
+	// EarlyWriteback (mcrfs only) starts kernel write-back of each 8 MiB of
+	// an upload before the commit's fsync.
+	EarlyWriteback bool `mapstructure:"early_writeback"`
 }
 
 // Identity is the [identity] section: who vouches for users, and the
@@ -167,6 +170,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("storage.tags_max_tags", 1000)
 	v.SetDefault("storage.upload_purge_age", "168h")
 	v.SetDefault("storage.manifest_urls_allow", []string{"^https?://"})
+	v.SetDefault("storage.early_writeback", false)
 	v.SetDefault("identity.provider", ProviderLocal)
 	v.SetDefault("identity.service_name", "mcr")
 	v.SetDefault("identity.issuer", "mcr")

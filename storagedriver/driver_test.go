@@ -46,7 +46,8 @@ func TestDriverSuiteSmallSyncBuffer(t *testing.T) {
 func newTestDriver(t *testing.T, bufSize int, syncFlush bool) (*Driver, string) {
 	t.Helper()
 	root := t.TempDir()
-	return New(Parameters{RootDirectory: root, WriteBufferSize: bufSize, syncFlush: syncFlush}), root
+	// Background flushing also exercises early write-back.
+	return New(Parameters{RootDirectory: root, WriteBufferSize: bufSize, syncFlush: syncFlush, EarlyWriteback: !syncFlush}), root
 }
 
 // writerModes covers background and synchronous flushing with a buffer
@@ -590,6 +591,14 @@ func TestParameters(t *testing.T) {
 		{"buf junk", map[string]any{"rootdirectory": root, "writebuffersize": "lots"}, Parameters{}, true},
 		{"buf fraction", map[string]any{"rootdirectory": root, "writebuffersize": 1.5}, Parameters{}, true},
 		{"buf bad type", map[string]any{"rootdirectory": root, "writebuffersize": true}, Parameters{}, true},
+		{"writeback bool", map[string]any{"rootdirectory": root, "earlywriteback": true},
+			Parameters{RootDirectory: root, MaxThreads: 100, WriteBufferSize: 1 << 20, EarlyWriteback: true}, false},
+		{"writeback string", map[string]any{"rootdirectory": root, "earlywriteback": "true"},
+			Parameters{RootDirectory: root, MaxThreads: 100, WriteBufferSize: 1 << 20, EarlyWriteback: true}, false},
+		{"writeback off", map[string]any{"rootdirectory": root, "earlywriteback": "false"},
+			Parameters{RootDirectory: root, MaxThreads: 100, WriteBufferSize: 1 << 20}, false},
+		{"writeback junk", map[string]any{"rootdirectory": root, "earlywriteback": "sometimes"}, Parameters{}, true},
+		{"writeback bad type", map[string]any{"rootdirectory": root, "earlywriteback": 1}, Parameters{}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -189,7 +189,7 @@ func (fw *fileWriter) writeOut(p []byte, off, wbOff, wbLen int64) error {
 	if _, err := fw.file.WriteAt(p, off); err != nil {
 		return err
 	}
-	if wbLen > 0 && fw.raw != nil {
+	if wbLen > 0 && fw.raw != nil && fw.d.writeback {
 		startWriteback(fw.raw, wbOff, wbLen)
 	}
 	return nil

@@ -46,6 +46,7 @@ path = "mcr.db"
 [storage]
 layers_path = "layers"
 driver      = "mcrfs"       # MCR's filesystem driver (large buffers, fsync on commit); "filesystem" = upstream's
+# early_writeback = false    # mcrfs: start kernel write-back of each 8 MiB during uploads
 
 [identity]
 provider     = "local"   # "local" (accounts managed by ` + "`mcrsrv user`" + `) or "mcias"

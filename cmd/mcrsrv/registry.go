@@ -33,8 +33,12 @@ func init() {
 func distributionConfig(cfg *config.Config, authn *authplugin.Authenticator, pol authplugin.Policy, secret string, sink *notifications.Sink, capt *captured) *configuration.Configuration {
 	dc := &configuration.Configuration{}
 	dc.Version = "0.1"
+	driverParams := configuration.Parameters{"rootdirectory": cfg.Storage.LayersPath}
+	if cfg.Storage.Driver == "mcrfs" {
+		driverParams["earlywriteback"] = cfg.Storage.EarlyWriteback
+	}
 	dc.Storage = configuration.Storage{
-		cfg.Storage.Driver: configuration.Parameters{"rootdirectory": cfg.Storage.LayersPath},
+		cfg.Storage.Driver: driverParams,
 		"delete":           configuration.Parameters{"enabled": true},
 		"redirect":         configuration.Parameters{"disable": true},
 		"maintenance": configuration.Parameters{
