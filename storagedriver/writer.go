@@ -28,7 +28,7 @@ var (
 type fileWriter struct {
 	d    *fsDriver
 	file *os.File
-	raw  syscall.RawConn // for sync_file_range; nil if unavailable
+	raw  syscall.RawConn // for sync_file_range; nil if unavailable or earlywriteback is off
 
 	size int64 // bytes accepted: initial offset + everything written to us
 
@@ -61,8 +61,10 @@ func newFileWriter(d *fsDriver, f *os.File, offset int64) *fileWriter {
 		writeback: offset,
 		pending:   make(chan error, 1),
 	}
-	if raw, err := f.SyscallConn(); err == nil {
-		fw.raw = raw
+	if d.writeback {
+		if raw, err := f.SyscallConn(); err == nil {
+			fw.raw = raw
+		}
 	}
 	return fw
 }
@@ -189,7 +191,7 @@ func (fw *fileWriter) writeOut(p []byte, off, wbOff, wbLen int64) error {
 	if _, err := fw.file.WriteAt(p, off); err != nil {
 		return err
 	}
-	if wbLen > 0 && fw.raw != nil && fw.d.writeback {
+	if wbLen > 0 && fw.raw != nil {
 		startWriteback(fw.raw, wbOff, wbLen)
 	}
 	return nil

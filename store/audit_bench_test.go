@@ -3,9 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -27,13 +25,6 @@ func benchApplyBatchPulls(b *testing.B, repos int) {
 	}
 	defer st.Close()
 	ctx := context.Background()
-	if v := os.Getenv("XDROP"); v != "" {
-		for _, ix := range strings.Split(v, ",") {
-			if _, err := st.db.Exec("DROP INDEX " + ix); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
 	const batch = 128
 	mk := func(i int) []AuditEvent {
 		evs := make([]AuditEvent, batch)

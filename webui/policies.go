@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
 )
 
 // The choices the policy form offers (DESIGN §5).
@@ -159,9 +161,9 @@ func (srv *Server) policyCreate(w http.ResponseWriter, r *http.Request, s *Sessi
 	}
 	enabled := f.Enabled
 	rule, err := srv.api.CreateRule(r.Context(), s.Token, RuleCreate{
-		Priority: text.Priority, Description: f.Description, Enabled: &enabled, Effect: f.Effect,
-		Roles: f.Roles, AccountTypes: f.AccountTypes, SubjectUUID: f.SubjectUUID,
-		Actions: f.Actions, Repositories: splitList(f.Repositories),
+		Priority: text.Priority, Description: f.Description, Enabled: &enabled,
+		RuleMatch: apitypes.RuleMatch{Effect: f.Effect, Roles: f.Roles, AccountTypes: f.AccountTypes,
+			SubjectUUID: f.SubjectUUID, Actions: f.Actions, Repositories: splitList(f.Repositories)},
 	})
 	if err != nil {
 		if statusOf(err) == http.StatusBadRequest {

@@ -156,15 +156,10 @@ type RuleMatch struct {
 // RuleCreate is the body of POST /v1/policy/rules. A nil Enabled means
 // enabled. The server refuses unknown fields.
 type RuleCreate struct {
-	Priority     int      `json:"priority"`
-	Description  string   `json:"description"`
-	Enabled      *bool    `json:"enabled"`
-	Effect       string   `json:"effect"`
-	Roles        []string `json:"roles"`
-	AccountTypes []string `json:"account_types"`
-	SubjectUUID  string   `json:"subject_uuid"`
-	Actions      []string `json:"actions"`
-	Repositories []string `json:"repositories"`
+	Priority    int    `json:"priority"`
+	Description string `json:"description"`
+	Enabled     *bool  `json:"enabled"`
+	RuleMatch
 }
 
 // RulePatch is the body of PATCH /v1/policy/rules/{id}: only the fields

@@ -135,26 +135,19 @@ func policyCmd(g *globals) *cobra.Command {
 				}
 				enabled := cf.enabled
 				body = apitypes.RuleCreate{
-					Priority: cf.priority, Effect: cf.effect, Actions: cleanList(cf.actions),
-					Repositories: cleanList(cf.repositories), Roles: cleanList(cf.roles),
-					AccountTypes: cleanList(cf.accountTypes), SubjectUUID: cf.subject,
-					Description: cf.description, Enabled: &enabled,
+					Priority: cf.priority, Description: cf.description, Enabled: &enabled,
+					RuleMatch: apitypes.RuleMatch{
+						Effect: cf.effect, Actions: cleanList(cf.actions),
+						Repositories: cleanList(cf.repositories), Roles: cleanList(cf.roles),
+						AccountTypes: cleanList(cf.accountTypes), SubjectUUID: cf.subject,
+					},
 				}
 			}
 			cl, err := g.client(true)
 			if err != nil {
 				return err
 			}
-			var r apitypes.PolicyRule
-			raw, err := cl.do(context.Background(), http.MethodPost, "/v1/policy/rules", nil, body, &r)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(raw)
-			}
-			fmt.Fprintf(g.stdout, "created rule %d\n", r.ID)
-			return nil
+			return g.sendRule(cl, http.MethodPost, "/v1/policy/rules", body, "created")
 		},
 	}
 	cf.register(create.Flags(), false)
@@ -232,16 +225,7 @@ func policyCmd(g *globals) *cobra.Command {
 				}
 				body = patch
 			}
-			var r apitypes.PolicyRule
-			raw, err := cl.do(context.Background(), http.MethodPatch, path, nil, body, &r)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return g.printJSON(raw)
-			}
-			fmt.Fprintf(g.stdout, "updated rule %d\n", r.ID)
-			return nil
+			return g.sendRule(cl, http.MethodPatch, path, body, "updated")
 		},
 	}
 	uf.register(update.Flags(), true)
@@ -270,4 +254,18 @@ func policyCmd(g *globals) *cobra.Command {
 		},
 	}
 	return group("policy", "Policy rules", list, create, update, del)
+}
+
+// sendRule sends a rule create or change and reports the rule it returns.
+func (g *globals) sendRule(cl *client, method, path string, body any, verb string) error {
+	var r apitypes.PolicyRule
+	raw, err := cl.do(context.Background(), method, path, nil, body, &r)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return g.printJSON(raw)
+	}
+	fmt.Fprintf(g.stdout, "%s rule %d\n", verb, r.ID)
+	return nil
 }

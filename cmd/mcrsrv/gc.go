@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/spf13/cobra"
 
 	"git.wntrmute.dev/kyle/mcr/config"
@@ -96,11 +95,10 @@ func gcCmd() *cobra.Command {
 		Short: "Collect garbage offline (refuses while a server holds the data directory; use `mcrctl gc` then)",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			cfg, err := config.Load(cfgPath)
+			cfg, err := loadConfig(cfgPath)
 			if err != nil {
 				return err
 			}
-			setupLogging(cfg.Log.SlogLevel())
 			lock, err := gc.LockDataDir(cfg.DataDir())
 			if err != nil {
 				if errors.Is(err, gc.ErrLocked) {
@@ -115,9 +113,9 @@ func gcCmd() *cobra.Command {
 				return fmt.Errorf("database.path: %w", err)
 			}
 			defer st.Close()
-			driver, err := factory.Create(ctx, cfg.Storage.Driver, map[string]any{"rootdirectory": cfg.Storage.LayersPath})
+			driver, err := openStorage(ctx, cfg)
 			if err != nil {
-				return fmt.Errorf("storage: %w", err)
+				return err
 			}
 			e := newEngine(cfg, st, nil)
 			e.Driver = driver

@@ -8,7 +8,20 @@ import (
 	"strings"
 
 	"github.com/sirupsen/logrus"
+
+	"git.wntrmute.dev/kyle/mcr/config"
 )
+
+// loadConfig loads the configuration of an operator command and sets up
+// logging from it.
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	setupLogging(cfg.Log.SlogLevel())
+	return cfg, nil
+}
 
 // setupLogging installs a text slog handler on stderr at level and routes
 // distribution's logrus output into it, so the process has one log stream

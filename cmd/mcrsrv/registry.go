@@ -11,6 +11,8 @@ import (
 
 	registrymw "github.com/distribution/distribution/v3/registry/middleware/registry"
 	"github.com/distribution/distribution/v3/registry/storage"
+	driver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 
 	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/blobcache"
@@ -28,17 +30,32 @@ func init() {
 	_ = registrymw.RegisterOptions(storage.BlobDescriptorCacheProvider(descriptorCache))
 }
 
+// storageParams are the storage driver's parameters, the same for the
+// server and the offline commands (reindex, gc).
+func storageParams(cfg *config.Config) configuration.Parameters {
+	p := configuration.Parameters{"rootdirectory": cfg.Storage.LayersPath}
+	if cfg.Storage.Driver == "mcrfs" {
+		p["earlywriteback"] = cfg.Storage.EarlyWriteback
+	}
+	return p
+}
+
+// openStorage creates the configured storage driver outside the server.
+func openStorage(ctx context.Context, cfg *config.Config) (driver.StorageDriver, error) {
+	d, err := factory.Create(ctx, cfg.Storage.Driver, storageParams(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	return d, nil
+}
+
 // distributionConfig builds distribution's configuration from mcr.toml, so
 // operators keep one file.
 func distributionConfig(cfg *config.Config, authn *authplugin.Authenticator, pol authplugin.Policy, secret string, sink *notifications.Sink, capt *captured) *configuration.Configuration {
 	dc := &configuration.Configuration{}
 	dc.Version = "0.1"
-	driverParams := configuration.Parameters{"rootdirectory": cfg.Storage.LayersPath}
-	if cfg.Storage.Driver == "mcrfs" {
-		driverParams["earlywriteback"] = cfg.Storage.EarlyWriteback
-	}
 	dc.Storage = configuration.Storage{
-		cfg.Storage.Driver: driverParams,
+		cfg.Storage.Driver: storageParams(cfg),
 		"delete":           configuration.Parameters{"enabled": true},
 		"redirect":         configuration.Parameters{"disable": true},
 		"maintenance": configuration.Parameters{

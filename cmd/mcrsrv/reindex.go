@@ -5,10 +5,8 @@ import (
 	"fmt"
 
 	"github.com/distribution/distribution/v3/registry/storage"
-	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/spf13/cobra"
 
-	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
@@ -20,20 +18,19 @@ func reindexCmd() *cobra.Command {
 		Short: "Rebuild the repository index (tags, manifests, sizes, referrers) from blob storage",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			cfg, err := config.Load(cfgPath)
+			cfg, err := loadConfig(cfgPath)
 			if err != nil {
 				return err
 			}
-			setupLogging(cfg.Log.SlogLevel())
 			ctx := context.Background()
 			st, err := store.Open(cfg.Database.Path)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			driver, err := factory.Create(ctx, cfg.Storage.Driver, map[string]any{"rootdirectory": cfg.Storage.LayersPath})
+			driver, err := openStorage(ctx, cfg)
 			if err != nil {
-				return fmt.Errorf("storage: %w", err)
+				return err
 			}
 			ns, err := storage.NewRegistry(ctx, driver, storage.EnableDelete)
 			if err != nil {

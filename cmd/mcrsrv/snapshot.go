@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -19,11 +18,10 @@ func snapshotCmd() *cobra.Command {
 		Short: "Write a consistent database snapshot to <data>/backups/mcr-YYYYMMDD-HHMMSS.db (safe while the server runs)",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			cfg, err := config.Load(cfgPath)
+			cfg, err := loadConfig(cfgPath)
 			if err != nil {
 				return err
 			}
-			setupLogging(cfg.Log.SlogLevel())
 			ctx := context.Background()
 			st, err := store.Open(cfg.Database.Path)
 			if err != nil {

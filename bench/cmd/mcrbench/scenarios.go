@@ -385,18 +385,9 @@ func runManifestLoad(ctx context.Context, t *target, repo, tag string, head bool
 	if fe.err != nil {
 		return loadResult{}, fe.err
 	}
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	slices.Sort(all)
-	return loadResult{
-		Requests: int64(len(all)),
-		RPS:      float64(len(all)) / elapsed.Seconds(),
-		P50:      ms(percentile(all, 0.50)),
-		P99:      ms(percentile(all, 0.99)),
-		CPU:      cpu,
-	}, nil
+	res := summarize(lat, elapsed)
+	res.CPU = cpu
+	return res, nil
 }
 
 // ---- scenario 4: token issue rate --------------------------------------
@@ -444,6 +435,11 @@ func runTokenLoad(ctx context.Context, t *target, scope, identity string, client
 	if fe.err != nil {
 		return loadResult{}, fe.err
 	}
+	return summarize(lat, elapsed), nil
+}
+
+// summarize merges the clients' latencies into a rate and percentiles.
+func summarize(lat [][]time.Duration, elapsed time.Duration) loadResult {
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
@@ -454,5 +450,5 @@ func runTokenLoad(ctx context.Context, t *target, scope, identity string, client
 		RPS:      float64(len(all)) / elapsed.Seconds(),
 		P50:      ms(percentile(all, 0.50)),
 		P99:      ms(percentile(all, 0.99)),
-	}, nil
+	}
 }
