@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -26,8 +27,9 @@ type GCService interface {
 }
 
 type gcRequest struct {
-	DryRun         bool `json:"dry_run"`
-	RemoveUntagged bool `json:"remove_untagged"`
+	DryRun         bool   `json:"dry_run"`
+	RemoveUntagged bool   `json:"remove_untagged"`
+	Grace          string `json:"grace"`
 }
 
 type gcStarted struct {
@@ -64,9 +66,25 @@ func (a *API) gcRequest(c echo.Context, reconcile bool) (gc.Request, error) {
 	if err := decodeOptionalJSON(c, &body); err != nil {
 		return gc.Request{}, err
 	}
+	if q := c.QueryParam("grace"); q != "" {
+		if body.Grace != "" && body.Grace != q {
+			return gc.Request{}, errorf(http.StatusBadRequest, "grace given twice (query and body) with different values")
+		}
+		body.Grace = q
+	}
 	p := principalOf(c)
 	req := gc.Request{Options: gc.Options{DryRun: body.DryRun, RemoveUntagged: body.RemoveUntagged},
 		Reconcile: reconcile, IP: authplugin.ClientIP(c.Request())}
+	if body.Grace != "" {
+		if reconcile {
+			return gc.Request{}, errorf(http.StatusBadRequest, "grace applies to /v1/gc only, not to reconcile")
+		}
+		g, err := time.ParseDuration(body.Grace)
+		if err != nil || g < 0 {
+			return gc.Request{}, errorf(http.StatusBadRequest, "grace: want a non-negative duration such as 0s, 10m or 1h, got "+quote(body.Grace))
+		}
+		req.Grace = &g
+	}
 	if p != nil {
 		req.ActorID, req.Actor = p.Subject, p.Username
 	}
@@ -88,7 +106,8 @@ func (a *API) runGC(c echo.Context, reconcile bool) error {
 	return c.JSON(http.StatusAccepted, gcStarted{ID: id})
 }
 
-// startGC serves POST /v1/gc: body optional {"dry_run","remove_untagged"};
+// startGC serves POST /v1/gc: body optional {"dry_run","remove_untagged",
+// "grace"} (grace also as ?grace=);
 // 202 {"id"}, 409 while a run is in progress.
 func (a *API) startGC(c echo.Context) error { return a.runGC(c, false) }
 

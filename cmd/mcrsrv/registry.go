@@ -18,6 +18,7 @@ import (
 	"git.wntrmute.dev/kyle/mcr/blobcache"
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/notifications"
+	"git.wntrmute.dev/kyle/mcr/storageguard"
 	_ "git.wntrmute.dev/kyle/mcr/storagedriver" // registers "mcrfs"
 )
 
@@ -51,7 +52,7 @@ func openStorage(ctx context.Context, cfg *config.Config) (driver.StorageDriver,
 
 // distributionConfig builds distribution's configuration from mcr.toml, so
 // operators keep one file.
-func distributionConfig(cfg *config.Config, authn *authplugin.Authenticator, pol authplugin.Policy, secret string, sink *notifications.Sink, capt *captured) *configuration.Configuration {
+func distributionConfig(cfg *config.Config, authn *authplugin.Authenticator, pol authplugin.Policy, secret string, sink *notifications.Sink, capt *captured, guard *storageguard.Guard) *configuration.Configuration {
 	dc := &configuration.Configuration{}
 	dc.Version = "0.1"
 	dc.Storage = configuration.Storage{
@@ -88,6 +89,8 @@ func distributionConfig(cfg *config.Config, authn *authplugin.Authenticator, pol
 	dc.Middleware = map[string][]configuration.Middleware{
 		"registry":   {{Name: captureName, Options: configuration.Parameters{"into": capt}}},
 		"repository": {notifications.Middleware(sink)},
+		// A full disk answers 507 without the driver's path (issue 17).
+		"storage": {guard.Middleware()},
 	}
 	return dc
 }
