@@ -47,6 +47,14 @@ path = "mcr.db"
 layers_path = "layers"
 driver      = "mcrfs"       # MCR's filesystem driver (large buffers, fsync on commit); "filesystem" = upstream's
 # early_writeback = false    # mcrfs: start kernel write-back of each 8 MiB during uploads
+# driver = "s3" keeps blobs in a bucket instead (see docs/configuration.md):
+# s3_bucket = "mcr"
+# s3_endpoint = "https://s3.example:9000"   # empty: AWS in s3_region
+# s3_region = "us-east-1"
+# s3_access_key = ""                        # or MCR_STORAGE_S3_ACCESS_KEY / _SECRET_KEY
+# s3_path_style = true
+# s3_chunk_size = 10485760
+# s3_redirect = false                       # true: blob GETs redirect to presigned S3 URLs
 
 [identity]
 provider     = "local"   # "local" (accounts managed by ` + "`mcrsrv user`" + `) or "mcias"

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -77,8 +76,10 @@ func serve(cfg *config.Config) error {
 	if _, err := tls.LoadX509KeyPair(cfg.Server.TLSCert, cfg.Server.TLSKey); err != nil {
 		return fmt.Errorf("server.tls_cert/server.tls_key: %w", err)
 	}
-	if err := os.MkdirAll(cfg.Storage.LayersPath, 0o700); err != nil {
-		return fmt.Errorf("storage.layers_path: %w", err)
+	if cfg.Storage.Driver != config.StorageS3 {
+		if err := os.MkdirAll(cfg.Storage.LayersPath, 0o700); err != nil {
+			return fmt.Errorf("storage.layers_path: %w", err)
+		}
 	}
 	// gc: hold the data-directory lock (offline `mcrsrv gc` refuses while held).
 	dirLock, err := lockDataDir(cfg)
@@ -146,10 +147,7 @@ func serve(cfg *config.Config) error {
 		DeleteRepository: func(ctx context.Context, name string, actor *authplugin.Principal, ip string) error {
 			return deleteRepository(ctx, capt, sink, name, actor, ip)
 		},
-		StorageCheck: func() error {
-			_, err := os.Stat(filepath.Clean(cfg.Storage.LayersPath))
-			return err
-		},
+		StorageCheck: func() error { return storageCheck(cfg, capt) },
 		GC: gcs.runner, Snapshot: gcs.snapshot, // gc
 		OnAdminEvent: func(_ *http.Request, ev store.AuditEvent) { rec.record(ev) },
 	})
