@@ -20,7 +20,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
+	"git.wntrmute.dev/kyle/mcr/authplugin/token"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -144,7 +145,7 @@ func runInit(dir, hostname, listen, webListen string) error {
 	if m, _ := filepath.Glob(filepath.Join(keysDir, "*.pem")); len(m) > 0 {
 		say("kept token signing key in %s", keysDir)
 	} else {
-		name, err := authplugin.GenerateSigningKey(keysDir)
+		name, err := token.GenerateSigningKey(keysDir)
 		if err != nil {
 			return fmt.Errorf("init: %w", err)
 		}
@@ -179,7 +180,7 @@ func ensureAdmin(st *store.Store) error {
 		_, _ = rand.Read(b[:])
 		pw = base64.RawURLEncoding.EncodeToString(b[:])
 	}
-	hash, err := authplugin.HashPassword(pw)
+	hash, err := local.HashPassword(pw)
 	if err != nil {
 		return fmt.Errorf("init: MCR_ADMIN_PASSWORD: %w", err)
 	}

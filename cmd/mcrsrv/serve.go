@@ -17,6 +17,10 @@ import (
 
 	"git.wntrmute.dev/kyle/mcr/adminapi"
 	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity/mcias"
+	"git.wntrmute.dev/kyle/mcr/authplugin/token"
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/notifications"
@@ -35,7 +39,7 @@ func (a auditRecorder) record(ev store.AuditEvent) {
 	}
 }
 
-func (a auditRecorder) LoginSucceeded(r *http.Request, p *authplugin.Principal) {
+func (a auditRecorder) LoginSucceeded(r *http.Request, p *identity.Principal) {
 	slog.Info("login_ok", "username", p.Username, "sub", p.Subject, "ip", authplugin.ClientIP(r))
 	a.record(store.AuditEvent{Type: "login_ok", ActorID: p.Subject, Actor: p.Username, IP: authplugin.ClientIP(r)})
 }
@@ -56,17 +60,17 @@ func (a auditRecorder) Denied(r *http.Request, d authplugin.Denial) {
 }
 
 // openProvider builds the configured identity provider.
-func openProvider(cfg *config.Config, st *store.Store, issuer *authplugin.Issuer) (authplugin.Provider, error) {
+func openProvider(cfg *config.Config, st *store.Store, issuer *token.Issuer) (identity.Provider, error) {
 	switch cfg.Identity.Provider {
 	case config.ProviderMCIAS:
-		return authplugin.NewMCIAS(authplugin.MCIASOptions{
+		return mcias.New(mcias.Options{
 			ServerURL:   cfg.MCIAS.ServerURL,
 			CACertFile:  cfg.MCIAS.CACert,
 			ServiceName: cfg.MCIAS.ServiceName,
 			Tags:        cfg.MCIAS.Tags,
 		})
 	default:
-		return authplugin.NewLocal(st, issuer, cfg.Identity.SessionTTL), nil
+		return local.New(st, issuer, cfg.Identity.SessionTTL), nil
 	}
 }
 
@@ -92,11 +96,11 @@ func serve(cfg *config.Config) error {
 		return fmt.Errorf("database.path: %w", err)
 	}
 	defer st.Close()
-	keys, err := authplugin.LoadKeySet(cfg.Identity.KeysDir)
+	keys, err := token.LoadKeySet(cfg.Identity.KeysDir)
 	if err != nil {
 		return fmt.Errorf("identity.keys_dir: %w", err)
 	}
-	issuer := authplugin.NewIssuer(keys, cfg.Identity.Issuer, cfg.Identity.ServiceName)
+	issuer := token.NewIssuer(keys, cfg.Identity.Issuer, cfg.Identity.ServiceName)
 	provider, err := openProvider(cfg, st, issuer)
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
@@ -144,7 +148,7 @@ func serve(cfg *config.Config) error {
 			}
 			rec.record(store.AuditEvent{Type: ev.Type, ActorID: ev.ActorID, Actor: ev.Actor, IP: authplugin.ClientIP(r), Details: details})
 		},
-		DeleteRepository: func(ctx context.Context, name string, actor *authplugin.Principal, ip string) error {
+		DeleteRepository: func(ctx context.Context, name string, actor *identity.Principal, ip string) error {
 			return deleteRepository(ctx, capt, sink, name, actor, ip)
 		},
 		StorageCheck: func() error { return storageCheck(cfg, capt) },
