@@ -48,12 +48,16 @@ type Guard struct {
 	lastErr  string
 }
 
-// New returns a guard for the filesystem holding path.
+// New returns a guard for the filesystem holding path. An empty path (object
+// storage) keeps only the ENOSPC mapping: no free space, no probe.
 func New(path string, minFree int64) *Guard { return &Guard{Path: path, MinFree: minFree} }
 
 // Free returns the bytes available to the server on the storage
 // filesystem (statfs f_bavail × f_bsize).
 func (g *Guard) Free() (int64, error) {
+	if g.Path == "" {
+		return 0, errors.New("storage: not a local filesystem")
+	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(g.Path, &st); err != nil {
 		return 0, fmt.Errorf("storage: statfs: %w", err)
@@ -63,7 +67,7 @@ func (g *Guard) Free() (int64, error) {
 
 // belowMin reports whether free space is under MinFree (false if unknown).
 func (g *Guard) belowMin() (bool, int64) {
-	if g.MinFree <= 0 {
+	if g.MinFree <= 0 || g.Path == "" {
 		return false, 0
 	}
 	free, err := g.Free()
@@ -130,6 +134,9 @@ func probeErr(err error) error {
 // Check is the health check: a write probe, then free space against
 // MinFree. The error says which failed.
 func (g *Guard) Check(context.Context) error {
+	if g.Path == "" {
+		return nil
+	}
 	if err := g.Probe(); err != nil {
 		return err
 	}
