@@ -37,6 +37,9 @@ type Options struct {
 	// Snapshot writes a database snapshot and returns its path (POST
 	// /v1/snapshot); nil leaves the route out.
 	Snapshot func(ctx context.Context) (string, error)
+	// Uploads lists and purges blob uploads (GET /v1/uploads, POST
+	// /v1/uploads/purge); nil leaves those routes out.
+	Uploads UploadService
 	// OnAdminEvent records an audit event of an admin operation
 	// (snapshot_created).
 	OnAdminEvent func(r *http.Request, ev store.AuditEvent)
@@ -77,6 +80,10 @@ func New(opts Options) *API {
 	}
 	if opts.Snapshot != nil {
 		admin.POST("/snapshot", a.snapshot)
+	}
+	if opts.Uploads != nil {
+		admin.GET("/uploads", a.listUploads)
+		admin.POST("/uploads/purge", a.purgeUploads)
 	}
 	return a
 }

@@ -177,6 +177,7 @@ func serve(cfg *config.Config) error {
 			return guard.Check(context.Background())
 		},
 		GC: gcs.runner, Snapshot: gcs.snapshot, // gc
+		Uploads:      uploadService{capt: capt},
 		OnAdminEvent: func(_ *http.Request, ev store.AuditEvent) { rec.record(ev) },
 	})
 	mux := http.NewServeMux()

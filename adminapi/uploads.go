@@ -1,0 +1,105 @@
+package adminapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/gc"
+	"git.wntrmute.dev/kyle/mcr/store"
+)
+
+// UploadService lists and purges blob uploads (stale ones after a client
+// gave up, or a full disk).
+type UploadService interface {
+	List(ctx context.Context) ([]gc.Upload, error)
+	Purge(ctx context.Context, olderThan time.Duration) ([]gc.Upload, error)
+}
+
+type uploadInfo struct {
+	Repository string    `json:"repository"`
+	ID         string    `json:"id"`
+	Size       int64     `json:"size"`
+	Started    time.Time `json:"started"`
+	Modified   time.Time `json:"modified"`
+	AgeSeconds int64     `json:"age_seconds"`
+}
+
+type uploadList struct {
+	Uploads    []uploadInfo `json:"uploads"`
+	TotalBytes int64        `json:"total_bytes"`
+}
+
+type uploadPurgeRequest struct {
+	OlderThan string `json:"older_than"`
+}
+
+type uploadPurged struct {
+	Purged     []uploadInfo `json:"purged"`
+	BytesFreed int64        `json:"bytes_freed"`
+}
+
+func uploadInfos(ups []gc.Upload, now time.Time) ([]uploadInfo, int64) {
+	out := make([]uploadInfo, 0, len(ups))
+	var total int64
+	for _, u := range ups {
+		out = append(out, uploadInfo{Repository: u.Repository, ID: u.ID, Size: u.Size, Started: u.Started,
+			Modified: u.Modified, AgeSeconds: int64(u.Age(now).Seconds())})
+		total += u.Size
+	}
+	return out, total
+}
+
+// listUploads serves GET /v1/uploads: every upload directory with its
+// repository, id, size and age.
+func (a *API) listUploads(c echo.Context) error {
+	ups, err := a.opts.Uploads.List(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	infos, total := uploadInfos(ups, time.Now())
+	return c.JSON(http.StatusOK, uploadList{Uploads: infos, TotalBytes: total})
+}
+
+// purgeUploads serves POST /v1/uploads/purge {"older_than":"24h"} (or
+// ?older_than=): removes uploads that started at least that long ago;
+// audited uploads_purged.
+func (a *API) purgeUploads(c echo.Context) error {
+	var body uploadPurgeRequest
+	if err := decodeOptionalJSON(c, &body); err != nil {
+		return err
+	}
+	if q := c.QueryParam("older_than"); q != "" {
+		if body.OlderThan != "" && body.OlderThan != q {
+			return errorf(http.StatusBadRequest, "older_than given twice (query and body) with different values")
+		}
+		body.OlderThan = q
+	}
+	if body.OlderThan == "" {
+		return errorf(http.StatusBadRequest, "older_than is required (a duration such as 24h)")
+	}
+	d, err := time.ParseDuration(body.OlderThan)
+	if err != nil || d < 0 {
+		return errorf(http.StatusBadRequest, "older_than: want a non-negative duration such as 24h, got "+quote(body.OlderThan))
+	}
+	purged, err := a.opts.Uploads.Purge(c.Request().Context(), d)
+	infos, freed := uploadInfos(purged, time.Now())
+	if a.opts.OnAdminEvent != nil && (len(purged) > 0 || err != nil) {
+		details := map[string]any{"older_than": d.String(), "uploads": len(purged), "bytes_freed": freed}
+		if err != nil {
+			details["error"] = err.Error()
+		}
+		ev := store.AuditEvent{Type: "uploads_purged", IP: authplugin.ClientIP(c.Request()), Details: details}
+		if p := principalOf(c); p != nil {
+			ev.ActorID, ev.Actor = p.Subject, p.Username
+		}
+		a.opts.OnAdminEvent(c.Request(), ev)
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, uploadPurged{Purged: infos, BytesFreed: freed})
+}
