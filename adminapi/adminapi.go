@@ -40,6 +40,10 @@ type Options struct {
 	// Uploads lists and purges blob uploads (GET /v1/uploads, POST
 	// /v1/uploads/purge); nil leaves those routes out.
 	Uploads UploadService
+	// ReconcileIndex brings the repository index in line with storage and
+	// returns what it changed (POST /v1/index/reconcile); nil leaves the
+	// route out.
+	ReconcileIndex func(ctx context.Context) (any, error)
 	// OnAdminEvent records an audit event of an admin operation
 	// (snapshot_created).
 	OnAdminEvent func(r *http.Request, ev store.AuditEvent)
@@ -80,6 +84,9 @@ func New(opts Options) *API {
 	}
 	if opts.Snapshot != nil {
 		admin.POST("/snapshot", a.snapshot)
+	}
+	if opts.ReconcileIndex != nil {
+		admin.POST("/index/reconcile", a.reconcileIndex)
 	}
 	if opts.Uploads != nil {
 		admin.GET("/uploads", a.listUploads)

@@ -29,7 +29,7 @@ func (a *API) health(c echo.Context) error {
 		}
 		checks[name] = "ok"
 	}
-	check("database", func() error { return a.opts.Store.Ping(ctx) })
+	check("database", func() error { return a.opts.Store.Healthy(ctx) })
 	check("storage", a.opts.StorageCheck)
 	check("identity", func() error { return a.opts.Authn.Provider.Ping(ctx) })
 	code := http.StatusOK

@@ -28,8 +28,9 @@ var ErrConflict = errors.New("already exists")
 
 // Store is an open metadata database.
 type Store struct {
-	db   *sql.DB
-	path string
+	db    *sql.DB
+	path  string
+	check checkState
 }
 
 // Open opens (creating with mode 0600 if needed) and migrates the database.
