@@ -17,6 +17,7 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 
 	"git.wntrmute.dev/kyle/mcr/adminapi"
+	"git.wntrmute.dev/kyle/mcr/adminsvc"
 	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/metrics"
@@ -132,17 +133,10 @@ func serve(cfg *config.Config) error {
 	}
 	defer gcs.Close()
 
-	api := adminapi.New(adminapi.Options{
-		Store: st, Authn: authn, Recorder: rec,
+	svc := adminsvc.New(adminsvc.Options{
+		Store: st, Authn: authn, Policy: engine, Recorder: rec,
 		Reload: func() error { return engine.Reload(context.Background()) },
-		OnPolicyChange: func(r *http.Request, ev adminapi.PolicyEvent) {
-			slog.Info(ev.Type, "actor", ev.Actor, "rule", ev.RuleID)
-			details := map[string]any{"rule_id": ev.RuleID}
-			if ev.Rule != nil {
-				details["rule"] = ev.Rule.Rule
-			}
-			rec.record(store.AuditEvent{Type: ev.Type, ActorID: ev.ActorID, Actor: ev.Actor, IP: authplugin.ClientIP(r), Details: details})
-		},
+		Audit:  func(_ context.Context, ev store.AuditEvent) error { return sink.Record(ev) },
 		DeleteRepository: func(ctx context.Context, name string, actor *authplugin.Principal, ip string) error {
 			return deleteRepository(ctx, capt, sink, name, actor, ip)
 		},
@@ -151,8 +145,8 @@ func serve(cfg *config.Config) error {
 			return err
 		},
 		GC: gcs.runner, Snapshot: gcs.snapshot, // gc
-		OnAdminEvent: func(_ *http.Request, ev store.AuditEvent) { rec.record(ev) },
 	})
+	api := adminapi.New(adminapi.Options{Service: svc})
 	mux := http.NewServeMux()
 	mux.Handle("/v2/token", &authplugin.TokenHandler{
 		Authn: authn, Policy: engine, Recorder: rec,
