@@ -185,21 +185,32 @@ func serve(cfg *config.Config) error {
 		"identity", provider.Name(), "storage", cfg.Storage.Driver, "layers", cfg.Storage.LayersPath)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, cfg.Server.TLSCert, cfg.Server.TLSKey) }()
+	gl, err := startGRPC(cfg, svc)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
 
 	select {
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve: %w", err)
 		}
+	case err := <-gl.failed():
+		_ = srv.Close()
+		return fmt.Errorf("grpc serve: %w", err)
 	case <-ctx.Done():
 		slog.Info("shutting down: draining in-flight requests", "timeout", cfg.Server.ShutdownTimeout)
 		shCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 		defer cancel()
 		start := time.Now()
+		grpcDrained := make(chan struct{})
+		go func() { gl.drain(shCtx); close(grpcDrained) }()
 		if err := srv.Shutdown(shCtx); err != nil {
 			slog.Warn("drain timed out; closing remaining connections", "err", err)
 			_ = srv.Close()
 		}
+		<-grpcDrained
 		slog.Info("drained", "took", time.Since(start).Round(time.Millisecond))
 	}
 	if err := app.Shutdown(); err != nil {
