@@ -46,8 +46,8 @@ type Server struct {
 	// GRPCAddr is the gRPC admin API's address (same certificate, TLS
 	// 1.3); empty disables it.
 	GRPCAddr string `mapstructure:"grpc_addr"`
-	TLSCert    string `mapstructure:"tls_cert"`
-	TLSKey     string `mapstructure:"tls_key"`
+	TLSCert  string `mapstructure:"tls_cert"`
+	TLSKey   string `mapstructure:"tls_key"`
 	// Hostname is the externally visible host[:port] used in token realms
 	// and Location headers; empty means "the Host the client used".
 	Hostname    string `mapstructure:"hostname"`
@@ -116,9 +116,9 @@ type Web struct {
 	// GRPCAddr is mcrsrv's gRPC admin API (host:port) mcr-web talks to;
 	// empty: mcr-web uses the REST API at APIURL for everything.
 	GRPCAddr string `mapstructure:"grpc_addr"`
-	CACert     string `mapstructure:"ca_cert"`
-	TLSCert    string `mapstructure:"tls_cert"`
-	TLSKey     string `mapstructure:"tls_key"`
+	CACert   string `mapstructure:"ca_cert"`
+	TLSCert  string `mapstructure:"tls_cert"`
+	TLSKey   string `mapstructure:"tls_key"`
 }
 
 // Log is the [log] section.

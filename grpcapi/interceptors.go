@@ -215,4 +215,3 @@ func roleUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.
 	}
 	return h(ctx, req)
 }
-
