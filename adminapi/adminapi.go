@@ -14,6 +14,7 @@ import (
 
 	"git.wntrmute.dev/kyle/mcr/adminsvc"
 	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 )
 
 // Options carries the API's dependencies.
@@ -104,8 +105,8 @@ func errorHandler(err error, c echo.Context) {
 	_ = c.JSON(status, map[string]string{"error": msg})
 }
 
-func principalOf(c echo.Context) *authplugin.Principal {
-	p, _ := c.Get("principal").(*authplugin.Principal)
+func principalOf(c echo.Context) *identity.Principal {
+	p, _ := c.Get("principal").(*identity.Principal)
 	return p
 }
 

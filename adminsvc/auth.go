@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 )
 
 // MsgAuthRequired is the answer to a request without a bearer token.
@@ -13,13 +13,13 @@ const MsgAuthRequired = "authentication required: Authorization: Bearer <token> 
 
 // Authenticate verifies an identity token (local session or MCIAS), never
 // a repository-scoped registry token; an empty token is Unauthenticated.
-func (s *Service) Authenticate(ctx context.Context, token string) (*authplugin.Principal, error) {
+func (s *Service) Authenticate(ctx context.Context, token string) (*identity.Principal, error) {
 	if token == "" {
 		return nil, Errorf(Unauthenticated, MsgAuthRequired)
 	}
 	p, err := s.opts.Authn.Identity(ctx, token)
 	if err != nil {
-		if errors.Is(err, authplugin.ErrUnavailable) {
+		if errors.Is(err, identity.ErrUnavailable) {
 			return nil, Errorf(Unavailable, "identity service unavailable")
 		}
 		return nil, Errorf(Unauthenticated, "invalid or expired token")
@@ -28,7 +28,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*authplugin.P
 }
 
 // RequireAdmin refuses callers without the admin role.
-func RequireAdmin(p *authplugin.Principal) error {
+func RequireAdmin(p *identity.Principal) error {
 	if !p.IsAdmin() {
 		return Errorf(PermissionDenied, "admin role required")
 	}
@@ -36,7 +36,7 @@ func RequireAdmin(p *authplugin.Principal) error {
 }
 
 // RequireUser refuses guests: they have no business browsing content.
-func RequireUser(p *authplugin.Principal) error {
+func RequireUser(p *identity.Principal) error {
 	if p == nil || p.IsGuestOnly() {
 		return Errorf(PermissionDenied, "guest accounts cannot use the admin API")
 	}
@@ -47,7 +47,7 @@ func RequireUser(p *authplugin.Principal) error {
 type LoginResult struct {
 	Token     string
 	ExpiresAt time.Time
-	Principal authplugin.Principal
+	Principal identity.Principal
 }
 
 // Login exchanges a username and password for an identity token usable
@@ -58,7 +58,7 @@ func (s *Service) Login(ctx context.Context, c Caller, username, password string
 	}
 	sess, err := s.opts.Authn.Provider.Login(ctx, username, password)
 	if err != nil {
-		if errors.Is(err, authplugin.ErrUnavailable) {
+		if errors.Is(err, identity.ErrUnavailable) {
 			if s.opts.Recorder != nil {
 				s.opts.Recorder.LoginFailed(c.request(), username, "identity service unavailable")
 			}
@@ -81,7 +81,7 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 		return Errorf(Unauthenticated, "authentication required")
 	}
 	if err := s.opts.Authn.Provider.Logout(ctx, token); err != nil {
-		if errors.Is(err, authplugin.ErrUnavailable) {
+		if errors.Is(err, identity.ErrUnavailable) {
 			return Errorf(Unavailable, "identity service unavailable")
 		}
 		return Errorf(Unauthenticated, "invalid or expired token")

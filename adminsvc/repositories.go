@@ -8,6 +8,7 @@ import (
 	"github.com/distribution/reference"
 
 	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
@@ -64,7 +65,7 @@ func CheckPage(n, offset, def, max int) (int, error) {
 
 // mayPull applies the policy to a repository read exactly as /v2 does
 // for a pull: admins bypass it, everyone else needs registry:pull.
-func (s *Service) mayPull(p *authplugin.Principal, repo string) bool {
+func (s *Service) mayPull(p *identity.Principal, repo string) bool {
 	if p.IsAdmin() {
 		return true
 	}
@@ -107,7 +108,7 @@ func (s *Service) ListRepositories(ctx context.Context, c Caller, q RepoQuery) (
 // reads every matching name once per call: the index holds a summary row
 // per repository, and the policy is evaluated in memory without
 // allocation.
-func (s *Service) visibleRepositories(ctx context.Context, p *authplugin.Principal, q RepoQuery, n int) ([]store.RepoSummary, int, error) {
+func (s *Service) visibleRepositories(ctx context.Context, p *identity.Principal, q RepoQuery, n int) ([]store.RepoSummary, int, error) {
 	const batch = 1000
 	out := []store.RepoSummary{}
 	total, skipped := 0, 0

@@ -17,6 +17,7 @@ import (
 	"net/url"
 
 	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"git.wntrmute.dev/kyle/mcr/gc"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
@@ -62,7 +63,7 @@ func (s *Service) HasSnapshot() bool { return s.opts.Snapshot != nil }
 // Caller is who asks: the authenticated principal (nil before
 // authentication) and the client's address, for the audit log.
 type Caller struct {
-	Principal *authplugin.Principal
+	Principal *identity.Principal
 	IP        string
 	// Request is the HTTP request when the caller came over REST; the
 	// Recorder's events take one. gRPC callers leave it nil and get a
@@ -89,7 +90,7 @@ func (c Caller) actor() (id, name string) {
 
 // RepoDeleter removes a repository (every manifest and tag) through
 // distribution and records repo_deleted for actor.
-type RepoDeleter func(ctx context.Context, name string, actor *authplugin.Principal, ip string) error
+type RepoDeleter func(ctx context.Context, name string, actor *identity.Principal, ip string) error
 
 // GCService runs garbage collection; *gc.Runner implements it.
 type GCService interface {

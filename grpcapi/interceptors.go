@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"git.wntrmute.dev/kyle/mcr/adminsvc"
-	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	mcrv1 "git.wntrmute.dev/kyle/mcr/gen/mcr/v1"
 	"git.wntrmute.dev/kyle/mcr/metrics"
 )
@@ -88,7 +88,7 @@ func peerIP(ctx context.Context) string {
 // caller is the service's view of a call.
 func caller(ctx context.Context) adminsvc.Caller {
 	m, _ := grpc.Method(ctx)
-	return adminsvc.Caller{Principal: authplugin.PrincipalFrom(ctx), IP: peerIP(ctx), Method: m}
+	return adminsvc.Caller{Principal: identity.PrincipalFrom(ctx), IP: peerIP(ctx), Method: m}
 }
 
 // toStatus maps a service error to its gRPC code with /v1's message.
@@ -169,7 +169,7 @@ func (a *api) authenticate(ctx context.Context, method string) (context.Context,
 	if err != nil {
 		return nil, toStatus(method, err)
 	}
-	return authplugin.WithPrincipal(ctx, p), nil
+	return identity.WithPrincipal(ctx, p), nil
 }
 
 func (a *api) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
@@ -203,7 +203,7 @@ func roleUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.
 	if isPublic(info.FullMethod) {
 		return h(ctx, req)
 	}
-	p := authplugin.PrincipalFrom(ctx)
+	p := identity.PrincipalFrom(ctx)
 	var err error
 	if adminMethods[info.FullMethod] {
 		err = adminsvc.RequireAdmin(p)
