@@ -14,8 +14,9 @@ import (
 )
 
 type gcRequest struct {
-	DryRun         bool `json:"dry_run"`
-	RemoveUntagged bool `json:"remove_untagged"`
+	DryRun         bool   `json:"dry_run"`
+	RemoveUntagged bool   `json:"remove_untagged"`
+	Grace          string `json:"grace"`
 }
 
 type gcStarted struct {
@@ -52,15 +53,22 @@ func (a *API) runGC(c echo.Context, reconcile bool) error {
 	if err := decodeOptionalJSON(c, &body); err != nil {
 		return err
 	}
+	if q := c.QueryParam("grace"); q != "" {
+		if body.Grace != "" && body.Grace != q {
+			return errorf(http.StatusBadRequest, "grace given twice (query and body) with different values")
+		}
+		body.Grace = q
+	}
 	id, err := a.svc.StartGC(c.Request().Context(), caller(c), reconcile,
-		adminsvc.GCOptions{DryRun: body.DryRun, RemoveUntagged: body.RemoveUntagged})
+		adminsvc.GCOptions{DryRun: body.DryRun, RemoveUntagged: body.RemoveUntagged, Grace: body.Grace})
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, gcStarted{ID: id})
 }
 
-// startGC serves POST /v1/gc: body optional {"dry_run","remove_untagged"};
+// startGC serves POST /v1/gc: body optional {"dry_run","remove_untagged",
+// "grace"} (grace also as ?grace=);
 // 202 {"id"}, 409 while a run is in progress.
 func (a *API) startGC(c echo.Context) error { return a.runGC(c, false) }
 

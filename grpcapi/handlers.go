@@ -73,7 +73,8 @@ func (s *registryServer) DeleteRepository(ctx context.Context, req *mcrv1.Delete
 }
 
 func (s *registryServer) GarbageCollect(ctx context.Context, req *mcrv1.GarbageCollectRequest) (*mcrv1.GarbageCollectResponse, error) {
-	id, err := s.svc.StartGC(ctx, caller(ctx), false, adminsvc.GCOptions{DryRun: req.GetDryRun(), RemoveUntagged: req.GetRemoveUntagged()})
+	id, err := s.svc.StartGC(ctx, caller(ctx), false, adminsvc.GCOptions{DryRun: req.GetDryRun(),
+		RemoveUntagged: req.GetRemoveUntagged(), Grace: req.GetGrace()})
 	if err != nil {
 		return nil, toStatus(mcrv1.RegistryService_GarbageCollect_FullMethodName, err)
 	}

@@ -27,6 +27,7 @@ import (
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	"git.wntrmute.dev/kyle/mcr/ociext"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
+	"git.wntrmute.dev/kyle/mcr/storageguard"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -127,7 +128,25 @@ func serve(cfg *config.Config) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	app, err := newApp(context.Background(), distributionConfig(cfg, authn, engine, secret, sink, capt))
+	guardPath := cfg.Storage.LayersPath
+	if cfg.Storage.Driver == config.StorageS3 {
+		guardPath = "" // object storage: no local filesystem to watch
+	}
+	guard := storageguard.New(guardPath, cfg.Storage.MinFreeBytes())
+	if err := guard.Check(context.Background()); err != nil {
+		// Start anyway, read-only in effect: pulls work, writes get 507,
+		// health says degraded, and GC through this server frees space.
+		slog.Error("storage: cannot take writes; starting read-only until space is freed (pulls work, pushes get 507): delete what is unused and run `mcrctl gc --grace 0s`",
+			"component", "storage", "layers", cfg.Storage.LayersPath, "err", err)
+	}
+	metrics.RegisterStorageFree(func() float64 {
+		free, err := guard.Free()
+		if err != nil {
+			return -1
+		}
+		return float64(free)
+	})
+	app, err := newApp(context.Background(), distributionConfig(cfg, authn, engine, secret, sink, capt, guard))
 	if err != nil {
 		return err
 	}
@@ -143,9 +162,14 @@ func serve(cfg *config.Config) error {
 		Reload: func() error { return engine.Reload(context.Background()) },
 		Audit:  func(_ context.Context, ev store.AuditEvent) error { return sink.Record(ev) },
 		DeleteRepository: func(ctx context.Context, name string, actor *identity.Principal, ip string) error {
-			return deleteRepository(ctx, capt, sink, name, actor, ip)
+			return deleteRepository(ctx, capt, st, sink, name, actor, ip)
 		},
-		StorageCheck: func() error { return storageCheck(cfg, capt) },
+		StorageCheck: func() error {
+			if err := storageCheck(cfg, capt); err != nil {
+				return err
+			}
+			return guard.Check(context.Background())
+		},
 		GC: gcs.runner, Snapshot: gcs.snapshot, // gc
 	})
 	api := adminapi.New(adminapi.Options{Service: svc})
@@ -155,7 +179,7 @@ func serve(cfg *config.Config) error {
 		TokenTTL: cfg.Identity.TokenTTL, RefreshTTL: cfg.Identity.RefreshTTL,
 	})
 	ac := authplugin.NewAccessController(authn, engine, cfg.Identity.ServiceName, cfg.Server.Hostname)
-	mux.Handle("/v2/", authplugin.V2Middleware(gcs.gate.Wrap(ociext.Wrap(app, st, ac, func() (storagedriver.StorageDriver, error) { _, d, err := capt.get(); return d, err })), rec))
+	mux.Handle("/v2/", authplugin.V2Middleware(storageguard.Wrap(gcs.gate.Wrap(ociext.Wrap(app, st, ac, func() (storagedriver.StorageDriver, error) { _, d, err := capt.get(); return d, err }))), rec))
 	mux.Handle("/v1/", api)
 
 	if cfg.Server.MetricsAddr != "" {

@@ -585,8 +585,11 @@ type GarbageCollectRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	DryRun         bool                   `protobuf:"varint,1,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	RemoveUntagged bool                   `protobuf:"varint,2,opt,name=remove_untagged,json=removeUntagged,proto3" json:"remove_untagged,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Overrides gc.grace for this run: a Go duration ("0s", "10m", "1h");
+	// empty keeps the configured grace.
+	Grace         string `protobuf:"bytes,3,opt,name=grace,proto3" json:"grace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GarbageCollectRequest) Reset() {
@@ -631,6 +634,13 @@ func (x *GarbageCollectRequest) GetRemoveUntagged() bool {
 		return x.RemoveUntagged
 	}
 	return false
+}
+
+func (x *GarbageCollectRequest) GetGrace() string {
+	if x != nil {
+		return x.Grace
+	}
+	return ""
 }
 
 type GarbageCollectResponse struct {
@@ -1126,10 +1136,11 @@ const file_mcr_v1_registry_proto_rawDesc = "" +
 	"\tmanifests\x18\x03 \x03(\v2\x10.mcr.v1.ManifestR\tmanifests\"-\n" +
 	"\x17DeleteRepositoryRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x1a\n" +
-	"\x18DeleteRepositoryResponse\"Y\n" +
+	"\x18DeleteRepositoryResponse\"o\n" +
 	"\x15GarbageCollectRequest\x12\x17\n" +
 	"\adry_run\x18\x01 \x01(\bR\x06dryRun\x12'\n" +
-	"\x0fremove_untagged\x18\x02 \x01(\bR\x0eremoveUntagged\"(\n" +
+	"\x0fremove_untagged\x18\x02 \x01(\bR\x0eremoveUntagged\x12\x14\n" +
+	"\x05grace\x18\x03 \x01(\tR\x05grace\"(\n" +
 	"\x16GarbageCollectResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"T\n" +
 	"\x10ReconcileRequest\x12\x17\n" +
