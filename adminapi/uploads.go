@@ -1,23 +1,13 @@
 package adminapi
 
 import (
-	"context"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/gc"
-	"git.wntrmute.dev/kyle/mcr/store"
 )
-
-// UploadService lists and purges blob uploads (stale ones after a client
-// gave up, or a full disk).
-type UploadService interface {
-	List(ctx context.Context) ([]gc.Upload, error)
-	Purge(ctx context.Context, olderThan time.Duration) ([]gc.Upload, error)
-}
 
 type uploadInfo struct {
 	Repository string    `json:"repository"`
@@ -56,7 +46,7 @@ func uploadInfos(ups []gc.Upload, now time.Time) ([]uploadInfo, int64) {
 // listUploads serves GET /v1/uploads: every upload directory with its
 // repository, id, size and age.
 func (a *API) listUploads(c echo.Context) error {
-	ups, err := a.opts.Uploads.List(c.Request().Context())
+	ups, err := a.svc.ListUploads(c.Request().Context(), caller(c))
 	if err != nil {
 		return err
 	}
@@ -78,29 +68,11 @@ func (a *API) purgeUploads(c echo.Context) error {
 		}
 		body.OlderThan = q
 	}
-	if body.OlderThan == "" {
-		return errorf(http.StatusBadRequest, "older_than is required (a duration such as 24h)")
-	}
-	d, err := time.ParseDuration(body.OlderThan)
-	if err != nil || d < 0 {
-		return errorf(http.StatusBadRequest, "older_than: want a non-negative duration such as 24h, got "+quote(body.OlderThan))
-	}
-	purged, err := a.opts.Uploads.Purge(c.Request().Context(), d)
-	infos, freed := uploadInfos(purged, time.Now())
-	if a.opts.OnAdminEvent != nil && (len(purged) > 0 || err != nil) {
-		details := map[string]any{"older_than": d.String(), "uploads": len(purged), "bytes_freed": freed}
-		if err != nil {
-			details["error"] = err.Error()
-		}
-		ev := store.AuditEvent{Type: "uploads_purged", IP: authplugin.ClientIP(c.Request()), Details: details}
-		if p := principalOf(c); p != nil {
-			ev.ActorID, ev.Actor = p.Subject, p.Username
-		}
-		a.opts.OnAdminEvent(c.Request(), ev)
-	}
+	purged, err := a.svc.PurgeUploads(c.Request().Context(), caller(c), body.OlderThan)
 	if err != nil {
 		return err
 	}
+	infos, freed := uploadInfos(purged, time.Now())
 	return c.JSON(http.StatusOK, uploadPurged{Purged: infos, BytesFreed: freed})
 }
 
@@ -108,18 +80,7 @@ func (a *API) purgeUploads(c echo.Context) error {
 // re-derived from storage where they differ; 200 with what changed;
 // audited index_reconciled.
 func (a *API) reconcileIndex(c echo.Context) error {
-	res, err := a.opts.ReconcileIndex(c.Request().Context())
-	if a.opts.OnAdminEvent != nil {
-		details := map[string]any{"result": res}
-		if err != nil {
-			details["error"] = err.Error()
-		}
-		ev := store.AuditEvent{Type: "index_reconciled", IP: authplugin.ClientIP(c.Request()), Details: details}
-		if p := principalOf(c); p != nil {
-			ev.ActorID, ev.Actor = p.Subject, p.Username
-		}
-		a.opts.OnAdminEvent(c.Request(), ev)
-	}
+	res, err := a.svc.ReconcileIndex(c.Request().Context(), caller(c))
 	if err != nil {
 		return err
 	}

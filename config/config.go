@@ -45,9 +45,11 @@ type Config struct {
 // Server is the [server] section.
 type Server struct {
 	ListenAddr string `mapstructure:"listen_addr"`
-	GRPCAddr   string `mapstructure:"grpc_addr"`
-	TLSCert    string `mapstructure:"tls_cert"`
-	TLSKey     string `mapstructure:"tls_key"`
+	// GRPCAddr is the gRPC admin API's address (same certificate, TLS
+	// 1.3); empty disables it.
+	GRPCAddr string `mapstructure:"grpc_addr"`
+	TLSCert  string `mapstructure:"tls_cert"`
+	TLSKey   string `mapstructure:"tls_key"`
 	// Hostname is the externally visible host[:port] used in token realms
 	// and Location headers; empty means "the Host the client used".
 	Hostname    string `mapstructure:"hostname"`
@@ -196,9 +198,12 @@ type MCIAS struct {
 type Web struct {
 	ListenAddr string `mapstructure:"listen_addr"`
 	APIURL     string `mapstructure:"api_url"`
-	CACert     string `mapstructure:"ca_cert"`
-	TLSCert    string `mapstructure:"tls_cert"`
-	TLSKey     string `mapstructure:"tls_key"`
+	// GRPCAddr is mcrsrv's gRPC admin API (host:port) mcr-web talks to;
+	// empty: mcr-web uses the REST API at APIURL for everything.
+	GRPCAddr string `mapstructure:"grpc_addr"`
+	CACert   string `mapstructure:"ca_cert"`
+	TLSCert  string `mapstructure:"tls_cert"`
+	TLSKey   string `mapstructure:"tls_key"`
 }
 
 // Log is the [log] section.
@@ -244,6 +249,7 @@ const (
 )
 
 func setDefaults(v *viper.Viper) {
+	v.SetDefault("server.grpc_addr", ":9443")
 	v.SetDefault("server.read_timeout", "30s")
 	v.SetDefault("server.write_timeout", "0s")
 	v.SetDefault("server.idle_timeout", "120s")

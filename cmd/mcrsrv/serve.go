@@ -17,6 +17,7 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 
 	"git.wntrmute.dev/kyle/mcr/adminapi"
+	"git.wntrmute.dev/kyle/mcr/adminsvc"
 	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
@@ -238,17 +239,10 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 	}
 	defer gcs.Close()
 
-	api := adminapi.New(adminapi.Options{
-		Store: st, Authn: authn, Recorder: rec,
+	svc := adminsvc.New(adminsvc.Options{
+		Store: st, Authn: authn, Policy: engine, Recorder: rec,
 		Reload: func() error { return engine.Reload(context.Background()) },
-		OnPolicyChange: func(r *http.Request, ev adminapi.PolicyEvent) {
-			slog.Info(ev.Type, "actor", ev.Actor, "rule", ev.RuleID)
-			details := map[string]any{"rule_id": ev.RuleID}
-			if ev.Rule != nil {
-				details["rule"] = ev.Rule.Rule
-			}
-			rec.record(store.AuditEvent{Type: ev.Type, ActorID: ev.ActorID, Actor: ev.Actor, IP: authplugin.ClientIP(r), Details: details})
-		},
+		Audit:  func(_ context.Context, ev store.AuditEvent) error { return sink.Record(ev) },
 		DeleteRepository: func(ctx context.Context, name string, actor *identity.Principal, ip string) error {
 			return deleteRepository(ctx, capt, st, sink, name, actor, ip)
 		},
@@ -263,8 +257,8 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 		ReconcileIndex: func(ctx context.Context) (any, error) {
 			return ix.reconcile(ctx, nil)
 		},
-		OnAdminEvent: func(_ *http.Request, ev store.AuditEvent) { rec.record(ev) },
 	})
+	api := adminapi.New(adminapi.Options{Service: svc})
 	mux := http.NewServeMux()
 	mux.Handle("/v2/token", &authplugin.TokenHandler{
 		Authn: authn, Policy: engine, Recorder: rec,
@@ -303,6 +297,11 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 		"identity", provider.Name(), "storage", cfg.Storage.Driver, "layers", cfg.Storage.LayersPath)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, cfg.Server.TLSCert, cfg.Server.TLSKey) }()
+	gl, err := startGRPC(cfg, svc)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
 	ixCtx, ixCancel := context.WithCancel(context.Background())
 	ixDone := make(chan struct{})
 	go func() { defer close(ixDone); ix.run(ixCtx) }()
@@ -313,15 +312,21 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 		if !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve: %w", err)
 		}
+	case err := <-gl.failed():
+		_ = srv.Close()
+		return fmt.Errorf("grpc serve: %w", err)
 	case <-ctx.Done():
 		slog.Info("shutting down: draining in-flight requests", "timeout", cfg.Server.ShutdownTimeout)
 		shCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 		defer cancel()
 		start := time.Now()
+		grpcDrained := make(chan struct{})
+		go func() { gl.drain(shCtx); close(grpcDrained) }()
 		if err := srv.Shutdown(shCtx); err != nil {
 			slog.Warn("drain timed out; closing remaining connections", "err", err)
 			_ = srv.Close()
 		}
+		<-grpcDrained
 		slog.Info("drained", "took", time.Since(start).Round(time.Millisecond))
 	}
 	if err := app.Shutdown(); err != nil {
