@@ -32,6 +32,7 @@ var configTemplate = template.Must(template.New("mcr.toml").Parse(`# MCR configu
 
 [server]
 listen_addr      = "{{.Listen}}"
+grpc_addr        = "{{.GRPCListen}}"           # gRPC admin API (same certificate); "" disables; $PORT_GRPC overrides
 tls_cert         = "certs/cert.pem"
 tls_key          = "certs/key.pem"
 # hostname       = "{{.Hostname}}:8443"  # external host[:port] for token realms; default: the Host the client used
@@ -73,6 +74,7 @@ tags         = []
 [web]
 listen_addr = "{{.WebListen}}"
 api_url     = "{{.APIURL}}"
+grpc_addr   = "{{.GRPCAddr}}"   # mcr-web talks to mcrsrv over gRPC; "" = REST only
 ca_cert     = "certs/cert.pem"
 
 [log]
@@ -80,19 +82,20 @@ level = "info"
 `))
 
 func initCmd() *cobra.Command {
-	var dir, hostname, listen, webListen string
+	var dir, hostname, listen, grpcListen, webListen string
 	c := &cobra.Command{
 		Use:   "init",
 		Short: "Create a data directory: config, TLS certificate, signing key, database (idempotent, never overwrites)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runInit(dir, hostname, listen, webListen)
+			return runInit(dir, hostname, listen, grpcListen, webListen)
 		},
 	}
 	host, _ := os.Hostname()
 	c.Flags().StringVar(&dir, "dir", "", "data directory (e.g. /srv/mcr)")
 	c.Flags().StringVar(&hostname, "hostname", host, "host name for the self-signed certificate")
 	c.Flags().StringVar(&listen, "listen", ":8443", "registry listen address written to mcr.toml")
+	c.Flags().StringVar(&grpcListen, "grpc-listen", ":9443", `gRPC admin API listen address written to mcr.toml ("" disables it)`)
 	c.Flags().StringVar(&webListen, "web-listen", ":8080", "web UI listen address written to mcr.toml")
 	_ = c.MarkFlagRequired("dir")
 	return c
@@ -100,7 +103,7 @@ func initCmd() *cobra.Command {
 
 func say(format string, args ...any) { fmt.Printf(format+"\n", args...) }
 
-func runInit(dir, hostname, listen, webListen string) error {
+func runInit(dir, hostname, listen, grpcListen, webListen string) error {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -124,7 +127,8 @@ func runInit(dir, hostname, listen, webListen string) error {
 		if err != nil {
 			return fmt.Errorf("init: %w", err)
 		}
-		err = configTemplate.Execute(f, map[string]string{"Listen": listen, "WebListen": webListen, "Hostname": hostname, "APIURL": apiURL(listen)})
+		err = configTemplate.Execute(f, map[string]string{"Listen": listen, "GRPCListen": grpcListen,
+			"WebListen": webListen, "Hostname": hostname, "APIURL": apiURL(listen), "GRPCAddr": grpcClientAddr(grpcListen)})
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -237,6 +241,16 @@ func apiURL(listen string) string {
 		port = "8443"
 	}
 	return "https://localhost:" + port
+}
+
+// grpcClientAddr is where mcr-web on the same host reaches the gRPC
+// listener ("" when it is disabled).
+func grpcClientAddr(listen string) string {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "" || port == "0" {
+		return ""
+	}
+	return "localhost:" + port
 }
 
 func exists(p string) bool {
