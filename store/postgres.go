@@ -203,4 +203,10 @@ var pgMigrations = []string{
 	`DROP INDEX IF EXISTS audit_log_time;
 	DROP INDEX IF EXISTS audit_log_repo;
 	DROP INDEX IF EXISTS audit_log_actor;`,
+	// 8
+	`CREATE TABLE gc_released (
+		digest      TEXT PRIMARY KEY,
+		repository  TEXT NOT NULL,
+		released_at BIGINT NOT NULL
+	);`,
 }
