@@ -54,6 +54,11 @@ func (s *Store) Check(ctx context.Context, full bool) CheckResult {
 		pragma = "integrity_check"
 	}
 	res := CheckResult{At: time.Now(), Full: full}
+	if s.postgres {
+		// PostgreSQL checks its own pages (and has no PRAGMA); its health
+		// is the server's answering.
+		return res
+	}
 	rows, err := s.db.QueryContext(ctx, "PRAGMA "+pragma+"(20)")
 	if err == nil {
 		var findings []string

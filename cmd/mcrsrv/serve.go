@@ -167,9 +167,9 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 		return err
 	}
 	defer dirLock.Unlock()
-	st, err := store.Open(cfg.Database.Path)
+	st, err := openStore(context.Background(), cfg)
 	if err != nil {
-		return fmt.Errorf("database: %w", err)
+		return err
 	}
 	defer st.Close()
 	if err := checkDatabase(cfg, st, so.integrityCheck); err != nil {
