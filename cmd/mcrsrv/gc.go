@@ -121,9 +121,9 @@ func gcCmd() *cobra.Command {
 			}
 			defer lock.Unlock()
 			ctx := context.Background()
-			st, err := store.Open(cfg.Database.Path)
+			st, err := openStore(ctx, cfg)
 			if err != nil {
-				return fmt.Errorf("database.path: %w", err)
+				return err
 			}
 			defer st.Close()
 			driver, err := openStorage(ctx, cfg)

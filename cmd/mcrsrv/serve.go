@@ -93,9 +93,9 @@ func serve(cfg *config.Config) error {
 		return err
 	}
 	defer dirLock.Unlock()
-	st, err := store.Open(cfg.Database.Path)
+	st, err := openStore(context.Background(), cfg)
 	if err != nil {
-		return fmt.Errorf("database.path: %w", err)
+		return err
 	}
 	defer st.Close()
 	keys, err := token.LoadKeySet(cfg.Identity.KeysDir)
