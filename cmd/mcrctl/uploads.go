@@ -3,12 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
+	"sort"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
@@ -22,13 +21,12 @@ func uploadsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var l apitypes.UploadList
-			raw, err := cl.do(context.Background(), http.MethodGet, "/v1/uploads", nil, nil, &l)
+			l, err := cl.Uploads(context.Background())
 			if err != nil {
 				return err
 			}
 			if g.json {
-				return g.printJSON(raw)
+				return g.printValue(l)
 			}
 			tw := g.table()
 			fmt.Fprintln(tw, "REPOSITORY\tUPLOAD ID\tSIZE\tAGE")
@@ -59,14 +57,12 @@ func uploadsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var res apitypes.UploadPurged
-			raw, err := cl.do(context.Background(), http.MethodPost, "/v1/uploads/purge", nil,
-				apitypes.UploadPurgeRequest{OlderThan: olderThan}, &res)
+			res, err := cl.PurgeUploads(context.Background(), olderThan)
 			if err != nil {
 				return err
 			}
 			if g.json {
-				return g.printJSON(raw)
+				return g.printValue(res)
 			}
 			fmt.Fprintf(g.stdout, "purged %d uploads, %s freed\n", len(res.Purged), humanBytes(res.BytesFreed))
 			return nil
@@ -74,4 +70,35 @@ func uploadsCmd(g *globals) *cobra.Command {
 	}
 	purge.Flags().StringVar(&olderThan, "older-than", "", "remove uploads started at least this long ago (e.g. 24h; 0s removes every upload, in progress or not)")
 	return group("uploads", "List or purge blob uploads (stale ones hold disk space)", list, purge)
+}
+
+func indexCmd(g *globals) *cobra.Command {
+	reconcile := &cobra.Command{
+		Use:   "reconcile",
+		Short: "Re-derive the repository index from storage where they differ (the server also does it at start-up)",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			cl, err := g.client(true)
+			if err != nil {
+				return err
+			}
+			res, err := cl.ReconcileIndex(context.Background())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printValue(res)
+			}
+			keys := make([]string, 0, len(res))
+			for k := range res {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				fmt.Fprintf(g.stdout, "%s: %v\n", k, res[k])
+			}
+			return nil
+		},
+	}
+	return group("index", "Maintain the repository index", reconcile)
 }
