@@ -198,8 +198,9 @@ func (b restBackend) ReconcileIndex(ctx context.Context) (map[string]any, error)
 
 // grpcBackend is the gRPC API (mcr.v1) at --grpc.
 type grpcBackend struct {
-	c     *grpcclient.Client
-	token string
+	c      *grpcclient.Client
+	token  string
+	advice string // see client.advice
 }
 
 // fail maps a gRPC failure to what the REST path would report: the same
@@ -217,7 +218,7 @@ func (b grpcBackend) fail(err error) error {
 		msg := ue.Err.Error()
 		switch {
 		case strings.Contains(msg, "x509") || strings.Contains(msg, "certificate"):
-			return fmt.Errorf("TLS: the certificate of %s is not trusted (%s); pass its CA (or the server's self-signed certificate, e.g. /srv/mcr/certs/cert.pem) with --ca-cert", ue.Addr, msg)
+			return fmt.Errorf("TLS: the certificate of %s is not trusted (%s); %s", ue.Addr, msg, b.advice)
 		case strings.Contains(msg, "connection refused"):
 			return fmt.Errorf("cannot connect to %s: connection refused (is mcrsrv running with server.grpc_addr? check --grpc)", ue.Addr)
 		case strings.Contains(msg, "DeadlineExceeded") || strings.Contains(msg, "deadline"):
