@@ -133,6 +133,7 @@ func (s *Store) CreateFamily(ctx context.Context, f RefreshFamily) error {
 // returned; ErrNotFound if the family is unknown or already revoked.
 func (s *Store) RotateFamily(ctx context.Context, id, oldJTI, newJTI string, expires time.Time) (*RefreshFamily, error) {
 	var f RefreshFamily
+	reused := false
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var exp int64
 		err := tx.QueryRowContext(ctx, `SELECT id, subject, session, current_jti, revoked, expires_at FROM refresh_families WHERE id = ?`, id).
@@ -148,17 +149,19 @@ func (s *Store) RotateFamily(ctx context.Context, id, oldJTI, newJTI string, exp
 			return ErrNotFound
 		}
 		if f.CurrentJTI != oldJTI {
-			if _, err := tx.ExecContext(ctx, `UPDATE refresh_families SET revoked = 1 WHERE id = ?`, id); err != nil {
-				return err
-			}
-			return ErrReused
+			reused = true // commit the revocation, then report it
+			_, err := tx.ExecContext(ctx, `UPDATE refresh_families SET revoked = 1 WHERE id = ?`, id)
+			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE refresh_families SET current_jti = ?, expires_at = ? WHERE id = ?`, newJTI, expires.Unix(), id)
 		return err
 	})
-	if errors.Is(err, ErrReused) {
+	if err == nil && reused {
 		// The revocation committed; the error tells the caller to audit it.
 		return &f, ErrReused
+	}
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("store: refresh family %s: %w", id, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: rotate refresh family: %w", err)
