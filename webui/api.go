@@ -42,6 +42,8 @@ type (
 type APIError struct {
 	Status  int
 	Message string
+	// RetryAfter is mcrsrv's Retry-After in seconds (429), or 0.
+	RetryAfter int
 }
 
 func (e *APIError) Error() string {
@@ -67,6 +69,14 @@ func statusOf(err error) int {
 		return ae.Status
 	}
 	return 0
+}
+
+type clientIPKey struct{}
+
+// WithClientIP returns a context whose requests to mcrsrv name ip as the
+// client (X-Forwarded-For).
+func WithClientIP(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, clientIPKey{}, ip)
 }
 
 // Client talks to mcrsrv.
@@ -125,6 +135,11 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, toke
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if ip, ok := ctx.Value(clientIPKey{}).(string); ok && ip != "" {
+		// mcrsrv believes this only if mcr-web is in its
+		// server.trusted_proxies; it throttles sign-ins by it.
+		req.Header.Set("X-Forwarded-For", ip)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return &UnreachableError{URL: c.base.String(), Err: err}
@@ -135,7 +150,8 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, toke
 		return &UnreachableError{URL: c.base.String(), Err: err}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &APIError{Status: resp.StatusCode, Message: errorMessage(resp.StatusCode, data)}
+		ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return &APIError{Status: resp.StatusCode, Message: errorMessage(resp.StatusCode, data), RetryAfter: ra}
 	}
 	if out == nil || len(data) == 0 {
 		return nil

@@ -25,6 +25,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"git.wntrmute.dev/kyle/mcr/clientip"
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/webui"
@@ -146,10 +147,17 @@ func serve(cfg *config.Config, keyFile string) error {
 	if keyFile == "" {
 		keyFile = filepath.Join(cfg.DataDir(), "web-session.key")
 	}
-	secure := w.TLSCert != ""
+	// Behind a TLS-terminating proxy mcr-web speaks plain HTTP, but the
+	// browser sees HTTPS: web.secure_cookies says so.
+	secure := w.TLSCert != "" || w.SecureCookies
+	proxies, err := clientip.New(w.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("config: web.trusted_proxies: %w", err)
+	}
 	ui, err := webui.New(webui.Options{
 		APIURL: w.APIURL, HTTPClient: hc, ServiceName: cfg.Identity.ServiceName,
 		RegistryHost: cfg.Server.Hostname, SessionKey: sessionKey(keyFile), Secure: secure, Version: version,
+		ClientIP: proxies,
 	})
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -163,18 +171,20 @@ func serve(cfg *config.Config, keyFile string) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", w.ListenAddr, err)
 	}
+	serveTLS := w.TLSCert != ""
 	scheme := "http"
-	if secure {
+	if serveTLS {
 		scheme = "https"
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS13}
 	}
-	slog.Info("mcr-web listening", "addr", ln.Addr().String(), "url", scheme+"://"+displayAddr(ln.Addr().String()), "api_url", w.APIURL, "version", version)
+	slog.Info("mcr-web listening", "addr", ln.Addr().String(), "url", scheme+"://"+displayAddr(ln.Addr().String()), "api_url", w.APIURL,
+		"secure_cookies", secure, "version", version)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
 	go func() {
-		if secure {
+		if serveTLS {
 			errc <- srv.ServeTLS(ln, w.TLSCert, w.TLSKey)
 		} else {
 			errc <- srv.Serve(ln)
