@@ -39,6 +39,9 @@ type Options struct {
 	// OnAdminEvent records an audit event of an admin operation
 	// (snapshot_created).
 	OnAdminEvent func(r *http.Request, ev store.AuditEvent)
+	// Accounts unlocks sign-ins and revokes tokens (POST
+	// /v1/accounts/{name}/unlock|revoke); nil leaves those routes out.
+	Accounts Accounts
 }
 
 // API is the /v1 handler.
@@ -77,6 +80,7 @@ func New(opts Options) *API {
 	if opts.Snapshot != nil {
 		admin.POST("/snapshot", a.snapshot)
 	}
+	a.accountRoutes(admin)
 	return a
 }
 
