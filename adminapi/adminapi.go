@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -123,8 +124,8 @@ func errorHandler(err error, c echo.Context) {
 	_ = c.JSON(status, map[string]string{"error": msg})
 }
 
-func principalOf(c echo.Context) *authplugin.Principal {
-	p, _ := c.Get("principal").(*authplugin.Principal)
+func principalOf(c echo.Context) *identity.Principal {
+	p, _ := c.Get("principal").(*identity.Principal)
 	return p
 }
 
@@ -139,7 +140,7 @@ func (a *API) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		p, err := a.opts.Authn.Identity(c.Request().Context(), tok)
 		if err != nil {
-			if errors.Is(err, authplugin.ErrUnavailable) {
+			if errors.Is(err, identity.ErrUnavailable) {
 				return errorf(http.StatusBadGateway, "identity service unavailable")
 			}
 			return errorf(http.StatusUnauthorized, "invalid or expired token")

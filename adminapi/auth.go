@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 )
 
 type loginRequest struct {
@@ -16,12 +17,12 @@ type loginRequest struct {
 }
 
 type loginResponse struct {
-	Token       string               `json:"token"`
-	ExpiresAt   string               `json:"expires_at"`
-	Username    string               `json:"username"`
-	Roles       []string             `json:"roles"`
-	AccountType string               `json:"account_type"`
-	Principal   authplugin.Principal `json:"-"`
+	Token       string             `json:"token"`
+	ExpiresAt   string             `json:"expires_at"`
+	Username    string             `json:"username"`
+	Roles       []string           `json:"roles"`
+	AccountType string             `json:"account_type"`
+	Principal   identity.Principal `json:"-"`
 }
 
 // login exchanges a username and password for an identity token usable as
@@ -36,7 +37,7 @@ func (a *API) login(c echo.Context) error {
 	}
 	s, err := a.opts.Authn.Provider.Login(c.Request().Context(), req.Username, req.Password)
 	if err != nil {
-		if errors.Is(err, authplugin.ErrUnavailable) {
+		if errors.Is(err, identity.ErrUnavailable) {
 			if a.opts.Recorder != nil {
 				a.opts.Recorder.LoginFailed(c.Request(), req.Username, "identity service unavailable")
 			}
@@ -64,7 +65,7 @@ func (a *API) logout(c echo.Context) error {
 		return errorf(http.StatusUnauthorized, "authentication required")
 	}
 	if err := a.opts.Authn.Provider.Logout(c.Request().Context(), tok); err != nil {
-		if errors.Is(err, authplugin.ErrUnavailable) {
+		if errors.Is(err, identity.ErrUnavailable) {
 			return errorf(http.StatusBadGateway, "identity service unavailable")
 		}
 		return errorf(http.StatusUnauthorized, "invalid or expired token")

@@ -9,11 +9,12 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 )
 
 // RepoDeleter removes a repository (every manifest and tag) through
 // distribution and records repo_deleted for actor.
-type RepoDeleter func(ctx context.Context, name string, actor *authplugin.Principal, ip string) error
+type RepoDeleter func(ctx context.Context, name string, actor *identity.Principal, ip string) error
 
 type repoList struct {
 	Repositories any    `json:"repositories"`

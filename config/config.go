@@ -93,7 +93,35 @@ type Storage struct {
 	// EarlyWriteback (mcrfs only) starts kernel write-back of each 8 MiB of
 	// an upload before the commit's fsync.
 	EarlyWriteback bool `mapstructure:"early_writeback"`
+
+	// S3 (driver "s3"): distribution's s3-aws driver. Replicas share the
+	// bucket. Endpoint is a URL (http:// or https://) of an S3-compatible
+	// server; empty means AWS for the region.
+	S3Bucket        string `mapstructure:"s3_bucket"`
+	S3Region        string `mapstructure:"s3_region"`
+	S3Endpoint      string `mapstructure:"s3_endpoint"`
+	S3AccessKey     string `mapstructure:"s3_access_key"`
+	S3SecretKey     string `mapstructure:"s3_secret_key"`
+	S3PathStyle     bool   `mapstructure:"s3_path_style"`
+	S3RootDirectory string `mapstructure:"s3_root_directory"`
+	// S3ChunkSize is the multipart part size in bytes (>= 5 MiB, S3's
+	// minimum part size). Upload chunks smaller than this cost a copy.
+	S3ChunkSize int64 `mapstructure:"s3_chunk_size"`
+	// S3Redirect answers blob GETs with a 307 to a presigned S3 URL
+	// instead of streaming them through MCR; clients then need a route to
+	// the object store. Off by default.
+	S3Redirect bool `mapstructure:"s3_redirect"`
 }
+
+// Storage drivers MCR knows.
+const (
+	StorageMCRFS      = "mcrfs"
+	StorageFilesystem = "filesystem"
+	StorageS3         = "s3"
+)
+
+// S3MinChunkSize is S3's smallest multipart part.
+const S3MinChunkSize = 5 << 20
 
 // Identity is the [identity] section: who vouches for users, and the
 // registry tokens MCR issues.
@@ -206,6 +234,10 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("storage.upload_purge_age", "168h")
 	v.SetDefault("storage.manifest_urls_allow", []string{"^https?://"})
 	v.SetDefault("storage.early_writeback", false)
+	v.SetDefault("storage.s3_region", "us-east-1")
+	v.SetDefault("storage.s3_chunk_size", 10<<20)
+	v.SetDefault("storage.s3_path_style", false)
+	v.SetDefault("storage.s3_redirect", false)
 	v.SetDefault("identity.provider", ProviderLocal)
 	v.SetDefault("identity.service_name", "mcr")
 	v.SetDefault("identity.issuer", "mcr")
@@ -325,7 +357,9 @@ func (c *Config) Validate() error {
 	req("server.tls_cert", c.Server.TLSCert)
 	req("server.tls_key", c.Server.TLSKey)
 	req("database.path", c.Database.Path)
-	req("storage.layers_path", c.Storage.LayersPath)
+	if c.Storage.Driver != StorageS3 {
+		req("storage.layers_path", c.Storage.LayersPath)
+	}
 	req("identity.service_name", c.Identity.ServiceName)
 	if c.Server.Pprof && c.Server.MetricsAddr == "" {
 		errs = append(errs, errors.New("config: server.pprof needs server.metrics_addr (profiles are served on the metrics listener)"))
@@ -341,9 +375,22 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("config: identity.provider must be %q or %q, got %q", ProviderLocal, ProviderMCIAS, c.Identity.Provider))
 	}
 	switch c.Storage.Driver {
-	case "mcrfs", "filesystem":
+	case StorageMCRFS, StorageFilesystem:
+	case StorageS3:
+		req("storage.s3_bucket", c.Storage.S3Bucket)
+		if c.Storage.S3Endpoint == "" {
+			req("storage.s3_region", c.Storage.S3Region)
+		} else if !strings.HasPrefix(c.Storage.S3Endpoint, "http://") && !strings.HasPrefix(c.Storage.S3Endpoint, "https://") {
+			errs = append(errs, fmt.Errorf("config: storage.s3_endpoint must be an http:// or https:// URL, got %q", c.Storage.S3Endpoint))
+		}
+		if (c.Storage.S3AccessKey == "") != (c.Storage.S3SecretKey == "") {
+			errs = append(errs, errors.New("config: storage.s3_access_key and storage.s3_secret_key go together (both, or neither for the AWS default credentials)"))
+		}
+		if c.Storage.S3ChunkSize < S3MinChunkSize {
+			errs = append(errs, fmt.Errorf("config: storage.s3_chunk_size must be at least %d (5 MiB), got %d", S3MinChunkSize, c.Storage.S3ChunkSize))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("config: storage.driver must be \"mcrfs\" or \"filesystem\", got %q", c.Storage.Driver))
+		errs = append(errs, fmt.Errorf("config: storage.driver must be \"mcrfs\", \"filesystem\" or \"s3\", got %q", c.Storage.Driver))
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "warning", "error":

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,10 @@ func TestInvalidValues(t *testing.T) {
 		{"negative", []string{"MCR_SERVER_SHUTDOWN_TIMEOUT", "-1s"}, "server.shutdown_timeout"},
 		{"log level", []string{"MCR_LOG_LEVEL", "loud"}, "log.level"},
 		{"driver", []string{"MCR_STORAGE_DRIVER", "s4"}, "storage.driver"},
+		{"s3 bucket", []string{"MCR_STORAGE_DRIVER", "s3"}, "storage.s3_bucket is required"},
+		{"s3 endpoint scheme", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_ENDPOINT", "s3.local:9000"}, "storage.s3_endpoint must be an http"},
+		{"s3 half credentials", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_ACCESS_KEY", "k"}, "go together"},
+		{"s3 small chunks", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_CHUNK_SIZE", "1048576"}, "storage.s3_chunk_size must be at least"},
 		{"pprof without listener", []string{"MCR_SERVER_PPROF", "true", "MCR_SERVER_METRICS_ADDR", ""}, "server.pprof needs server.metrics_addr"},
 	}
 	for _, tc := range cases {
@@ -149,6 +154,30 @@ func TestEnvOverrides(t *testing.T) {
 	}
 	if c.Server.ListenAddr != ":7443" || c.Server.GRPCAddr != ":7444" {
 		t.Fatalf("PORT not applied: %q %q", c.Server.ListenAddr, c.Server.GRPCAddr)
+	}
+}
+
+// TestS3FromEnvironment: every S3 key comes from MCR_STORAGE_S3_*, and
+// layers_path is not needed.
+func TestS3FromEnvironment(t *testing.T) {
+	for k, v := range map[string]string{
+		"MCR_STORAGE_DRIVER": "s3", "MCR_STORAGE_S3_BUCKET": "blobs", "MCR_STORAGE_S3_REGION": "eu-west-1",
+		"MCR_STORAGE_S3_ENDPOINT": "http://127.0.0.1:7070", "MCR_STORAGE_S3_ACCESS_KEY": "ak", "MCR_STORAGE_S3_SECRET_KEY": "sk",
+		"MCR_STORAGE_S3_PATH_STYLE": "true", "MCR_STORAGE_S3_CHUNK_SIZE": "8388608", "MCR_STORAGE_S3_REDIRECT": "true",
+		"MCR_STORAGE_S3_ROOT_DIRECTORY": "/mcr",
+	} {
+		t.Setenv(k, v)
+	}
+	c, err := Load(write(t, without("layers_path")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Storage{Driver: "s3", S3Bucket: "blobs", S3Region: "eu-west-1", S3Endpoint: "http://127.0.0.1:7070",
+		S3AccessKey: "ak", S3SecretKey: "sk", S3PathStyle: true, S3ChunkSize: 8 << 20, S3Redirect: true, S3RootDirectory: "/mcr"}
+	got := c.Storage
+	got.CatalogMaxEntries, got.TagsMaxTags, got.UploadPurgeAge, got.ManifestURLsAllow = 0, 0, 0, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("storage\n got %+v\nwant %+v", got, want)
 	}
 }
 

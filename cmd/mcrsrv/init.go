@@ -20,7 +20,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
+	"git.wntrmute.dev/kyle/mcr/authplugin/token"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -47,6 +48,14 @@ path = "mcr.db"
 layers_path = "layers"
 driver      = "mcrfs"       # MCR's filesystem driver (large buffers, fsync on commit); "filesystem" = upstream's
 # early_writeback = false    # mcrfs: start kernel write-back of each 8 MiB during uploads
+# driver = "s3" keeps blobs in a bucket instead (see docs/configuration.md):
+# s3_bucket = "mcr"
+# s3_endpoint = "https://s3.example:9000"   # empty: AWS in s3_region
+# s3_region = "us-east-1"
+# s3_access_key = ""                        # or MCR_STORAGE_S3_ACCESS_KEY / _SECRET_KEY
+# s3_path_style = true
+# s3_chunk_size = 10485760
+# s3_redirect = false                       # true: blob GETs redirect to presigned S3 URLs
 
 [identity]
 provider     = "local"   # "local" (accounts managed by ` + "`mcrsrv user`" + `) or "mcias"
@@ -136,7 +145,7 @@ func runInit(dir, hostname, listen, webListen string) error {
 	if m, _ := filepath.Glob(filepath.Join(keysDir, "*.pem")); len(m) > 0 {
 		say("kept token signing key in %s", keysDir)
 	} else {
-		name, err := authplugin.GenerateSigningKey(keysDir)
+		name, err := token.GenerateSigningKey(keysDir)
 		if err != nil {
 			return fmt.Errorf("init: %w", err)
 		}
@@ -171,7 +180,7 @@ func ensureAdmin(st *store.Store) error {
 		_, _ = rand.Read(b[:])
 		pw = base64.RawURLEncoding.EncodeToString(b[:])
 	}
-	hash, err := authplugin.HashPassword(pw)
+	hash, err := local.HashPassword(pw)
 	if err != nil {
 		return fmt.Errorf("init: MCR_ADMIN_PASSWORD: %w", err)
 	}

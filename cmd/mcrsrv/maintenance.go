@@ -8,7 +8,7 @@ import (
 
 	"github.com/distribution/reference"
 
-	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
@@ -16,7 +16,7 @@ import (
 // deleteRepository removes every manifest, tag and link of a repository
 // through distribution, then records repo_deleted (which also drops it
 // from the index) before answering.
-func deleteRepository(ctx context.Context, capt *captured, sink *notifications.Sink, name string, actor *authplugin.Principal, ip string) error {
+func deleteRepository(ctx context.Context, capt *captured, sink *notifications.Sink, name string, actor *identity.Principal, ip string) error {
 	ns, _, err := capt.get()
 	if err != nil {
 		return err

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -18,6 +17,10 @@ import (
 
 	"git.wntrmute.dev/kyle/mcr/adminapi"
 	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity/mcias"
+	"git.wntrmute.dev/kyle/mcr/authplugin/token"
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/notifications"
@@ -36,7 +39,7 @@ func (a auditRecorder) record(ev store.AuditEvent) {
 	}
 }
 
-func (a auditRecorder) LoginSucceeded(r *http.Request, p *authplugin.Principal) {
+func (a auditRecorder) LoginSucceeded(r *http.Request, p *identity.Principal) {
 	slog.Info("login_ok", "username", p.Username, "sub", p.Subject, "ip", authplugin.ClientIP(r))
 	a.record(store.AuditEvent{Type: "login_ok", ActorID: p.Subject, Actor: p.Username, IP: authplugin.ClientIP(r)})
 }
@@ -57,17 +60,17 @@ func (a auditRecorder) Denied(r *http.Request, d authplugin.Denial) {
 }
 
 // openProvider builds the configured identity provider.
-func openProvider(cfg *config.Config, st *store.Store, issuer *authplugin.Issuer) (authplugin.Provider, error) {
+func openProvider(cfg *config.Config, st *store.Store, issuer *token.Issuer) (identity.Provider, error) {
 	switch cfg.Identity.Provider {
 	case config.ProviderMCIAS:
-		return authplugin.NewMCIAS(authplugin.MCIASOptions{
+		return mcias.New(mcias.Options{
 			ServerURL:   cfg.MCIAS.ServerURL,
 			CACertFile:  cfg.MCIAS.CACert,
 			ServiceName: cfg.MCIAS.ServiceName,
 			Tags:        cfg.MCIAS.Tags,
 		})
 	default:
-		return authplugin.NewLocal(st, issuer, cfg.Identity.SessionTTL), nil
+		return local.New(st, issuer, cfg.Identity.SessionTTL), nil
 	}
 }
 
@@ -77,8 +80,10 @@ func serve(cfg *config.Config) error {
 	if _, err := tls.LoadX509KeyPair(cfg.Server.TLSCert, cfg.Server.TLSKey); err != nil {
 		return fmt.Errorf("server.tls_cert/server.tls_key: %w", err)
 	}
-	if err := os.MkdirAll(cfg.Storage.LayersPath, 0o700); err != nil {
-		return fmt.Errorf("storage.layers_path: %w", err)
+	if cfg.Storage.Driver != config.StorageS3 {
+		if err := os.MkdirAll(cfg.Storage.LayersPath, 0o700); err != nil {
+			return fmt.Errorf("storage.layers_path: %w", err)
+		}
 	}
 	// gc: hold the data-directory lock (offline `mcrsrv gc` refuses while held).
 	dirLock, err := lockDataDir(cfg)
@@ -91,11 +96,11 @@ func serve(cfg *config.Config) error {
 		return fmt.Errorf("database.path: %w", err)
 	}
 	defer st.Close()
-	keys, err := authplugin.LoadKeySet(cfg.Identity.KeysDir)
+	keys, err := token.LoadKeySet(cfg.Identity.KeysDir)
 	if err != nil {
 		return fmt.Errorf("identity.keys_dir: %w", err)
 	}
-	issuer := authplugin.NewIssuer(keys, cfg.Identity.Issuer, cfg.Identity.ServiceName)
+	issuer := token.NewIssuer(keys, cfg.Identity.Issuer, cfg.Identity.ServiceName)
 	provider, err := openProvider(cfg, st, issuer)
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
@@ -143,13 +148,10 @@ func serve(cfg *config.Config) error {
 			}
 			rec.record(store.AuditEvent{Type: ev.Type, ActorID: ev.ActorID, Actor: ev.Actor, IP: authplugin.ClientIP(r), Details: details})
 		},
-		DeleteRepository: func(ctx context.Context, name string, actor *authplugin.Principal, ip string) error {
+		DeleteRepository: func(ctx context.Context, name string, actor *identity.Principal, ip string) error {
 			return deleteRepository(ctx, capt, sink, name, actor, ip)
 		},
-		StorageCheck: func() error {
-			_, err := os.Stat(filepath.Clean(cfg.Storage.LayersPath))
-			return err
-		},
+		StorageCheck: func() error { return storageCheck(cfg, capt) },
 		GC: gcs.runner, Snapshot: gcs.snapshot, // gc
 		OnAdminEvent: func(_ *http.Request, ev store.AuditEvent) { rec.record(ev) },
 	})
