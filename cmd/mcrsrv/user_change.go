@@ -10,7 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
@@ -61,7 +62,7 @@ func userChangeCmds(cfgPath *string) []*cobra.Command {
 			if err != nil {
 				return "", err
 			}
-			hash, err := authplugin.HashPassword(pw)
+			hash, err := local.HashPassword(pw)
 			if err != nil {
 				return "", err
 			}
@@ -88,7 +89,7 @@ func userChangeCmds(cfgPath *string) []*cobra.Command {
 	setRole := change("role", "Change an account's role; ends its sessions and tokens",
 		func(ctx context.Context, st *store.Store, name string) (string, error) {
 			switch role {
-			case authplugin.RoleAdmin, authplugin.RoleUser, authplugin.RoleGuest:
+			case identity.RoleAdmin, identity.RoleUser, identity.RoleGuest:
 			default:
 				return "", cli.Usage(fmt.Errorf("--role must be admin, user or guest, got %q", role))
 			}
