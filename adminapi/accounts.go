@@ -6,7 +6,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
 	"git.wntrmute.dev/kyle/mcr/clientip"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
@@ -20,6 +19,16 @@ type Accounts interface {
 	// RevokeTokens ends every session, refresh and access token of a
 	// subject.
 	RevokeTokens(r *http.Request, subject string) error
+}
+
+type accountUnlocked struct {
+	Username string `json:"username"`
+	Unlocked bool   `json:"unlocked"`
+}
+
+type tokensRevoked struct {
+	Username string `json:"username"`
+	Subject  string `json:"subject"`
 }
 
 // MaxAccountName bounds an account name in a path.
@@ -49,7 +58,7 @@ func (a *API) unlockAccount(c echo.Context) error {
 	}
 	had := a.opts.Accounts.Unlock(name)
 	a.adminEvent(c, store.AuditEvent{Type: "account_unlocked", Details: map[string]any{"username": name, "had_failures": had}})
-	return c.JSON(http.StatusOK, apitypes.AccountUnlocked{Username: name, Unlocked: had})
+	return c.JSON(http.StatusOK, accountUnlocked{Username: name, Unlocked: had})
 }
 
 // revokeAccount ends every token of an account. A local account is found
@@ -78,7 +87,7 @@ func (a *API) revokeAccount(c echo.Context) error {
 		return err
 	}
 	a.adminEvent(c, store.AuditEvent{Type: "tokens_revoked", Details: map[string]any{"username": name, "subject": sub}})
-	return c.JSON(http.StatusOK, apitypes.TokensRevoked{Username: name, Subject: sub})
+	return c.JSON(http.StatusOK, tokensRevoked{Username: name, Subject: sub})
 }
 
 // adminEvent records an admin operation with its actor.

@@ -40,6 +40,9 @@ type Options struct {
 	// OnAdminEvent records an audit event of an admin operation
 	// (snapshot_created).
 	OnAdminEvent func(r *http.Request, ev store.AuditEvent)
+	// SignIn checks /v1/auth/login passwords (bounds, throttle, audit);
+	// nil: the provider, unthrottled.
+	SignIn *authplugin.SignIn
 	// Accounts unlocks sign-ins and revokes tokens (POST
 	// /v1/accounts/{name}/unlock|revoke); nil leaves those routes out.
 	Accounts Accounts

@@ -66,6 +66,8 @@ var wirePairs = []wirePair{
 	{name: "gc run", server: store.GCRun{}, client: apitypes.GCRun{}},
 	{name: "gc status", server: gcStatus{}, client: apitypes.GCStatus{}},
 	{name: "snapshot", server: snapshotCreated{}, client: apitypes.SnapshotCreated{}},
+	{name: "account unlocked", server: accountUnlocked{}, client: apitypes.AccountUnlocked{}},
+	{name: "tokens revoked", server: tokensRevoked{}, client: apitypes.TokensRevoked{}},
 }
 
 // wireField is one JSON member as encoding/json sees a struct field.

@@ -29,33 +29,47 @@ type loginResponse struct {
 // a bearer on /v1 and /v2/token.
 func (a *API) login(c echo.Context) error {
 	var req loginRequest
-	if err := decodeJSON(c, &req); err != nil {
+	if err := decodeJSONLimit(c, &req, maxLoginBody); err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Status == http.StatusRequestEntityTooLarge {
+			// Refused before anything is hashed, logged or audited.
+			return errorf(http.StatusBadRequest, "request body too large for a sign-in")
+		}
 		return err
 	}
 	if req.Username == "" || req.Password == "" {
 		return errorf(http.StatusBadRequest, "username and password are required")
 	}
-	s, err := a.opts.Authn.Provider.Login(c.Request().Context(), req.Username, req.Password)
+	s, err := a.signIn().Login(c.Request(), req.Username, req.Password)
 	if err != nil {
-		if errors.Is(err, identity.ErrUnavailable) {
-			if a.opts.Recorder != nil {
-				a.opts.Recorder.LoginFailed(c.Request(), req.Username, "identity service unavailable")
-			}
+		var te *authplugin.ThrottledError
+		switch {
+		case errors.Is(err, authplugin.ErrInputTooLong):
+			return errorf(http.StatusBadRequest, "username or password too long")
+		case errors.As(err, &te):
+			c.Response().Header().Set("Retry-After", te.RetryAfterSeconds())
+			return errorf(http.StatusTooManyRequests, te.Error())
+		case errors.Is(err, identity.ErrUnavailable):
 			return errorf(http.StatusBadGateway, "identity service unavailable; try again later")
 		}
-		if a.opts.Recorder != nil {
-			a.opts.Recorder.LoginFailed(c.Request(), req.Username, "invalid credentials")
-		}
 		return errorf(http.StatusUnauthorized, "invalid username or password")
-	}
-	if a.opts.Recorder != nil {
-		a.opts.Recorder.LoginSucceeded(c.Request(), &s.Principal)
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, loginResponse{
 		Token: s.Token, ExpiresAt: s.ExpiresAt.UTC().Format(time.RFC3339),
 		Username: s.Principal.Username, Roles: s.Principal.Roles, AccountType: s.Principal.AccountType,
 	})
+}
+
+// maxLoginBody bounds a sign-in body: a username and a password, each
+// bounded far below it.
+const maxLoginBody = 8 << 10
+
+func (a *API) signIn() *authplugin.SignIn {
+	if a.opts.SignIn != nil {
+		return a.opts.SignIn
+	}
+	return &authplugin.SignIn{Provider: a.opts.Authn.Provider, Recorder: a.opts.Recorder}
 }
 
 // logout revokes the bearer token.
@@ -69,6 +83,10 @@ func (a *API) logout(c echo.Context) error {
 			return errorf(http.StatusBadGateway, "identity service unavailable")
 		}
 		return errorf(http.StatusUnauthorized, "invalid or expired token")
+	}
+	// Every refresh token minted with this session goes with it.
+	if err := a.opts.Store.RevokeSessionFamilies(c.Request().Context(), authplugin.SessionKey(tok)); err != nil {
+		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }
