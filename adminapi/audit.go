@@ -16,7 +16,8 @@ var EventTypes = map[string]bool{
 	"manifest_deleted": true, "tag_deleted": true, "blob_uploaded": true, "blob_mounted": true,
 	"blob_deleted": true, "repo_deleted": true, "policy_deny": true, "policy_rule_created": true,
 	"policy_rule_updated": true, "policy_rule_deleted": true, "gc_started": true, "gc_completed": true,
-	"snapshot_created": true,
+	"snapshot_created": true, "login_locked": true, "refresh_reuse": true, "account_unlocked": true,
+	"tokens_revoked": true,
 }
 
 type auditPage struct {

@@ -36,7 +36,7 @@ func (e *ThrottledError) Error() string {
 	if e.Locked {
 		what = "sign-in temporarily locked after too many failures"
 	}
-	return fmt.Sprintf("%s; retry after %s", what, e.RetryAfter.Round(time.Second))
+	return fmt.Sprintf("%s; retry after %s s", what, e.RetryAfterSeconds())
 }
 
 // RetryAfterSeconds is the Retry-After header value: whole seconds,
