@@ -5,7 +5,7 @@ GO      ?= go
 BINS    := mcrsrv mcrctl mcr-web
 CMDS    := $(wildcard cmd/*)
 
-.PHONY: all build test vet lint run bench bench-smoke clean
+.PHONY: all build test vet lint run bench bench-smoke clean fuzz
 
 all: vet lint test build
 
@@ -20,6 +20,10 @@ test:
 
 vet:
 	$(GO) vet ./...
+
+# Every fuzz target for FUZZTIME (default 20s) each, as CI runs them.
+fuzz:
+	.ci/fuzz
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
