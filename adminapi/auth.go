@@ -8,7 +8,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"git.wntrmute.dev/kyle/mcr/authplugin"
-	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 )
 
 type loginRequest struct {
@@ -17,12 +16,11 @@ type loginRequest struct {
 }
 
 type loginResponse struct {
-	Token       string             `json:"token"`
-	ExpiresAt   string             `json:"expires_at"`
-	Username    string             `json:"username"`
-	Roles       []string           `json:"roles"`
-	AccountType string             `json:"account_type"`
-	Principal   identity.Principal `json:"-"`
+	Token       string   `json:"token"`
+	ExpiresAt   string   `json:"expires_at"`
+	Username    string   `json:"username"`
+	Roles       []string `json:"roles"`
+	AccountType string   `json:"account_type"`
 }
 
 // login exchanges a username and password for an identity token usable as
@@ -30,29 +28,16 @@ type loginResponse struct {
 func (a *API) login(c echo.Context) error {
 	var req loginRequest
 	if err := decodeJSONLimit(c, &req, maxLoginBody); err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) && ae.Status == http.StatusRequestEntityTooLarge {
+		var he *echo.HTTPError
+		if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge {
 			// Refused before anything is hashed, logged or audited.
 			return errorf(http.StatusBadRequest, "request body too large for a sign-in")
 		}
 		return err
 	}
-	if req.Username == "" || req.Password == "" {
-		return errorf(http.StatusBadRequest, "username and password are required")
-	}
-	s, err := a.signIn().Login(c.Request(), req.Username, req.Password)
+	s, err := a.svc.Login(c.Request().Context(), caller(c), req.Username, req.Password)
 	if err != nil {
-		var te *authplugin.ThrottledError
-		switch {
-		case errors.Is(err, authplugin.ErrInputTooLong):
-			return errorf(http.StatusBadRequest, "username or password too long")
-		case errors.As(err, &te):
-			c.Response().Header().Set("Retry-After", te.RetryAfterSeconds())
-			return errorf(http.StatusTooManyRequests, te.Error())
-		case errors.Is(err, identity.ErrUnavailable):
-			return errorf(http.StatusBadGateway, "identity service unavailable; try again later")
-		}
-		return errorf(http.StatusUnauthorized, "invalid username or password")
+		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, loginResponse{
@@ -65,27 +50,10 @@ func (a *API) login(c echo.Context) error {
 // bounded far below it.
 const maxLoginBody = 8 << 10
 
-func (a *API) signIn() *authplugin.SignIn {
-	if a.opts.SignIn != nil {
-		return a.opts.SignIn
-	}
-	return &authplugin.SignIn{Provider: a.opts.Authn.Provider, Recorder: a.opts.Recorder}
-}
-
 // logout revokes the bearer token.
 func (a *API) logout(c echo.Context) error {
-	tok, ok := authplugin.BearerToken(c.Request())
-	if !ok {
-		return errorf(http.StatusUnauthorized, "authentication required")
-	}
-	if err := a.opts.Authn.Provider.Logout(c.Request().Context(), tok); err != nil {
-		if errors.Is(err, identity.ErrUnavailable) {
-			return errorf(http.StatusBadGateway, "identity service unavailable")
-		}
-		return errorf(http.StatusUnauthorized, "invalid or expired token")
-	}
-	// Every refresh token minted with this session goes with it.
-	if err := a.opts.Store.RevokeSessionFamilies(c.Request().Context(), authplugin.SessionKey(tok)); err != nil {
+	tok, _ := authplugin.BearerToken(c.Request())
+	if err := a.svc.Logout(c.Request().Context(), tok); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

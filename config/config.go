@@ -13,9 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,9 +48,11 @@ type Config struct {
 // Server is the [server] section.
 type Server struct {
 	ListenAddr string `mapstructure:"listen_addr"`
-	GRPCAddr   string `mapstructure:"grpc_addr"`
-	TLSCert    string `mapstructure:"tls_cert"`
-	TLSKey     string `mapstructure:"tls_key"`
+	// GRPCAddr is the gRPC admin API's address (same certificate, TLS
+	// 1.3); empty disables it.
+	GRPCAddr string `mapstructure:"grpc_addr"`
+	TLSCert  string `mapstructure:"tls_cert"`
+	TLSKey   string `mapstructure:"tls_key"`
 	// Hostname is the externally visible host[:port] used in token realms
 	// and Location headers; empty means "the Host the client used".
 	Hostname    string `mapstructure:"hostname"`
@@ -75,8 +79,20 @@ type Server struct {
 
 // Database is the [database] section.
 type Database struct {
-	Path string `mapstructure:"path"`
+	// Driver is "sqlite" (the embedded default: one file at Path) or
+	// "postgres" (DSN; what replicas share, DESIGN §13).
+	Driver string `mapstructure:"driver"`
+	Path   string `mapstructure:"path"`
+	// DSN is a PostgreSQL connection string (URL or key=value), used
+	// when Driver is "postgres". It may carry a password: never logged.
+	DSN string `mapstructure:"dsn"`
 }
+
+// Database drivers MCR knows.
+const (
+	DatabaseSQLite   = "sqlite"
+	DatabasePostgres = "postgres"
+)
 
 // Storage is the [storage] section.
 type Storage struct {
@@ -93,6 +109,10 @@ type Storage struct {
 	// EarlyWriteback (mcrfs only) starts kernel write-back of each 8 MiB of
 	// an upload before the commit's fsync.
 	EarlyWriteback bool `mapstructure:"early_writeback"`
+	// MinFree is the free space on the storage filesystem under which
+	// pushes are refused with 507 and health reports storage failing
+	// ("64MiB", "1GiB" or bytes; "0" refuses only when a write fails).
+	MinFree string `mapstructure:"min_free"`
 
 	// S3 (driver "s3"): distribution's s3-aws driver. Replicas share the
 	// bucket. Endpoint is a URL (http:// or https://) of an S3-compatible
@@ -111,6 +131,51 @@ type Storage struct {
 	// instead of streaming them through MCR; clients then need a route to
 	// the object store. Off by default.
 	S3Redirect bool `mapstructure:"s3_redirect"`
+}
+
+// MinFreeBytes is storage.min_free in bytes (Validate checks it parses).
+func (s Storage) MinFreeBytes() int64 {
+	n, _ := ParseBytes(s.MinFree)
+	return n
+}
+
+// ParseBytes reads a size: an integer number of bytes with an optional
+// KiB/MiB/GiB/TiB suffix (also k/K/KB, m/M/MB, g/G/GB, t/T/TB; binary).
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	lower := strings.ToLower(t)
+	for _, u := range []struct {
+		suffixes []string
+		m        int64
+	}{
+		{[]string{"tib", "tb", "t"}, 1 << 40},
+		{[]string{"gib", "gb", "g"}, 1 << 30},
+		{[]string{"mib", "mb", "m"}, 1 << 20},
+		{[]string{"kib", "kb", "k"}, 1 << 10},
+		{[]string{"b"}, 1},
+	} {
+		found := false
+		for _, suf := range u.suffixes {
+			if strings.HasSuffix(lower, suf) {
+				lower = strings.TrimSpace(strings.TrimSuffix(lower, suf))
+				mult = u.m
+				found = true
+				break
+			}
+		}
+		if found {
+			break
+		}
+	}
+	n, err := strconv.ParseInt(lower, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is not a size (bytes, or a number with KiB, MiB, GiB or TiB)", s)
+	}
+	return n * mult, nil
 }
 
 // Storage drivers MCR knows.
@@ -167,9 +232,12 @@ type MCIAS struct {
 type Web struct {
 	ListenAddr string `mapstructure:"listen_addr"`
 	APIURL     string `mapstructure:"api_url"`
-	CACert     string `mapstructure:"ca_cert"`
-	TLSCert    string `mapstructure:"tls_cert"`
-	TLSKey     string `mapstructure:"tls_key"`
+	// GRPCAddr is mcrsrv's gRPC admin API (host:port) mcr-web talks to;
+	// empty: mcr-web uses the REST API at APIURL for everything.
+	GRPCAddr string `mapstructure:"grpc_addr"`
+	CACert   string `mapstructure:"ca_cert"`
+	TLSCert  string `mapstructure:"tls_cert"`
+	TLSKey   string `mapstructure:"tls_key"`
 	// SecureCookies forces Secure cookies and HSTS even when mcr-web
 	// itself speaks plain HTTP behind a TLS-terminating proxy.
 	SecureCookies bool `mapstructure:"secure_cookies"`
@@ -222,6 +290,7 @@ const (
 )
 
 func setDefaults(v *viper.Viper) {
+	v.SetDefault("server.grpc_addr", ":9443")
 	v.SetDefault("server.read_timeout", "30s")
 	v.SetDefault("server.write_timeout", "0s")
 	v.SetDefault("server.idle_timeout", "120s")
@@ -234,10 +303,12 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("storage.upload_purge_age", "168h")
 	v.SetDefault("storage.manifest_urls_allow", []string{"^https?://"})
 	v.SetDefault("storage.early_writeback", false)
+	v.SetDefault("storage.min_free", "64MiB")
 	v.SetDefault("storage.s3_region", "us-east-1")
 	v.SetDefault("storage.s3_chunk_size", 10<<20)
 	v.SetDefault("storage.s3_path_style", false)
 	v.SetDefault("storage.s3_redirect", false)
+	v.SetDefault("database.driver", DatabaseSQLite)
 	v.SetDefault("identity.provider", ProviderLocal)
 	v.SetDefault("identity.service_name", "mcr")
 	v.SetDefault("identity.issuer", "mcr")
@@ -357,6 +428,13 @@ func (c *Config) Validate() error {
 	req("server.tls_cert", c.Server.TLSCert)
 	req("server.tls_key", c.Server.TLSKey)
 	req("database.path", c.Database.Path)
+	switch c.Database.Driver {
+	case DatabaseSQLite:
+	case DatabasePostgres:
+		req("database.dsn", c.Database.DSN)
+	default:
+		errs = append(errs, fmt.Errorf("config: database.driver must be %q or %q, got %q", DatabaseSQLite, DatabasePostgres, c.Database.Driver))
+	}
 	if c.Storage.Driver != StorageS3 {
 		req("storage.layers_path", c.Storage.LayersPath)
 	}
@@ -436,6 +514,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage.TagsMaxTags < 1 {
 		errs = append(errs, fmt.Errorf("config: storage.tags_max_tags must be >= 1"))
+	}
+	if _, err := ParseBytes(c.Storage.MinFree); err != nil {
+		errs = append(errs, fmt.Errorf("config: storage.min_free: %w", err))
 	}
 	if c.Audit.RetentionDays < 0 {
 		errs = append(errs, fmt.Errorf("config: audit.retention_days must not be negative"))

@@ -32,7 +32,7 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 func revokeSubjectTx(ctx context.Context, tx *sql.Tx, subject string) error {
 	now := time.Now().UnixNano()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO account_generations(subject, generation, changed_at) VALUES (?, 1, ?)
-		ON CONFLICT(subject) DO UPDATE SET generation = generation + 1, changed_at = excluded.changed_at`, subject, now); err != nil {
+		ON CONFLICT(subject) DO UPDATE SET generation = account_generations.generation + 1, changed_at = excluded.changed_at`, subject, now); err != nil {
 		return err
 	}
 	_, err := tx.ExecContext(ctx, `UPDATE refresh_families SET revoked = 1 WHERE subject = ? AND revoked = 0`, subject)

@@ -4,17 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
 
-func TestAccountChangesBumpGeneration(t *testing.T) {
-	st, err := Open(filepath.Join(t.TempDir(), "mcr.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+func TestAccountChangesBumpGeneration(t *testing.T) { eachDialect(t, testAccountChanges) }
+
+func testAccountChanges(t *testing.T, st *Store) {
 	ctx := context.Background()
 	u := &User{Username: "alice", PasswordHash: "h", Role: "user", AccountType: "human"}
 	if err := st.CreateUser(ctx, u); err != nil {
@@ -47,7 +43,7 @@ func TestAccountChangesBumpGeneration(t *testing.T) {
 		if err != nil || !c.check(got) {
 			t.Fatalf("%s: user %+v, %v", c.name, got, err)
 		}
-		if after := statMarker(t, st.AccountsMarker()); after == before {
+		if after := statMarker(t, st.AccountsMarker()); st.AccountsMarker() != "" && after == before {
 			t.Fatalf("%s: accounts marker not replaced", c.name)
 		}
 	}
@@ -66,6 +62,9 @@ func TestAccountChangesBumpGeneration(t *testing.T) {
 
 func statMarker(t *testing.T, path string) string {
 	t.Helper()
+	if path == "" {
+		return ""
+	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return ""
@@ -76,12 +75,9 @@ func statMarker(t *testing.T, path string) string {
 	return string(b)
 }
 
-func TestRefreshFamilyRotation(t *testing.T) {
-	st, err := Open(filepath.Join(t.TempDir(), "mcr.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+func TestRefreshFamilyRotation(t *testing.T) { eachDialect(t, testRefreshFamilies) }
+
+func testRefreshFamilies(t *testing.T, st *Store) {
 	ctx := context.Background()
 	exp := time.Now().Add(time.Hour)
 	if err := st.CreateFamily(ctx, RefreshFamily{ID: "f1", Subject: "s", Session: "sess", CurrentJTI: "j1", ExpiresAt: exp}); err != nil {

@@ -25,6 +25,7 @@ import (
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	_ "git.wntrmute.dev/kyle/mcr/storagedriver" // registers "mcrfs"
+	"git.wntrmute.dev/kyle/mcr/storageguard"
 )
 
 // descriptorCache is distribution's in-memory blob descriptor cache, made
@@ -75,7 +76,7 @@ func openStorage(ctx context.Context, cfg *config.Config) (driver.StorageDriver,
 
 // distributionConfig builds distribution's configuration from mcr.toml, so
 // operators keep one file.
-func distributionConfig(cfg *config.Config, authn *authplugin.Authenticator, pol authplugin.Policy, secret string, sink *notifications.Sink, capt *captured) *configuration.Configuration {
+func distributionConfig(cfg *config.Config, authn *authplugin.Authenticator, pol authplugin.Policy, secret string, sink *notifications.Sink, capt *captured, guard *storageguard.Guard) *configuration.Configuration {
 	dc := &configuration.Configuration{}
 	dc.Version = "0.1"
 	dc.Storage = configuration.Storage{
@@ -114,6 +115,8 @@ func distributionConfig(cfg *config.Config, authn *authplugin.Authenticator, pol
 	dc.Middleware = map[string][]configuration.Middleware{
 		"registry":   {{Name: captureName, Options: configuration.Parameters{"into": capt}}},
 		"repository": {notifications.Middleware(sink)},
+		// A full disk answers 507 without the driver's path (issue 17).
+		"storage": {guard.Middleware()},
 	}
 	return dc
 }

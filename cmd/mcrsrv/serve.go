@@ -16,6 +16,7 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 
 	"git.wntrmute.dev/kyle/mcr/adminapi"
+	"git.wntrmute.dev/kyle/mcr/adminsvc"
 	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
@@ -28,6 +29,7 @@ import (
 	"git.wntrmute.dev/kyle/mcr/ociext"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
 	"git.wntrmute.dev/kyle/mcr/revocation"
+	"git.wntrmute.dev/kyle/mcr/storageguard"
 	"git.wntrmute.dev/kyle/mcr/store"
 	"git.wntrmute.dev/kyle/mcr/throttle"
 )
@@ -90,8 +92,8 @@ type accounts struct {
 
 func (a accounts) Unlock(username string) bool { return a.signIn.Unlock(username) }
 
-func (a accounts) RevokeTokens(r *http.Request, subject string) error {
-	if err := a.st.RevokeSubject(r.Context(), subject); err != nil {
+func (a accounts) RevokeTokens(ctx context.Context, subject string) error {
+	if err := a.st.RevokeSubject(ctx, subject); err != nil {
 		return err
 	}
 	a.revs.Invalidate()
@@ -130,9 +132,9 @@ func serve(cfg *config.Config) error {
 		return err
 	}
 	defer dirLock.Unlock()
-	st, err := store.Open(cfg.Database.Path)
+	st, err := openStore(context.Background(), cfg)
 	if err != nil {
-		return fmt.Errorf("database.path: %w", err)
+		return err
 	}
 	defer st.Close()
 	keys, err := token.LoadKeySet(cfg.Identity.KeysDir)
@@ -173,7 +175,25 @@ func serve(cfg *config.Config) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	app, err := newApp(context.Background(), distributionConfig(cfg, authn, engine, secret, sink, capt))
+	guardPath := cfg.Storage.LayersPath
+	if cfg.Storage.Driver == config.StorageS3 {
+		guardPath = "" // object storage: no local filesystem to watch
+	}
+	guard := storageguard.New(guardPath, cfg.Storage.MinFreeBytes())
+	if err := guard.Check(context.Background()); err != nil {
+		// Start anyway, read-only in effect: pulls work, writes get 507,
+		// health says degraded, and GC through this server frees space.
+		slog.Error("storage: cannot take writes; starting read-only until space is freed (pulls work, pushes get 507): delete what is unused and run `mcrctl gc --grace 0s`",
+			"component", "storage", "layers", cfg.Storage.LayersPath, "err", err)
+	}
+	metrics.RegisterStorageFree(func() float64 {
+		free, err := guard.Free()
+		if err != nil {
+			return -1
+		}
+		return float64(free)
+	})
+	app, err := newApp(context.Background(), distributionConfig(cfg, authn, engine, secret, sink, capt, guard))
 	if err != nil {
 		return err
 	}
@@ -186,32 +206,30 @@ func serve(cfg *config.Config) error {
 
 	signIn := &authplugin.SignIn{Provider: provider, Limiter: throttle.New(cfg.Identity.Throttle(), time.Now),
 		Recorder: rec, OnLockout: rec.lockedOut}
-	api := adminapi.New(adminapi.Options{
-		Store: st, Authn: authn, Recorder: rec, SignIn: signIn,
-		Accounts: accounts{signIn: signIn, st: st, revs: revs},
+	svc := adminsvc.New(adminsvc.Options{
+		Store: st, Authn: authn, Policy: engine, Recorder: rec,
+		SignIn: signIn, Accounts: accounts{signIn: signIn, st: st, revs: revs},
 		Reload: func() error { return engine.Reload(context.Background()) },
-		OnPolicyChange: func(r *http.Request, ev adminapi.PolicyEvent) {
-			slog.Info(ev.Type, "actor", ev.Actor, "rule", ev.RuleID)
-			details := map[string]any{"rule_id": ev.RuleID}
-			if ev.Rule != nil {
-				details["rule"] = ev.Rule.Rule
-			}
-			rec.record(store.AuditEvent{Type: ev.Type, ActorID: ev.ActorID, Actor: ev.Actor, IP: authplugin.ClientIP(r), Details: details})
-		},
+		Audit:  func(_ context.Context, ev store.AuditEvent) error { return sink.Record(ev) },
 		DeleteRepository: func(ctx context.Context, name string, actor *identity.Principal, ip string) error {
-			return deleteRepository(ctx, capt, sink, name, actor, ip)
+			return deleteRepository(ctx, capt, st, sink, name, actor, ip)
 		},
-		StorageCheck: func() error { return storageCheck(cfg, capt) },
+		StorageCheck: func() error {
+			if err := storageCheck(cfg, capt); err != nil {
+				return err
+			}
+			return guard.Check(context.Background())
+		},
 		GC: gcs.runner, Snapshot: gcs.snapshot, // gc
-		OnAdminEvent: func(_ *http.Request, ev store.AuditEvent) { rec.record(ev) },
 	})
+	api := adminapi.New(adminapi.Options{Service: svc})
 	mux := http.NewServeMux()
 	mux.Handle("/v2/token", &authplugin.TokenHandler{
 		Authn: authn, Policy: engine, Recorder: rec, SignIn: signIn, Families: st, OnRefreshReuse: rec.refreshReused,
 		TokenTTL: cfg.Identity.TokenTTL, RefreshTTL: cfg.Identity.RefreshTTL,
 	})
 	ac := authplugin.NewAccessController(authn, engine, cfg.Identity.ServiceName, cfg.Server.Hostname)
-	mux.Handle("/v2/", authplugin.V2Middleware(gcs.gate.Wrap(ociext.Wrap(app, st, ac, func() (storagedriver.StorageDriver, error) { _, d, err := capt.get(); return d, err })), rec))
+	mux.Handle("/v2/", authplugin.V2Middleware(storageguard.Wrap(gcs.gate.Wrap(ociext.Wrap(app, st, ac, func() (storagedriver.StorageDriver, error) { _, d, err := capt.get(); return d, err }))), rec))
 	mux.Handle("/v1/", api)
 
 	if cfg.Server.MetricsAddr != "" {
@@ -243,21 +261,32 @@ func serve(cfg *config.Config) error {
 		"identity", provider.Name(), "storage", cfg.Storage.Driver, "layers", cfg.Storage.LayersPath)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, cfg.Server.TLSCert, cfg.Server.TLSKey) }()
+	gl, err := startGRPC(cfg, svc)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
 
 	select {
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve: %w", err)
 		}
+	case err := <-gl.failed():
+		_ = srv.Close()
+		return fmt.Errorf("grpc serve: %w", err)
 	case <-ctx.Done():
 		slog.Info("shutting down: draining in-flight requests", "timeout", cfg.Server.ShutdownTimeout)
 		shCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 		defer cancel()
 		start := time.Now()
+		grpcDrained := make(chan struct{})
+		go func() { gl.drain(shCtx); close(grpcDrained) }()
 		if err := srv.Shutdown(shCtx); err != nil {
 			slog.Warn("drain timed out; closing remaining connections", "err", err)
 			_ = srv.Close()
 		}
+		<-grpcDrained
 		slog.Info("drained", "took", time.Since(start).Round(time.Millisecond))
 	}
 	if err := app.Shutdown(); err != nil {
