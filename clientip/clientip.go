@@ -59,7 +59,13 @@ const maxHops = 16
 
 // Resolve returns the client address of req.
 func (r *Resolver) Resolve(req *http.Request) string {
-	peer := PeerIP(req)
+	return r.ResolveFrom(PeerIP(req), req.Header.Values("X-Forwarded-For"))
+}
+
+// ResolveFrom returns the client address of a request from peer (an
+// address without port) carrying forwarded (X-Forwarded-For values, or
+// gRPC's x-forwarded-for metadata).
+func (r *Resolver) ResolveFrom(peer string, forwarded []string) string {
 	if r == nil || len(r.trusted) == 0 {
 		return peer
 	}
@@ -71,7 +77,7 @@ func (r *Resolver) Resolve(req *http.Request) string {
 	// address that is not a trusted proxy is the client. Anything to its
 	// left was written by the client and proves nothing.
 	var hops []string
-	for _, h := range req.Header.Values("X-Forwarded-For") {
+	for _, h := range forwarded {
 		hops = append(hops, strings.Split(h, ",")...)
 	}
 	client := peer
@@ -87,6 +93,20 @@ func (r *Resolver) Resolve(req *http.Request) string {
 		}
 	}
 	return client
+}
+
+type forwardKey struct{}
+
+// WithForwarded returns a context whose outgoing requests (mcr-web's to
+// mcrsrv, REST or gRPC) name ip as the client they act for.
+func WithForwarded(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, forwardKey{}, ip)
+}
+
+// Forwarded is the address WithForwarded put in ctx, or "".
+func Forwarded(ctx context.Context) string {
+	ip, _ := ctx.Value(forwardKey{}).(string)
+	return ip
 }
 
 type key struct{}

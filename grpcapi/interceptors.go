@@ -88,7 +88,26 @@ func peerIP(ctx context.Context) string {
 // caller is the service's view of a call.
 func caller(ctx context.Context) adminsvc.Caller {
 	m, _ := grpc.Method(ctx)
-	return adminsvc.Caller{Principal: identity.PrincipalFrom(ctx), IP: peerIP(ctx), Method: m}
+	return adminsvc.Caller{Principal: identity.PrincipalFrom(ctx), IP: clientIP(ctx), Method: m}
+}
+
+type clientIPKey struct{}
+
+// clientIP is the address clientIPUnary resolved, else the peer's.
+func clientIP(ctx context.Context) string {
+	if ip, ok := ctx.Value(clientIPKey{}).(string); ok {
+		return ip
+	}
+	return peerIP(ctx)
+}
+
+// clientIPUnary resolves the caller's address once: the peer, or the
+// x-forwarded-for metadata when the peer is a trusted proxy (mcr-web
+// naming the browser it signs in for).
+func (a *api) clientIPUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	ip := a.proxies.ResolveFrom(peerIP(ctx), md.Get("x-forwarded-for"))
+	return h(context.WithValue(ctx, clientIPKey{}, ip), req)
 }
 
 // toStatus maps a service error to its gRPC code with /v1's message.

@@ -75,7 +75,6 @@ func drain(t testing.TB, resp *http.Response) (int, string) {
 	return resp.StatusCode, string(readAll(t, resp))
 }
 
-
 // noThrottle turns sign-in throttling off, for tests of other things that
 // use wrong passwords on purpose.
 func noThrottle() []mcrtest.Option {

@@ -91,7 +91,7 @@ func TestLimiter(t *testing.T) {
 			{account: a, ip: ip1, allowed: true},
 			{account: a, ip: ip1, ok: true, allowed: true},
 			{account: a, ip: ip1, allowed: true},
-			{account: a, ip: ip1, allowed: true}, // account: 2 failures → 1 s
+			{account: a, ip: ip1, allowed: true},     // account: 2 failures → 1 s
 			{account: "bob", ip: ip1, allowed: true}, // ip: 4 failures (the success did not count)
 			{account: "carol", ip: ip1, retryAfter: time.Second, kind: IP},
 		}},

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
+	"git.wntrmute.dev/kyle/mcr/clientip"
 )
 
 // The web UI reaches mcrsrv only through its admin REST API (/v1) and, for
@@ -71,12 +72,10 @@ func statusOf(err error) int {
 	return 0
 }
 
-type clientIPKey struct{}
-
 // WithClientIP returns a context whose requests to mcrsrv name ip as the
-// client (X-Forwarded-For).
+// client (X-Forwarded-For over REST, x-forwarded-for metadata over gRPC).
 func WithClientIP(ctx context.Context, ip string) context.Context {
-	return context.WithValue(ctx, clientIPKey{}, ip)
+	return clientip.WithForwarded(ctx, ip)
 }
 
 // Client talks to mcrsrv.
@@ -135,7 +134,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, toke
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	if ip, ok := ctx.Value(clientIPKey{}).(string); ok && ip != "" {
+	if ip := clientip.Forwarded(ctx); ip != "" {
 		// mcrsrv believes this only if mcr-web is in its
 		// server.trusted_proxies; it throttles sign-ins by it.
 		req.Header.Set("X-Forwarded-For", ip)

@@ -261,7 +261,7 @@ func serve(cfg *config.Config) error {
 		"identity", provider.Name(), "storage", cfg.Storage.Driver, "layers", cfg.Storage.LayersPath)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, cfg.Server.TLSCert, cfg.Server.TLSKey) }()
-	gl, err := startGRPC(cfg, svc)
+	gl, err := startGRPC(cfg, svc, proxies)
 	if err != nil {
 		_ = srv.Close()
 		return err
