@@ -4,14 +4,17 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"git.wntrmute.dev/kyle/mcr/adminsvc"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
@@ -121,6 +124,15 @@ func toStatus(method string, err error) error {
 	code, msg, unexpected := adminsvc.Classify(err)
 	if unexpected {
 		slog.Error("grpc api", "method", method, "err", err)
+	}
+	if ra := adminsvc.RetryAfter(err); ra != "" {
+		// A throttled sign-in: RESOURCE_EXHAUSTED with the wait, as
+		// Retry-After says it on /v1.
+		secs, _ := strconv.Atoi(ra)
+		st, derr := status.New(grpcCode[code], msg).WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(secs) * time.Second)})
+		if derr == nil {
+			return st.Err()
+		}
 	}
 	return status.Error(grpcCode[code], msg)
 }

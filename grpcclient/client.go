@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -65,6 +66,9 @@ func (c *Client) Close() error { return c.cc.Close() }
 type Error struct {
 	Code    codes.Code
 	Message string
+	// RetryAfter is the server's wait before a retry (a throttled
+	// sign-in: RESOURCE_EXHAUSTED with RetryInfo), or 0.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -84,6 +88,9 @@ func (e *Error) HTTPStatus() int {
 	case codes.FailedPrecondition:
 		return http.StatusConflict
 	case codes.ResourceExhausted:
+		if e.RetryAfter > 0 {
+			return http.StatusTooManyRequests
+		}
 		return http.StatusRequestEntityTooLarge
 	case codes.Unimplemented:
 		return http.StatusNotImplemented
@@ -121,7 +128,13 @@ func (c *Client) wrap(err error) error {
 		}
 		return &UnreachableError{Addr: c.addr, Err: err}
 	}
-	return &Error{Code: st.Code(), Message: st.Message()}
+	e := &Error{Code: st.Code(), Message: st.Message()}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			e.RetryAfter = ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return e
 }
 
 func auth(ctx context.Context, token string) context.Context {
