@@ -39,6 +39,9 @@ type backend interface {
 	CreateRule(ctx context.Context, body any) (*apitypes.PolicyRule, error)
 	PatchRule(ctx context.Context, id int64, body any) (*apitypes.PolicyRule, error)
 	DeleteRule(ctx context.Context, id int64) error
+	Uploads(ctx context.Context) (*apitypes.UploadList, error)
+	PurgeUploads(ctx context.Context, olderThan string) (*apitypes.UploadPurged, error)
+	ReconcileIndex(ctx context.Context) (map[string]any, error)
 }
 
 // unhealthyError is a health check that did not answer ok.
@@ -174,6 +177,24 @@ func (b restBackend) PatchRule(ctx context.Context, id int64, body any) (*apityp
 func (b restBackend) DeleteRule(ctx context.Context, id int64) error {
 	_, err := b.c.do(ctx, http.MethodDelete, "/v1/policy/rules/"+strconv.FormatInt(id, 10), nil, nil, nil)
 	return err
+}
+
+func (b restBackend) Uploads(ctx context.Context) (*apitypes.UploadList, error) {
+	var out apitypes.UploadList
+	_, err := b.c.do(ctx, http.MethodGet, "/v1/uploads", nil, nil, &out)
+	return &out, err
+}
+
+func (b restBackend) PurgeUploads(ctx context.Context, olderThan string) (*apitypes.UploadPurged, error) {
+	var out apitypes.UploadPurged
+	_, err := b.c.do(ctx, http.MethodPost, "/v1/uploads/purge", nil, apitypes.UploadPurgeRequest{OlderThan: olderThan}, &out)
+	return &out, err
+}
+
+func (b restBackend) ReconcileIndex(ctx context.Context) (map[string]any, error) {
+	var out map[string]any
+	_, err := b.c.do(ctx, http.MethodPost, "/v1/index/reconcile", nil, nil, &out)
+	return out, err
 }
 
 // grpcBackend is the gRPC API (mcr.v1) at --grpc.
@@ -334,4 +355,19 @@ func (b grpcBackend) DeleteRule(ctx context.Context, id int64) error {
 	ctx, cancel := b.call(ctx)
 	defer cancel()
 	return b.fail(b.c.DeleteRule(ctx, b.token, id))
+}
+
+func (b grpcBackend) Uploads(ctx context.Context) (*apitypes.UploadList, error) {
+	r, err := b.c.Uploads(ctx, b.token)
+	return r, b.fail(err)
+}
+
+func (b grpcBackend) PurgeUploads(ctx context.Context, olderThan string) (*apitypes.UploadPurged, error) {
+	r, err := b.c.PurgeUploads(ctx, b.token, olderThan)
+	return r, b.fail(err)
+}
+
+func (b grpcBackend) ReconcileIndex(ctx context.Context) (map[string]any, error) {
+	r, err := b.c.ReconcileIndex(ctx, b.token)
+	return r, b.fail(err)
 }
