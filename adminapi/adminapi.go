@@ -67,6 +67,13 @@ func New(opts Options) *API {
 		admin.POST("/accounts/:name/unlock", a.unlockAccount)
 		admin.POST("/accounts/:name/revoke", a.revokeAccount)
 	}
+	if a.svc.HasReconcileIndex() {
+		admin.POST("/index/reconcile", a.reconcileIndex)
+	}
+	if a.svc.HasUploads() {
+		admin.GET("/uploads", a.listUploads)
+		admin.POST("/uploads/purge", a.purgeUploads)
+	}
 	return a
 }
 

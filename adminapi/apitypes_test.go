@@ -68,6 +68,10 @@ var wirePairs = []wirePair{
 	{name: "snapshot", server: snapshotCreated{}, client: apitypes.SnapshotCreated{}},
 	{name: "account unlocked", server: accountUnlocked{}, client: apitypes.AccountUnlocked{}},
 	{name: "tokens revoked", server: tokensRevoked{}, client: apitypes.TokensRevoked{}},
+	{name: "upload", server: uploadInfo{}, client: apitypes.UploadInfo{}},
+	{name: "upload list", server: uploadList{}, client: apitypes.UploadList{}},
+	{name: "upload purge request", server: uploadPurgeRequest{}, client: apitypes.UploadPurgeRequest{}, request: true},
+	{name: "upload purged", server: uploadPurged{}, client: apitypes.UploadPurged{}},
 }
 
 // wireField is one JSON member as encoding/json sees a struct field.

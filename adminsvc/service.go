@@ -51,6 +51,12 @@ type Options struct {
 	// Accounts unlocks sign-ins and revokes tokens; nil makes those
 	// operations Unimplemented.
 	Accounts Accounts
+	// Uploads lists and purges blob uploads; nil makes those operations
+	// Unimplemented.
+	Uploads UploadService
+	// ReconcileIndex brings the repository index in line with storage and
+	// returns what it changed; nil makes it Unimplemented.
+	ReconcileIndex func(ctx context.Context) (any, error)
 }
 
 // Service is the admin API's logic. It is safe for concurrent use.
@@ -68,6 +74,12 @@ func (s *Service) HasAccounts() bool { return s.opts.Accounts != nil }
 
 // HasSnapshot reports whether snapshots are wired.
 func (s *Service) HasSnapshot() bool { return s.opts.Snapshot != nil }
+
+// HasUploads reports whether upload listing and purging are wired.
+func (s *Service) HasUploads() bool { return s.opts.Uploads != nil }
+
+// HasReconcileIndex reports whether the index reconcile is wired.
+func (s *Service) HasReconcileIndex() bool { return s.opts.ReconcileIndex != nil }
 
 // Caller is who asks: the authenticated principal (nil before
 // authentication) and the client's address, for the audit log.
