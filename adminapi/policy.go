@@ -100,7 +100,7 @@ func (a *API) createRule(c echo.Context) error {
 	if req.Enabled != nil {
 		r.Enabled = *req.Enabled
 	}
-	req.ruleFields.apply(&r.Rule)
+	req.apply(&r.Rule)
 	if err := validateRule(&r.Rule); err != nil {
 		return err
 	}
@@ -186,15 +186,15 @@ func (a *API) policyChanged(c echo.Context, typ string, id int64, r *store.Polic
 }
 
 // pageParams reads n and offset with a default and a maximum.
-func pageParams(c echo.Context, def, max int) (n, offset int, err error) {
+func pageParams(c echo.Context, def, limit int) (n, offset int, err error) {
 	n = def
 	if s := c.QueryParam("n"); s != "" {
 		n, err = strconv.Atoi(s)
 		if err != nil || n < 1 {
 			return 0, 0, errorf(http.StatusBadRequest, "n: must be a positive integer")
 		}
-		if n > max {
-			return 0, 0, errorf(http.StatusBadRequest, "n: must be at most "+strconv.Itoa(max))
+		if n > limit {
+			return 0, 0, errorf(http.StatusBadRequest, "n: must be at most "+strconv.Itoa(limit))
 		}
 	}
 	if s := c.QueryParam("offset"); s != "" {

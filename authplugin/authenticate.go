@@ -47,7 +47,7 @@ func (a *Authenticator) verifyAccess(token string) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.verified.put(cacheKey(token), c, c.ExpiresAt.Time.Add(10*time.Second), a.Issuer.now())
+	a.verified.put(cacheKey(token), c, c.ExpiresAt.Add(10*time.Second), a.Issuer.now())
 	return c, nil
 }
 

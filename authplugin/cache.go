@@ -19,8 +19,8 @@ type ttlEntry[V any] struct {
 	exp time.Time
 }
 
-func newTTLCache[V any](max int) *ttlCache[V] {
-	return &ttlCache[V]{entries: make(map[[32]byte]ttlEntry[V]), max: max}
+func newTTLCache[V any](maxEntries int) *ttlCache[V] {
+	return &ttlCache[V]{entries: make(map[[32]byte]ttlEntry[V]), max: maxEntries}
 }
 
 func cacheKey(parts ...string) [32]byte {

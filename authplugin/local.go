@@ -65,7 +65,7 @@ func (l *Local) Login(ctx context.Context, username, password string) (*Session,
 		return nil, ErrInvalidCredentials
 	}
 	if err != nil {
-		return nil, fmt.Errorf("local login: %w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("local login: %w: %w", ErrUnavailable, err)
 	}
 	key := cacheKey(l.salt, u.PasswordHash, password)
 	now := time.Now()
@@ -92,7 +92,7 @@ func (l *Local) Validate(ctx context.Context, token string) (*Principal, error) 
 	}
 	revoked, err := l.store.TokenRevoked(ctx, c.ID)
 	if err != nil {
-		return nil, fmt.Errorf("local validate: %w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("local validate: %w: %w", ErrUnavailable, err)
 	}
 	if revoked {
 		return nil, ErrInvalidCredentials
@@ -107,7 +107,7 @@ func (l *Local) Refresh(ctx context.Context, p Principal) (*Principal, error) {
 		return nil, ErrInvalidCredentials
 	}
 	if err != nil {
-		return nil, fmt.Errorf("local refresh: %w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("local refresh: %w: %w", ErrUnavailable, err)
 	}
 	return principalOf(u), nil
 }

@@ -15,7 +15,11 @@ func TestLocalLoginAndRememberedChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	is, _ := testIssuer(t)
 	l := NewLocal(st, is, time.Hour)
 	ctx := context.Background()

@@ -83,7 +83,7 @@ func (d *denyWriter) WriteHeader(code int) {
 	d.wrote = true
 	if code == http.StatusUnauthorized && d.st.denial != nil {
 		d.rewrote = true
-		h := d.ResponseWriter.Header()
+		h := d.Header()
 		h.Del("WWW-Authenticate")
 		WriteOCIError(d.ResponseWriter, http.StatusForbidden, "DENIED", denialMessage(d.st.denial), nil)
 		return

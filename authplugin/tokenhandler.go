@@ -237,7 +237,7 @@ func (h *TokenHandler) respond(w http.ResponseWriter, p *Principal, scopes []Sco
 		if i > 0 {
 			resp.Scope += " "
 		}
-		resp.Scope += Scope{Type: a.Type, Name: a.Name, Actions: a.Actions}.String()
+		resp.Scope += Scope(a).String()
 	}
 	refreshTTL := h.RefreshTTL
 	if _, ok := h.Authn.Provider.(Refresher); !ok {

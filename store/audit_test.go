@@ -19,7 +19,11 @@ func TestListAuditMatchesScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
 	types := []string{"manifest_pulled", "manifest_pushed", "blob_uploaded", "login_ok", "repo_deleted"}
@@ -131,7 +135,11 @@ func TestPruneAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	ctx := context.Background()
 	now := time.Now()
 	var evs []AuditEvent

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -67,12 +68,13 @@ func statusCmd(g *globals) *cobra.Command {
 			}
 			raw, err := cl.do(context.Background(), http.MethodGet, "/v1/health", q, nil, &body)
 			if err != nil {
-				if ae, ok := err.(*apiError); ok {
+				var ae *apiError
+				if errors.As(err, &ae) {
 					_ = json.Unmarshal(raw, &body)
 					if len(body.Checks) > 0 {
 						return fmt.Errorf("unhealthy (%d): %s", ae.Status, fmtChecks(body.Checks))
 					}
-					return fmt.Errorf("unhealthy: %v", ae)
+					return fmt.Errorf("unhealthy: %w", ae)
 				}
 				return err
 			}

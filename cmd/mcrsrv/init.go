@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -75,7 +76,7 @@ func initCmd() *cobra.Command {
 		Use:   "init",
 		Short: "Create a data directory: config, TLS certificate, signing key, database (idempotent, never overwrites)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(_ *cobra.Command, _ []string) error {
 			return runInit(dir, hostname, listen, webListen)
 		},
 	}
@@ -147,7 +148,7 @@ func runInit(dir, hostname, listen, webListen string) error {
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	defer st.Close()
+	defer cli.Closing("the database", st.Close)
 	v, _ := st.SchemaVersion(context.Background())
 	say("database %s at schema version %d", dbPath, v)
 	return ensureAdmin(st)
@@ -250,7 +251,7 @@ func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 		return err
 	}
 	if err := pem.Encode(f, &pem.Block{Type: typ, Bytes: der}); err != nil {
-		f.Close()
+		_ = f.Close() // the encode error is the one to report
 		return err
 	}
 	return f.Close()

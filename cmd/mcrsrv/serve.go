@@ -19,6 +19,7 @@ import (
 	"git.wntrmute.dev/kyle/mcr/adminapi"
 	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	"git.wntrmute.dev/kyle/mcr/ociext"
@@ -85,12 +86,12 @@ func serve(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	defer dirLock.Unlock()
+	defer cli.Closing("the data-directory lock", dirLock.Unlock)
 	st, err := store.Open(cfg.Database.Path)
 	if err != nil {
 		return fmt.Errorf("database.path: %w", err)
 	}
-	defer st.Close()
+	defer cli.Closing("the database", st.Close)
 	keys, err := authplugin.LoadKeySet(cfg.Identity.KeysDir)
 	if err != nil {
 		return fmt.Errorf("identity.keys_dir: %w", err)
@@ -169,7 +170,7 @@ func serve(cfg *config.Config) error {
 		}
 		msrv := &http.Server{Handler: metrics.DebugHandler(cfg.Server.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = msrv.Serve(ml) }()
-		defer msrv.Close()
+		defer cli.Closing("the metrics listener", msrv.Close)
 		slog.Info("metrics listening", "addr", ml.Addr().String(), "pprof", cfg.Server.Pprof)
 	}
 	srv := &http.Server{

@@ -70,7 +70,7 @@ func userCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer cli.Closing("the database", st.Close)
 			u := &store.User{Username: username, PasswordHash: hash, Role: role, AccountType: accountType}
 			if err := st.CreateUser(context.Background(), u); err != nil {
 				return err
@@ -95,7 +95,7 @@ func userCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer cli.Closing("the database", st.Close)
 			users, err := st.ListUsers(context.Background())
 			if err != nil {
 				return err
@@ -118,7 +118,7 @@ func userCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer cli.Closing("the database", st.Close)
 			if err := st.DeleteUser(context.Background(), delName); err != nil {
 				return err
 			}
