@@ -1,5 +1,16 @@
-// Package authplugin is MCR's authentication for distribution: the token
-// service (/v2/token, /v1/auth), the identity providers (local accounts,
-// MCIAS) and the access controller that checks a bearer token and asks the
-// policy engine for each scope distribution requests.
+// Package authplugin is the top of MCR's authentication tree: the
+// Authenticator that turns a bearer credential into an identity, the `mcr`
+// access controller distribution calls for every /v2 request, the /v2
+// request-state middleware, and the token endpoint (/v2/token).
+//
+// Dependencies point one way, downwards:
+//
+//	authplugin                 edge, access controller, token HTTP handler
+//	├── identity/local         local accounts (store + token issuer)
+//	├── identity/mcias         MCIAS client
+//	├── token                  JWT signing/verification, scopes (leaf)
+//	└── identity               Principal, Provider contract, errors (bottom)
+//
+// Only this package knows distribution's auth API; the identity providers
+// and the token issuer never import distribution.
 package authplugin

@@ -133,6 +133,14 @@ var migrations = []string{
 	`DROP INDEX IF EXISTS audit_log_time;
 	DROP INDEX IF EXISTS audit_log_repo;
 	DROP INDEX IF EXISTS audit_log_actor;`,
+	// 8: blobs a repository deletion released (issue 17): unreferenced by
+	// intent, not in flight, so the next collection may remove them
+	// regardless of the grace period. Times are Unix nanoseconds (UTC).
+	`CREATE TABLE gc_released (
+		digest      TEXT PRIMARY KEY,
+		repository  TEXT NOT NULL,
+		released_at INTEGER NOT NULL
+	) WITHOUT ROWID;`,
 }
 
 // Migrate brings the schema up to date. It is idempotent.

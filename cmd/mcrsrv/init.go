@@ -20,7 +20,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
+	"git.wntrmute.dev/kyle/mcr/authplugin/token"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
@@ -31,6 +32,7 @@ var configTemplate = template.Must(template.New("mcr.toml").Parse(`# MCR configu
 
 [server]
 listen_addr      = "{{.Listen}}"
+grpc_addr        = "{{.GRPCListen}}"           # gRPC admin API (same certificate); "" disables; $PORT_GRPC overrides
 tls_cert         = "certs/cert.pem"
 tls_key          = "certs/key.pem"
 # hostname       = "{{.Hostname}}:8443"  # external host[:port] for token realms; default: the Host the client used
@@ -48,6 +50,14 @@ path = "mcr.db"
 layers_path = "layers"
 driver      = "mcrfs"       # MCR's filesystem driver (large buffers, fsync on commit); "filesystem" = upstream's
 # early_writeback = false    # mcrfs: start kernel write-back of each 8 MiB during uploads
+# driver = "s3" keeps blobs in a bucket instead (see docs/configuration.md):
+# s3_bucket = "mcr"
+# s3_endpoint = "https://s3.example:9000"   # empty: AWS in s3_region
+# s3_region = "us-east-1"
+# s3_access_key = ""                        # or MCR_STORAGE_S3_ACCESS_KEY / _SECRET_KEY
+# s3_path_style = true
+# s3_chunk_size = 10485760
+# s3_redirect = false                       # true: blob GETs redirect to presigned S3 URLs
 
 [identity]
 provider     = "local"   # "local" (accounts managed by ` + "`mcrsrv user`" + `) or "mcias"
@@ -64,6 +74,7 @@ tags         = []
 [web]
 listen_addr = "{{.WebListen}}"
 api_url     = "{{.APIURL}}"
+grpc_addr   = "{{.GRPCAddr}}"   # mcr-web talks to mcrsrv over gRPC; "" = REST only
 ca_cert     = "certs/cert.pem"
 
 [log]
@@ -71,19 +82,20 @@ level = "info"
 `))
 
 func initCmd() *cobra.Command {
-	var dir, hostname, listen, webListen string
+	var dir, hostname, listen, grpcListen, webListen string
 	c := &cobra.Command{
 		Use:   "init",
 		Short: "Create a data directory: config, TLS certificate, signing key, database (idempotent, never overwrites)",
 		Args:  cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
-			return runInit(dir, hostname, listen, webListen)
+			return runInit(dir, hostname, listen, grpcListen, webListen)
 		},
 	}
 	host, _ := os.Hostname()
 	c.Flags().StringVar(&dir, "dir", "", "data directory (e.g. /srv/mcr)")
 	c.Flags().StringVar(&hostname, "hostname", host, "host name for the self-signed certificate")
 	c.Flags().StringVar(&listen, "listen", ":8443", "registry listen address written to mcr.toml")
+	c.Flags().StringVar(&grpcListen, "grpc-listen", ":9443", `gRPC admin API listen address written to mcr.toml ("" disables it)`)
 	c.Flags().StringVar(&webListen, "web-listen", ":8080", "web UI listen address written to mcr.toml")
 	_ = c.MarkFlagRequired("dir")
 	return c
@@ -91,7 +103,7 @@ func initCmd() *cobra.Command {
 
 func say(format string, args ...any) { fmt.Printf(format+"\n", args...) }
 
-func runInit(dir, hostname, listen, webListen string) error {
+func runInit(dir, hostname, listen, grpcListen, webListen string) error {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -115,7 +127,8 @@ func runInit(dir, hostname, listen, webListen string) error {
 		if err != nil {
 			return fmt.Errorf("init: %w", err)
 		}
-		err = configTemplate.Execute(f, map[string]string{"Listen": listen, "WebListen": webListen, "Hostname": hostname, "APIURL": apiURL(listen)})
+		err = configTemplate.Execute(f, map[string]string{"Listen": listen, "GRPCListen": grpcListen,
+			"WebListen": webListen, "Hostname": hostname, "APIURL": apiURL(listen), "GRPCAddr": grpcClientAddr(grpcListen)})
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -137,7 +150,7 @@ func runInit(dir, hostname, listen, webListen string) error {
 	if m, _ := filepath.Glob(filepath.Join(keysDir, "*.pem")); len(m) > 0 {
 		say("kept token signing key in %s", keysDir)
 	} else {
-		name, err := authplugin.GenerateSigningKey(keysDir)
+		name, err := token.GenerateSigningKey(keysDir)
 		if err != nil {
 			return fmt.Errorf("init: %w", err)
 		}
@@ -172,7 +185,7 @@ func ensureAdmin(st *store.Store) error {
 		_, _ = rand.Read(b[:])
 		pw = base64.RawURLEncoding.EncodeToString(b[:])
 	}
-	hash, err := authplugin.HashPassword(pw)
+	hash, err := local.HashPassword(pw)
 	if err != nil {
 		return fmt.Errorf("init: MCR_ADMIN_PASSWORD: %w", err)
 	}
@@ -196,6 +209,16 @@ func apiURL(listen string) string {
 		port = "8443"
 	}
 	return "https://localhost:" + port
+}
+
+// grpcClientAddr is where mcr-web on the same host reaches the gRPC
+// listener ("" when it is disabled).
+func grpcClientAddr(listen string) string {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "" || port == "0" {
+		return ""
+	}
+	return "localhost:" + port
 }
 
 func exists(p string) bool {

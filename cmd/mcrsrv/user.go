@@ -11,7 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/store"
@@ -42,12 +43,12 @@ func userCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			switch role {
-			case authplugin.RoleAdmin, authplugin.RoleUser, authplugin.RoleGuest:
+			case identity.RoleAdmin, identity.RoleUser, identity.RoleGuest:
 			default:
 				return cli.Usage(fmt.Errorf("--role must be admin, user or guest, got %q", role))
 			}
 			switch accountType {
-			case authplugin.AccountHuman, authplugin.AccountSystem:
+			case identity.AccountHuman, identity.AccountSystem:
 			default:
 				return cli.Usage(fmt.Errorf("--account-type must be human or system, got %q", accountType))
 			}
@@ -62,7 +63,7 @@ func userCmd() *cobra.Command {
 				return fmt.Errorf("reading password from stdin: %w", err)
 			}
 			pw := strings.TrimRight(line, "\r\n")
-			hash, err := authplugin.HashPassword(pw)
+			hash, err := local.HashPassword(pw)
 			if err != nil {
 				return err
 			}
@@ -81,7 +82,7 @@ func userCmd() *cobra.Command {
 	}
 	add.Flags().StringVar(&username, "username", "", "account name")
 	add.Flags().StringVar(&role, "role", "", "admin, user or guest")
-	add.Flags().StringVar(&accountType, "account-type", authplugin.AccountHuman, "human or system")
+	add.Flags().StringVar(&accountType, "account-type", identity.AccountHuman, "human or system")
 	add.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from stdin")
 	_ = add.MarkFlagRequired("username")
 	_ = add.MarkFlagRequired("role")

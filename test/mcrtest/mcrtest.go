@@ -121,6 +121,7 @@ type Server struct {
 	Dir        string // data directory
 	ConfigPath string
 	Addr       string // 127.0.0.1:port
+	GRPCAddr   string // 127.0.0.1:port of the gRPC admin API
 	URL        string // https://127.0.0.1:port
 	CACert     string // PEM file of the self-signed certificate
 	Output     *SafeBuffer
@@ -157,7 +158,9 @@ func WithDir(dir string) Option { return func(o *options) { o.dir = dir } }
 func Init(t testing.TB, addr string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "srv")
-	cmd := exec.Command(Binary(t, "mcrsrv"), "init", "--dir", dir, "--hostname", "localhost", "--listen", addr)
+	// Port 0 for gRPC: a server started from this directory never
+	// collides with another on :9443 (Start picks a known free port).
+	cmd := exec.Command(Binary(t, "mcrsrv"), "init", "--dir", dir, "--hostname", "localhost", "--listen", addr, "--grpc-listen", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "MCR_ADMIN_PASSWORD="+AdminPassword)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mcrsrv init: %v\n%s", err, out)
@@ -173,17 +176,17 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for _, f := range opts {
 		f(&o)
 	}
-	addr := FreeAddr(t)
+	addr, grpcAddr := FreeAddr(t), FreeAddr(t)
 	dir := o.dir
 	if dir == "" {
 		dir = Init(t, addr)
 	}
 	s := &Server{
-		Dir: dir, ConfigPath: filepath.Join(dir, "mcr.toml"), Addr: addr,
+		Dir: dir, ConfigPath: filepath.Join(dir, "mcr.toml"), Addr: addr, GRPCAddr: grpcAddr,
 		URL: "https://" + addr, CACert: filepath.Join(dir, "certs", "cert.pem"),
 		Output: &SafeBuffer{}, bin: Binary(t, "mcrsrv"),
 	}
-	if err := setConfig(s.ConfigPath, append([]string{`server.listen_addr="` + addr + `"`}, o.config...)); err != nil {
+	if err := setConfig(s.ConfigPath, append([]string{`server.listen_addr="` + addr + `"`, `server.grpc_addr="` + grpcAddr + `"`, `web.grpc_addr="` + grpcAddr + `"`}, o.config...)); err != nil {
 		t.Fatal(err)
 	}
 	s.Env = append(os.Environ(), o.env...)

@@ -1,4 +1,4 @@
-package authplugin
+package token
 
 import (
 	"crypto/ecdsa"

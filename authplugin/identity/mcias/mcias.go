@@ -1,4 +1,8 @@
-package authplugin
+// Package mcias is the identity provider backed by the Metacircular
+// identity and access service: logins and token validation over HTTPS,
+// results cached by a digest of the token. It depends only on the shared
+// identity types — never on distribution.
+package mcias
 
 import (
 	"bytes"
@@ -19,19 +23,21 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 )
 
 // Defaults for the MCIAS client (DESIGN §3).
 const (
-	MCIASDefaultTimeout  = 10 * time.Second
-	MCIASDefaultCacheTTL = 30 * time.Second
+	DefaultTimeout  = 10 * time.Second
+	DefaultCacheTTL = 30 * time.Second
 
 	mciasMaxCacheEntries = 10000
 	mciasMaxBody         = 1 << 20
 )
 
-// MCIASOptions configures the MCIAS identity provider.
-type MCIASOptions struct {
+// Options configures the MCIAS identity provider.
+type Options struct {
 	// ServerURL is MCIAS's base URL (https://…), without the /v1 suffix.
 	ServerURL string
 	// CACertFile, when set, is a PEM file holding the CA certificate(s) that
@@ -46,7 +52,7 @@ type MCIASOptions struct {
 	Timeout time.Duration
 	// CacheTTL is how long a validation result is cached (default 30 s).
 	CacheTTL time.Duration
-	// HTTPClient replaces the client NewMCIAS builds (tests). When set,
+	// HTTPClient replaces the client New builds (tests). When set,
 	// CACertFile is ignored: the client's own TLS configuration applies.
 	HTTPClient *http.Client
 	// Now replaces time.Now for cache expiry (tests).
@@ -56,10 +62,10 @@ type MCIASOptions struct {
 	Logger *slog.Logger
 }
 
-// MCIAS is the identity provider backed by the Metacircular identity and
+// Provider is the identity provider backed by the Metacircular identity and
 // access service. It treats MCIAS tokens as opaque bearer strings and asks
 // MCIAS to validate them, caching results by SHA-256(token).
-type MCIAS struct {
+type Provider struct {
 	base        string
 	serviceName string
 	tags        []string
@@ -76,12 +82,12 @@ type MCIAS struct {
 	nextSweep  time.Time
 }
 
-var _ Provider = (*MCIAS)(nil)
+var _ identity.Provider = (*Provider)(nil)
 
 // mciasResult is what MCIAS said about a token.
 type mciasResult struct {
-	principal *Principal // nil: the token is not valid
-	expiresAt time.Time  // the token's own expiry, zero if MCIAS did not say
+	principal *identity.Principal // nil: the token is not valid
+	expiresAt time.Time           // the token's own expiry, zero if MCIAS did not say
 }
 
 type mciasCacheEntry struct {
@@ -95,10 +101,10 @@ type mciasFlight struct {
 	err  error
 }
 
-// NewMCIAS builds the MCIAS provider. It enforces TLS 1.3 as the minimum
+// New builds the MCIAS provider. It enforces TLS 1.3 as the minimum
 // protocol version and, when opts.CACertFile is set, trusts only the CAs in
 // that file.
-func NewMCIAS(opts MCIASOptions) (*MCIAS, error) {
+func New(opts Options) (*Provider, error) {
 	if strings.TrimSpace(opts.ServerURL) == "" {
 		return nil, errors.New("mcias: server_url is required")
 	}
@@ -118,11 +124,11 @@ func NewMCIAS(opts MCIASOptions) (*MCIAS, error) {
 
 	timeout := opts.Timeout
 	if timeout <= 0 {
-		timeout = MCIASDefaultTimeout
+		timeout = DefaultTimeout
 	}
 	ttl := opts.CacheTTL
 	if ttl <= 0 {
-		ttl = MCIASDefaultCacheTTL
+		ttl = DefaultCacheTTL
 	}
 	now := opts.Now
 	if now == nil {
@@ -163,7 +169,7 @@ func NewMCIAS(opts MCIASOptions) (*MCIAS, error) {
 
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
-	return &MCIAS{
+	return &Provider{
 		base:        u.String(),
 		serviceName: opts.ServiceName,
 		tags:        slices.Clone(opts.Tags),
@@ -190,8 +196,8 @@ func mciasLoadCAPool(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// Name implements Provider.
-func (m *MCIAS) Name() string { return "mcias" }
+// Name implements identity.Provider.
+func (m *Provider) Name() string { return "mcias" }
 
 type mciasLoginRequest struct {
 	Username    string   `json:"username"`
@@ -218,12 +224,12 @@ type mciasValidateResponse struct {
 	ExpiresAt   string   `json:"expires_at"`
 }
 
-// Login implements Provider: it asks MCIAS for a token, then validates it
+// Login implements identity.Provider: it asks MCIAS for a token, then validates it
 // once to learn the principal (the validation is cached, so the first
 // request carrying the token does not go back to MCIAS).
-func (m *MCIAS) Login(ctx context.Context, username, password string) (*Session, error) {
+func (m *Provider) Login(ctx context.Context, username, password string) (*identity.Session, error) {
 	if username == "" || password == "" {
-		return nil, fmt.Errorf("mcias login: %w", ErrInvalidCredentials)
+		return nil, fmt.Errorf("mcias login: %w", identity.ErrInvalidCredentials)
 	}
 	tags := m.tags
 	if tags == nil {
@@ -241,7 +247,7 @@ func (m *MCIAS) Login(ctx context.Context, username, password string) (*Session,
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		m.log.Debug("mcias rejected login", "username", username, "status", status)
-		return nil, fmt.Errorf("mcias login: %w", ErrInvalidCredentials)
+		return nil, fmt.Errorf("mcias login: %w", identity.ErrInvalidCredentials)
 	case status < 200 || status > 299:
 		return nil, m.unavailable("login", fmt.Errorf("unexpected status %d", status))
 	}
@@ -259,7 +265,7 @@ func (m *MCIAS) Login(ctx context.Context, username, password string) (*Session,
 
 	res, err := m.validate(ctx, lr.Token)
 	if err != nil {
-		if errors.Is(err, ErrInvalidCredentials) {
+		if errors.Is(err, identity.ErrInvalidCredentials) {
 			// MCIAS refused the token it just issued: its fault, not the user's.
 			return nil, m.unavailable("login", errors.New("issued token does not validate"))
 		}
@@ -268,19 +274,19 @@ func (m *MCIAS) Login(ctx context.Context, username, password string) (*Session,
 	if expiresAt.IsZero() {
 		expiresAt = res.expiresAt
 	}
-	return &Session{
+	return &identity.Session{
 		Token:     lr.Token,
 		ExpiresAt: expiresAt,
 		Principal: *mciasClonePrincipal(res.principal),
 	}, nil
 }
 
-// Validate implements Provider. Results, valid and invalid, are cached by
+// Validate implements identity.Provider. Results, valid and invalid, are cached by
 // SHA-256(token) for the cache TTL (never past the token's own expiry), so
 // recently seen tokens keep working while MCIAS is unreachable.
-func (m *MCIAS) Validate(ctx context.Context, token string) (*Principal, error) {
+func (m *Provider) Validate(ctx context.Context, token string) (*identity.Principal, error) {
 	if token == "" {
-		return nil, fmt.Errorf("mcias validate: %w", ErrInvalidCredentials)
+		return nil, fmt.Errorf("mcias validate: %w", identity.ErrInvalidCredentials)
 	}
 	res, err := m.validate(ctx, token)
 	if err != nil {
@@ -289,11 +295,11 @@ func (m *MCIAS) Validate(ctx context.Context, token string) (*Principal, error) 
 	return mciasClonePrincipal(res.principal), nil
 }
 
-// Logout implements Provider: it revokes the token at MCIAS and drops its
+// Logout implements identity.Provider: it revokes the token at MCIAS and drops its
 // cached validation (replacing it with a cached "revoked" answer).
-func (m *MCIAS) Logout(ctx context.Context, token string) error {
+func (m *Provider) Logout(ctx context.Context, token string) error {
 	if token == "" {
-		return fmt.Errorf("mcias logout: %w", ErrInvalidCredentials)
+		return fmt.Errorf("mcias logout: %w", identity.ErrInvalidCredentials)
 	}
 	key := mciasTokenKey(token)
 	m.mu.Lock()
@@ -312,28 +318,28 @@ func (m *MCIAS) Logout(ctx context.Context, token string) error {
 		m.mu.Unlock()
 		return nil
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return fmt.Errorf("mcias logout: %w", ErrInvalidCredentials)
+		return fmt.Errorf("mcias logout: %w", identity.ErrInvalidCredentials)
 	default:
 		return m.unavailable("logout", fmt.Errorf("unexpected status %d", status))
 	}
 }
 
-// Ping implements Provider: GET /v1/health must answer 2xx.
-func (m *MCIAS) Ping(ctx context.Context) error {
+// Ping implements identity.Provider: GET /v1/health must answer 2xx.
+func (m *Provider) Ping(ctx context.Context) error {
 	status, _, err := m.do(ctx, http.MethodGet, "/v1/health", nil, "")
 	if err != nil {
-		return fmt.Errorf("mcias ping: %w: %w", ErrUnavailable, err)
+		return fmt.Errorf("mcias ping: %w: %w", identity.ErrUnavailable, err)
 	}
 	if status < 200 || status > 299 {
-		return fmt.Errorf("mcias ping: %w: status %d", ErrUnavailable, status)
+		return fmt.Errorf("mcias ping: %w: status %d", identity.ErrUnavailable, status)
 	}
 	return nil
 }
 
 // validate answers from the cache or asks MCIAS, with at most one request
 // per token in flight. A token MCIAS does not accept yields an error
-// wrapping ErrInvalidCredentials.
-func (m *MCIAS) validate(ctx context.Context, token string) (mciasResult, error) {
+// wrapping identity.ErrInvalidCredentials.
+func (m *Provider) validate(ctx context.Context, token string) (mciasResult, error) {
 	key := mciasTokenKey(token)
 
 	m.mu.Lock()
@@ -358,11 +364,11 @@ func (m *MCIAS) validate(ctx context.Context, token string) (mciasResult, error)
 	case <-f.done:
 		return f.res, f.err
 	case <-ctx.Done():
-		return mciasResult{}, fmt.Errorf("mcias validate: %w: %w", ErrUnavailable, ctx.Err())
+		return mciasResult{}, fmt.Errorf("mcias validate: %w: %w", identity.ErrUnavailable, ctx.Err())
 	}
 }
 
-func (m *MCIAS) fly(ctx context.Context, key, token string, f *mciasFlight) {
+func (m *Provider) fly(ctx context.Context, key, token string, f *mciasFlight) {
 	res, err := m.fetch(ctx, token)
 	m.mu.Lock()
 	if m.inflight[key] == f { // not detached by a Logout meanwhile
@@ -381,8 +387,8 @@ func (m *MCIAS) fly(ctx context.Context, key, token string, f *mciasFlight) {
 
 // fetch asks MCIAS about a token, bypassing the cache. A token MCIAS does
 // not accept is a result without a principal and a nil error; err is set
-// only when MCIAS gave no usable answer (ErrUnavailable).
-func (m *MCIAS) fetch(ctx context.Context, token string) (mciasResult, error) {
+// only when MCIAS gave no usable answer (identity.ErrUnavailable).
+func (m *Provider) fetch(ctx context.Context, token string) (mciasResult, error) {
 	status, body, err := m.do(ctx, http.MethodPost, "/v1/token/validate", mciasValidateRequest{Token: token}, "")
 	if err != nil {
 		return mciasResult{}, m.unavailable("validate", err)
@@ -408,7 +414,7 @@ func (m *MCIAS) fetch(ctx context.Context, token string) (mciasResult, error) {
 		return mciasResult{}, m.unavailable("validate", err)
 	}
 	return mciasResult{
-		principal: &Principal{
+		principal: &identity.Principal{
 			Subject:     vr.Subject,
 			Username:    vr.Username,
 			AccountType: vr.AccountType,
@@ -421,14 +427,14 @@ func (m *MCIAS) fetch(ctx context.Context, token string) (mciasResult, error) {
 // err is the error a cached or fetched result stands for.
 func (r mciasResult) err() error {
 	if r.principal == nil {
-		return fmt.Errorf("mcias validate: %w", ErrInvalidCredentials)
+		return fmt.Errorf("mcias validate: %w", identity.ErrInvalidCredentials)
 	}
 	return nil
 }
 
 // storeLocked caches res under key until the TTL passes or, for a valid
 // token, until the token itself expires, whichever is first. m.mu held.
-func (m *MCIAS) storeLocked(key string, res mciasResult) {
+func (m *Provider) storeLocked(key string, res mciasResult) {
 	now := m.now()
 	until := now.Add(m.ttl)
 	if res.principal != nil && !res.expiresAt.IsZero() && res.expiresAt.Before(until) {
@@ -456,13 +462,13 @@ func (m *MCIAS) storeLocked(key string, res mciasResult) {
 
 // forgetLocked drops the cached result for key and detaches any validation
 // in flight so its answer is not cached. m.mu held.
-func (m *MCIAS) forgetLocked(key string) {
+func (m *Provider) forgetLocked(key string) {
 	delete(m.cache, key)
 	delete(m.inflight, key)
 }
 
 // do sends one request to MCIAS and returns the status and (bounded) body.
-func (m *MCIAS) do(ctx context.Context, method, path string, body any, bearer string) (int, []byte, error) {
+func (m *Provider) do(ctx context.Context, method, path string, body any, bearer string) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -501,9 +507,9 @@ func (m *MCIAS) do(ctx context.Context, method, path string, body any, bearer st
 
 // unavailable logs and wraps a failure to get an answer from MCIAS. err
 // never carries a token or password (only URLs, statuses, decode errors).
-func (m *MCIAS) unavailable(op string, err error) error {
+func (m *Provider) unavailable(op string, err error) error {
 	m.log.Warn("mcias unavailable", "op", op, "err", err)
-	return fmt.Errorf("mcias %s: %w: %w", op, ErrUnavailable, err)
+	return fmt.Errorf("mcias %s: %w: %w", op, identity.ErrUnavailable, err)
 }
 
 func parseMCIASTime(s string) (time.Time, error) {
@@ -522,7 +528,7 @@ func mciasTokenKey(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func mciasClonePrincipal(p *Principal) *Principal {
+func mciasClonePrincipal(p *identity.Principal) *identity.Principal {
 	c := *p
 	c.Roles = slices.Clone(p.Roles)
 	return &c

@@ -1,4 +1,7 @@
-package authplugin
+// Package identity holds the types every part of MCR shares about who is
+// asking: the Principal, the identity Provider contract and its errors.
+// It is the bottom of the authplugin tree and imports nothing of MCR.
+package identity
 
 import (
 	"context"

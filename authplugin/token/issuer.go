@@ -1,4 +1,7 @@
-package authplugin
+// Package token signs and verifies MCR's own JWTs (registry access,
+// local sessions, refresh tokens) and parses token-spec scopes. It knows
+// nothing of HTTP or distribution; only the shared identity types.
+package token
 
 import (
 	"crypto/rand"
@@ -8,6 +11,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 )
 
 // Token uses: one signing key, three audiences, so a token minted for one
@@ -36,8 +41,8 @@ type Claims struct {
 }
 
 // Principal returns the identity the claims describe.
-func (c *Claims) Principal() *Principal {
-	return &Principal{Subject: c.Subject, Username: c.Username, AccountType: c.AccountType, Roles: c.Roles}
+func (c *Claims) Principal() *identity.Principal {
+	return &identity.Principal{Subject: c.Subject, Username: c.Username, AccountType: c.AccountType, Roles: c.Roles}
 }
 
 // Allows reports whether the access claim grants action on typ:name.
@@ -78,14 +83,15 @@ func (is *Issuer) audience(use string) string {
 	return is.service + ":" + use
 }
 
-func newJTI() string {
+// NewJTI returns a random token id (also a per-process salt for callers).
+func NewJTI() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
 
 // Issue signs a token of the given use for p, valid for ttl.
-func (is *Issuer) Issue(use string, p *Principal, access []AccessEntry, ttl time.Duration) (string, *Claims, error) {
+func (is *Issuer) Issue(use string, p *identity.Principal, access []AccessEntry, ttl time.Duration) (string, *Claims, error) {
 	now := is.now().UTC().Truncate(time.Second)
 	c := &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -95,7 +101,7 @@ func (is *Issuer) Issue(use string, p *Principal, access []AccessEntry, ttl time
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 			NotBefore: jwt.NewNumericDate(now),
 			IssuedAt:  jwt.NewNumericDate(now),
-			ID:        newJTI(),
+			ID:        NewJTI(),
 		},
 		Use:         use,
 		Username:    p.Username,
@@ -174,3 +180,9 @@ func (is *Issuer) Peek(token string) (use string, ours bool) {
 	}
 	return c.Use, true
 }
+
+// Now is the issuer's clock (expiry checks and caches keyed on it agree).
+func (is *Issuer) Now() time.Time { return is.now() }
+
+// SetClock replaces the issuer's clock (tests).
+func (is *Issuer) SetClock(now func() time.Time) { is.now = now }

@@ -1,7 +1,6 @@
-package authplugin
+package token
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 )
 
 func testIssuer(t *testing.T) (*Issuer, *KeySet) {
@@ -28,7 +29,7 @@ func testIssuer(t *testing.T) (*Issuer, *KeySet) {
 	return NewIssuer(ks, "mcr", "mcr"), ks
 }
 
-var alice = &Principal{Subject: "u-1", Username: "alice", AccountType: AccountHuman, Roles: []string{RoleUser}}
+var alice = &identity.Principal{Subject: "u-1", Username: "alice", AccountType: identity.AccountHuman, Roles: []string{identity.RoleUser}}
 
 func TestIssueVerifyRoundTrip(t *testing.T) {
 	is, _ := testIssuer(t)
@@ -211,36 +212,3 @@ func TestPeek(t *testing.T) {
 		})
 	}
 }
-
-// A session token presented where a registry token is expected is verified
-// once, as a session; a registry token with a forged use is refused.
-func TestBearerVerifiesClaimedUse(t *testing.T) {
-	is, _ := testIssuer(t)
-	a := &Authenticator{Issuer: is, Provider: staticProvider{p: alice}}
-	session, _, _ := is.Issue(UseSession, alice, nil, time.Minute)
-	id, err := a.Bearer(context.Background(), session)
-	if err != nil || id.Claims != nil || id.Principal.Username != "alice" {
-		t.Fatalf("session bearer: %+v, %v", id, err)
-	}
-	refresh, _, _ := is.Issue(UseRefresh, alice, nil, time.Minute)
-	if _, err := a.Bearer(context.Background(), refresh); !errors.Is(err, ErrInvalidCredentials) {
-		t.Fatalf("refresh token as bearer: %v, want ErrInvalidCredentials", err)
-	}
-	expired, _, _ := is.Issue(UseSession, alice, nil, time.Millisecond)
-	is.now = func() time.Time { return time.Now().Add(time.Minute) }
-	defer func() { is.now = time.Now }()
-	if _, err := a.Bearer(context.Background(), expired); !errors.Is(err, ErrInvalidCredentials) {
-		t.Fatalf("expired session token: %v, want ErrInvalidCredentials", err)
-	}
-}
-
-// staticProvider accepts every token as p.
-type staticProvider struct{ p *Principal }
-
-func (s staticProvider) Name() string { return "static" }
-func (s staticProvider) Login(context.Context, string, string) (*Session, error) {
-	return nil, ErrInvalidCredentials
-}
-func (s staticProvider) Validate(context.Context, string) (*Principal, error) { return s.p, nil }
-func (s staticProvider) Logout(context.Context, string) error                 { return nil }
-func (s staticProvider) Ping(context.Context) error                           { return nil }

@@ -1,4 +1,4 @@
-package authplugin
+package mcias
 
 import (
 	"bytes"
@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"git.wntrmute.dev/kyle/mcr/test/fakemcias"
 )
 
@@ -49,7 +50,7 @@ func (c *mciasTestClock) Advance(d time.Duration) {
 type mciasFixture struct {
 	fake  *fakemcias.Server
 	clock *mciasTestClock
-	p     *MCIAS
+	p     *Provider
 	logs  *mciasLogSink
 	sub   string // alice's subject
 }
@@ -57,7 +58,7 @@ type mciasFixture struct {
 // newMCIASFixture starts a fake MCIAS with users alice (human, user) and
 // ci-bot (system, user+admin) and an MCIAS provider that trusts its CA file,
 // both running on one fake clock.
-func newMCIASFixture(t *testing.T, mod func(*MCIASOptions)) *mciasFixture {
+func newMCIASFixture(t *testing.T, mod func(*Options)) *mciasFixture {
 	t.Helper()
 	f := &mciasFixture{
 		fake:  fakemcias.New(t),
@@ -65,9 +66,9 @@ func newMCIASFixture(t *testing.T, mod func(*MCIASOptions)) *mciasFixture {
 		logs:  &mciasLogSink{},
 	}
 	f.fake.SetNow(f.clock.Now)
-	f.sub = f.fake.AddUser("alice", "alice-pw", AccountHuman, RoleUser)
-	f.fake.AddUser("ci-bot", "bot-pw", AccountSystem, RoleUser, RoleAdmin)
-	opts := MCIASOptions{
+	f.sub = f.fake.AddUser("alice", "alice-pw", identity.AccountHuman, identity.RoleUser)
+	f.fake.AddUser("ci-bot", "bot-pw", identity.AccountSystem, identity.RoleUser, identity.RoleAdmin)
+	opts := Options{
 		ServerURL:   f.fake.URL() + "/",
 		CACertFile:  f.fake.CACertFile(t),
 		ServiceName: "mcr",
@@ -78,9 +79,9 @@ func newMCIASFixture(t *testing.T, mod func(*MCIASOptions)) *mciasFixture {
 	if mod != nil {
 		mod(&opts)
 	}
-	p, err := NewMCIAS(opts)
+	p, err := New(opts)
 	if err != nil {
-		t.Fatalf("NewMCIAS: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	f.p = p
 	return f
@@ -127,10 +128,10 @@ func TestMCIASLoginSuccess(t *testing.T) {
 	if want := f.clock.Now().Add(fakemcias.DefaultTokenTTL); !sess.ExpiresAt.Equal(want) {
 		t.Fatalf("ExpiresAt = %v, want %v", sess.ExpiresAt, want)
 	}
-	want := Principal{Subject: f.sub, Username: "alice", AccountType: AccountHuman, Roles: []string{RoleUser}}
+	want := identity.Principal{Subject: f.sub, Username: "alice", AccountType: identity.AccountHuman, Roles: []string{identity.RoleUser}}
 	if sess.Principal.Subject != want.Subject || sess.Principal.Username != want.Username ||
 		sess.Principal.AccountType != want.AccountType || !slices.Equal(sess.Principal.Roles, want.Roles) {
-		t.Fatalf("Principal = %+v, want %+v", sess.Principal, want)
+		t.Fatalf("identity.Principal = %+v, want %+v", sess.Principal, want)
 	}
 	last := f.fake.LastLogin()
 	if last.Username != "alice" || last.ServiceName != "mcr" || !slices.Equal(last.Tags, []string{"env:test", "tier:registry"}) {
@@ -154,13 +155,13 @@ func TestMCIASLoginSuccess(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Login ci-bot: %v", err)
 	}
-	if sess.Principal.AccountType != AccountSystem || !sess.Principal.IsAdmin() || !sess.Principal.HasRole(RoleUser) {
+	if sess.Principal.AccountType != identity.AccountSystem || !sess.Principal.IsAdmin() || !sess.Principal.HasRole(identity.RoleUser) {
 		t.Fatalf("ci-bot principal = %+v", sess.Principal)
 	}
 }
 
 func TestMCIASLoginEmptyTags(t *testing.T) {
-	f := newMCIASFixture(t, func(o *MCIASOptions) { o.Tags = nil })
+	f := newMCIASFixture(t, func(o *Options) { o.Tags = nil })
 	if _, err := f.p.Login(context.Background(), "alice", "alice-pw"); err != nil {
 		t.Fatal(err)
 	}
@@ -184,8 +185,8 @@ func TestMCIASLoginFailure(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := f.fake.LoginCalls()
 			sess, err := f.p.Login(context.Background(), tc.user, tc.pass)
-			if !errors.Is(err, ErrInvalidCredentials) || errors.Is(err, ErrUnavailable) {
-				t.Fatalf("Login = %+v, %v; want ErrInvalidCredentials", sess, err)
+			if !errors.Is(err, identity.ErrInvalidCredentials) || errors.Is(err, identity.ErrUnavailable) {
+				t.Fatalf("Login = %+v, %v; want identity.ErrInvalidCredentials", sess, err)
 			}
 			if called := f.fake.LoginCalls() > before; called != tc.wantCall {
 				t.Fatalf("MCIAS called = %v, want %v", called, tc.wantCall)
@@ -208,10 +209,10 @@ func TestMCIASValidate(t *testing.T) {
 		wantErr error
 	}{
 		{"valid", good, nil},
-		{"revoked", revoked, ErrInvalidCredentials},
-		{"expired", expired, ErrInvalidCredentials},
-		{"unknown", "not-a-token", ErrInvalidCredentials},
-		{"empty", "", ErrInvalidCredentials},
+		{"revoked", revoked, identity.ErrInvalidCredentials},
+		{"expired", expired, identity.ErrInvalidCredentials},
+		{"unknown", "not-a-token", identity.ErrInvalidCredentials},
+		{"empty", "", identity.ErrInvalidCredentials},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := f.p.Validate(context.Background(), tc.token)
@@ -224,8 +225,8 @@ func TestMCIASValidate(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Validate: %v", err)
 			}
-			if p.Subject != f.sub || p.Username != "alice" || p.AccountType != AccountHuman || !slices.Equal(p.Roles, []string{RoleUser}) {
-				t.Fatalf("Principal = %+v", p)
+			if p.Subject != f.sub || p.Username != "alice" || p.AccountType != identity.AccountHuman || !slices.Equal(p.Roles, []string{identity.RoleUser}) {
+				t.Fatalf("identity.Principal = %+v", p)
 			}
 		})
 	}
@@ -263,7 +264,7 @@ func TestMCIASValidateCache(t *testing.T) {
 				f.clock.Advance(10 * time.Second)
 				mciasMustValidate(t, f, tok) // still cached
 				f.clock.Advance(21 * time.Second)
-				if _, err := f.p.Validate(ctx, tok); !errors.Is(err, ErrInvalidCredentials) {
+				if _, err := f.p.Validate(ctx, tok); !errors.Is(err, identity.ErrInvalidCredentials) {
 					t.Fatalf("revoked after TTL: %v", err)
 				}
 			},
@@ -272,12 +273,12 @@ func TestMCIASValidateCache(t *testing.T) {
 		{
 			name: "roles refreshed after TTL",
 			run: func(t *testing.T, f *mciasFixture, tok string) {
-				f.fake.SetRoles("alice", RoleGuest)
-				if p := mciasMustValidate(t, f, tok); !p.HasRole(RoleUser) {
+				f.fake.SetRoles("alice", identity.RoleGuest)
+				if p := mciasMustValidate(t, f, tok); !p.HasRole(identity.RoleUser) {
 					t.Fatalf("cached roles = %v", p.Roles)
 				}
 				f.clock.Advance(31 * time.Second)
-				if p := mciasMustValidate(t, f, tok); !slices.Equal(p.Roles, []string{RoleGuest}) {
+				if p := mciasMustValidate(t, f, tok); !slices.Equal(p.Roles, []string{identity.RoleGuest}) {
 					t.Fatalf("refreshed roles = %v", p.Roles)
 				}
 			},
@@ -287,7 +288,7 @@ func TestMCIASValidateCache(t *testing.T) {
 			name: "caller cannot mutate the cache",
 			run: func(t *testing.T, f *mciasFixture, tok string) {
 				p := mciasMustValidate(t, f, tok)
-				p.Roles[0] = RoleAdmin
+				p.Roles[0] = identity.RoleAdmin
 				p.Username = "root"
 				if p := mciasMustValidate(t, f, tok); p.IsAdmin() || p.Username != "alice" {
 					t.Fatalf("cache mutated through returned principal: %+v", p)
@@ -320,8 +321,8 @@ func TestMCIASCacheNeverOutlivesToken(t *testing.T) {
 		t.Fatalf("validate calls = %d, want 1", n)
 	}
 	f.clock.Advance(time.Second)
-	if _, err := f.p.Validate(context.Background(), tok); !errors.Is(err, ErrInvalidCredentials) {
-		t.Fatalf("expired token: %v, want ErrInvalidCredentials", err)
+	if _, err := f.p.Validate(context.Background(), tok); !errors.Is(err, identity.ErrInvalidCredentials) {
+		t.Fatalf("expired token: %v, want identity.ErrInvalidCredentials", err)
 	}
 	if n := f.fake.ValidateCalls(); n != 2 {
 		t.Fatalf("validate calls = %d, want 2 (cache entry ended with the token)", n)
@@ -331,7 +332,7 @@ func TestMCIASCacheNeverOutlivesToken(t *testing.T) {
 func TestMCIASNegativeCache(t *testing.T) {
 	f := newMCIASFixture(t, nil)
 	for range 3 {
-		if _, err := f.p.Validate(context.Background(), "bogus"); !errors.Is(err, ErrInvalidCredentials) {
+		if _, err := f.p.Validate(context.Background(), "bogus"); !errors.Is(err, identity.ErrInvalidCredentials) {
 			t.Fatalf("bogus token: %v", err)
 		}
 	}
@@ -339,7 +340,7 @@ func TestMCIASNegativeCache(t *testing.T) {
 		t.Fatalf("validate calls = %d, want 1 (invalid results cached too)", n)
 	}
 	f.clock.Advance(31 * time.Second)
-	if _, err := f.p.Validate(context.Background(), "bogus"); !errors.Is(err, ErrInvalidCredentials) {
+	if _, err := f.p.Validate(context.Background(), "bogus"); !errors.Is(err, identity.ErrInvalidCredentials) {
 		t.Fatalf("bogus token: %v", err)
 	}
 	if n := f.fake.ValidateCalls(); n != 2 {
@@ -374,19 +375,19 @@ func TestMCIASDown(t *testing.T) {
 			if p, err := f.p.Validate(ctx, sess.Token); err != nil || p.Subject != f.sub {
 				t.Fatalf("cached token while down: %+v, %v", p, err)
 			}
-			if _, err := f.p.Validate(ctx, uncached); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidCredentials) {
-				t.Fatalf("uncached token while down: %v, want ErrUnavailable", err)
+			if _, err := f.p.Validate(ctx, uncached); !errors.Is(err, identity.ErrUnavailable) || errors.Is(err, identity.ErrInvalidCredentials) {
+				t.Fatalf("uncached token while down: %v, want identity.ErrUnavailable", err)
 			}
-			if _, err := f.p.Login(ctx, "alice", "alice-pw"); !errors.Is(err, ErrUnavailable) {
-				t.Fatalf("login while down: %v, want ErrUnavailable", err)
+			if _, err := f.p.Login(ctx, "alice", "alice-pw"); !errors.Is(err, identity.ErrUnavailable) {
+				t.Fatalf("login while down: %v, want identity.ErrUnavailable", err)
 			}
-			if err := f.p.Ping(ctx); !errors.Is(err, ErrUnavailable) {
-				t.Fatalf("Ping while down: %v, want ErrUnavailable", err)
+			if err := f.p.Ping(ctx); !errors.Is(err, identity.ErrUnavailable) {
+				t.Fatalf("Ping while down: %v, want identity.ErrUnavailable", err)
 			}
 			// Past the TTL the cached answer is gone: unavailable, not 401.
 			f.clock.Advance(11 * time.Second)
-			if _, err := f.p.Validate(ctx, sess.Token); !errors.Is(err, ErrUnavailable) {
-				t.Fatalf("stale token while down: %v, want ErrUnavailable", err)
+			if _, err := f.p.Validate(ctx, sess.Token); !errors.Is(err, identity.ErrUnavailable) {
+				t.Fatalf("stale token while down: %v, want identity.ErrUnavailable", err)
 			}
 			// Failures are not cached: once MCIAS is back, both work.
 			f.fake.SetDown(false)
@@ -407,7 +408,7 @@ func TestMCIASDown(t *testing.T) {
 }
 
 // TestMCIASUnexpectedResponses: anything but a clear answer from MCIAS is
-// ErrUnavailable, never a 401.
+// identity.ErrUnavailable, never a 401.
 func TestMCIASUnexpectedResponses(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -434,18 +435,18 @@ func TestMCIASUnexpectedResponses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newRawMCIAS(t, tc.handler, 0)
 			ctx := context.Background()
-			if _, err := p.Login(ctx, "alice", "pw"); !errors.Is(err, ErrUnavailable) {
-				t.Fatalf("Login: %v, want ErrUnavailable", err)
+			if _, err := p.Login(ctx, "alice", "pw"); !errors.Is(err, identity.ErrUnavailable) {
+				t.Fatalf("Login: %v, want identity.ErrUnavailable", err)
 			}
-			if _, err := p.Validate(ctx, "tok"); !errors.Is(err, ErrUnavailable) {
-				t.Fatalf("Validate: %v, want ErrUnavailable", err)
+			if _, err := p.Validate(ctx, "tok"); !errors.Is(err, identity.ErrUnavailable) {
+				t.Fatalf("Validate: %v, want identity.ErrUnavailable", err)
 			}
 			if !tc.badBody {
-				if err := p.Logout(ctx, "tok"); !errors.Is(err, ErrUnavailable) {
-					t.Fatalf("Logout: %v, want ErrUnavailable", err)
+				if err := p.Logout(ctx, "tok"); !errors.Is(err, identity.ErrUnavailable) {
+					t.Fatalf("Logout: %v, want identity.ErrUnavailable", err)
 				}
-				if err := p.Ping(ctx); !errors.Is(err, ErrUnavailable) {
-					t.Fatalf("Ping: %v, want ErrUnavailable", err)
+				if err := p.Ping(ctx); !errors.Is(err, identity.ErrUnavailable) {
+					t.Fatalf("Ping: %v, want identity.ErrUnavailable", err)
 				}
 			}
 		})
@@ -463,14 +464,14 @@ func TestMCIASTimeout(t *testing.T) {
 	}, 100*time.Millisecond)
 	start := time.Now()
 	_, err := p.Validate(context.Background(), "tok")
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Validate: %v, want ErrUnavailable", err)
+	if !errors.Is(err, identity.ErrUnavailable) {
+		t.Fatalf("Validate: %v, want identity.ErrUnavailable", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("timeout took %v", d)
 	}
-	if _, err := p.Login(context.Background(), "alice", "pw"); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Login: %v, want ErrUnavailable", err)
+	if _, err := p.Login(context.Background(), "alice", "pw"); !errors.Is(err, identity.ErrUnavailable) {
+		t.Fatalf("Login: %v, want identity.ErrUnavailable", err)
 	}
 }
 
@@ -485,19 +486,19 @@ func TestMCIASCallerCancel(t *testing.T) {
 	}, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := p.Validate(ctx, "tok"); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Validate: %v, want ErrUnavailable wrapping the deadline", err)
+	if _, err := p.Validate(ctx, "tok"); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, identity.ErrUnavailable) {
+		t.Fatalf("Validate: %v, want identity.ErrUnavailable wrapping the deadline", err)
 	}
 }
 
 // newRawMCIAS serves handler over TLS and returns a provider trusting it.
-func newRawMCIAS(t *testing.T, handler http.HandlerFunc, timeout time.Duration) *MCIAS {
+func newRawMCIAS(t *testing.T, handler http.HandlerFunc, timeout time.Duration) *Provider {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(handler)
 	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
-	p, err := NewMCIAS(MCIASOptions{
+	p, err := New(Options{
 		ServerURL:   ts.URL,
 		CACertFile:  mciasWriteCertPEM(t, ts.Certificate()),
 		ServiceName: "mcr",
@@ -548,7 +549,7 @@ func mciasSelfSignedCA(t *testing.T) *x509.Certificate {
 
 func TestMCIASCustomCA(t *testing.T) {
 	fake := fakemcias.New(t)
-	fake.AddUser("alice", "alice-pw", AccountHuman, RoleUser)
+	fake.AddUser("alice", "alice-pw", identity.AccountHuman, identity.RoleUser)
 	// Every httptest server shares one built-in certificate, so the
 	// "another CA" case needs a CA of its own.
 	otherCA := mciasSelfSignedCA(t)
@@ -563,7 +564,7 @@ func TestMCIASCustomCA(t *testing.T) {
 		{"another CA", mciasWriteCertPEM(t, otherCA), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := NewMCIAS(MCIASOptions{
+			p, err := New(Options{
 				ServerURL:   fake.URL(),
 				CACertFile:  tc.caFile,
 				ServiceName: "mcr",
@@ -580,8 +581,8 @@ func TestMCIASCustomCA(t *testing.T) {
 				return
 			}
 			var verr *tls.CertificateVerificationError
-			if !errors.Is(err, ErrUnavailable) || !errors.As(err, &verr) {
-				t.Fatalf("Login: %v, want ErrUnavailable from a certificate verification failure", err)
+			if !errors.Is(err, identity.ErrUnavailable) || !errors.As(err, &verr) {
+				t.Fatalf("Login: %v, want identity.ErrUnavailable from a certificate verification failure", err)
 			}
 		})
 	}
@@ -595,7 +596,7 @@ func TestMCIASRequiresTLS13(t *testing.T) {
 	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
-	p, err := NewMCIAS(MCIASOptions{
+	p, err := New(Options{
 		ServerURL:   ts.URL,
 		CACertFile:  mciasWriteCertPEM(t, ts.Certificate()),
 		ServiceName: "mcr",
@@ -603,8 +604,8 @@ func TestMCIASRequiresTLS13(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Ping(context.Background()); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Ping against a TLS 1.2 server: %v, want ErrUnavailable", err)
+	if err := p.Ping(context.Background()); !errors.Is(err, identity.ErrUnavailable) {
+		t.Fatalf("Ping against a TLS 1.2 server: %v, want identity.ErrUnavailable", err)
 	}
 }
 
@@ -615,30 +616,30 @@ func TestMCIASOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing.pem")
-	base := MCIASOptions{ServerURL: "https://mcias.example:8443", ServiceName: "mcr"}
+	base := Options{ServerURL: "https://mcias.example:8443", ServiceName: "mcr"}
 	for _, tc := range []struct {
 		name    string
-		mod     func(*MCIASOptions)
+		mod     func(*Options)
 		wantErr string // substring; "" = success
 	}{
-		{"ok", func(*MCIASOptions) {}, ""},
-		{"missing server_url", func(o *MCIASOptions) { o.ServerURL = "" }, "server_url is required"},
-		{"plain http", func(o *MCIASOptions) { o.ServerURL = "http://mcias.example" }, "https://"},
-		{"no host", func(o *MCIASOptions) { o.ServerURL = "https:///v1" }, "https://"},
-		{"credentials in URL", func(o *MCIASOptions) { o.ServerURL = "https://u:p@mcias.example" }, "must not carry"},
-		{"missing service_name", func(o *MCIASOptions) { o.ServiceName = " " }, "service_name is required"},
-		{"unreadable CA file", func(o *MCIASOptions) { o.CACertFile = missing }, missing},
-		{"CA file without certs", func(o *MCIASOptions) { o.CACertFile = notPEM }, notPEM},
+		{"ok", func(*Options) {}, ""},
+		{"missing server_url", func(o *Options) { o.ServerURL = "" }, "server_url is required"},
+		{"plain http", func(o *Options) { o.ServerURL = "http://mcias.example" }, "https://"},
+		{"no host", func(o *Options) { o.ServerURL = "https:///v1" }, "https://"},
+		{"credentials in URL", func(o *Options) { o.ServerURL = "https://u:p@mcias.example" }, "must not carry"},
+		{"missing service_name", func(o *Options) { o.ServiceName = " " }, "service_name is required"},
+		{"unreadable CA file", func(o *Options) { o.CACertFile = missing }, missing},
+		{"CA file without certs", func(o *Options) { o.CACertFile = notPEM }, notPEM},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := base
 			tc.mod(&o)
-			p, err := NewMCIAS(o)
+			p, err := New(o)
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if p.timeout != MCIASDefaultTimeout || p.ttl != MCIASDefaultCacheTTL {
+				if p.timeout != DefaultTimeout || p.ttl != DefaultCacheTTL {
 					t.Fatalf("defaults: timeout %v ttl %v", p.timeout, p.ttl)
 				}
 				if p.client.Timeout != 10*time.Second {
@@ -651,7 +652,7 @@ func TestMCIASOptions(t *testing.T) {
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("NewMCIAS: %v, want error containing %q", err, tc.wantErr)
+				t.Fatalf("New: %v, want error containing %q", err, tc.wantErr)
 			}
 		})
 	}
@@ -671,13 +672,13 @@ func TestMCIASLogout(t *testing.T) {
 	if f.fake.TokenValid(sess.Token) {
 		t.Fatal("MCIAS still accepts the token after Logout")
 	}
-	if _, err := f.p.Validate(ctx, sess.Token); !errors.Is(err, ErrInvalidCredentials) {
-		t.Fatalf("Validate after Logout: %v, want ErrInvalidCredentials", err)
+	if _, err := f.p.Validate(ctx, sess.Token); !errors.Is(err, identity.ErrInvalidCredentials) {
+		t.Fatalf("Validate after Logout: %v, want identity.ErrInvalidCredentials", err)
 	}
-	if err := f.p.Logout(ctx, sess.Token); !errors.Is(err, ErrInvalidCredentials) {
-		t.Fatalf("second Logout: %v, want ErrInvalidCredentials", err)
+	if err := f.p.Logout(ctx, sess.Token); !errors.Is(err, identity.ErrInvalidCredentials) {
+		t.Fatalf("second Logout: %v, want identity.ErrInvalidCredentials", err)
 	}
-	if err := f.p.Logout(ctx, ""); !errors.Is(err, ErrInvalidCredentials) {
+	if err := f.p.Logout(ctx, ""); !errors.Is(err, identity.ErrInvalidCredentials) {
 		t.Fatalf("Logout(\"\"): %v", err)
 	}
 
@@ -688,11 +689,11 @@ func TestMCIASLogout(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.fake.SetDown(true)
-	if err := f.p.Logout(ctx, sess.Token); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Logout while down: %v, want ErrUnavailable", err)
+	if err := f.p.Logout(ctx, sess.Token); !errors.Is(err, identity.ErrUnavailable) {
+		t.Fatalf("Logout while down: %v, want identity.ErrUnavailable", err)
 	}
-	if _, err := f.p.Validate(ctx, sess.Token); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Validate after failed Logout: %v, want ErrUnavailable (cache dropped)", err)
+	if _, err := f.p.Validate(ctx, sess.Token); !errors.Is(err, identity.ErrUnavailable) {
+		t.Fatalf("Validate after failed Logout: %v, want identity.ErrUnavailable (cache dropped)", err)
 	}
 }
 
@@ -760,7 +761,7 @@ func TestMCIASCacheSweepsExpired(t *testing.T) {
 	}
 }
 
-func mciasMustValidate(t *testing.T, f *mciasFixture, tok string) *Principal {
+func mciasMustValidate(t *testing.T, f *mciasFixture, tok string) *identity.Principal {
 	t.Helper()
 	p, err := f.p.Validate(context.Background(), tok)
 	if err != nil {

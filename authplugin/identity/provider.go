@@ -1,4 +1,4 @@
-package authplugin
+package identity
 
 import (
 	"context"
