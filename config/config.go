@@ -71,8 +71,20 @@ type Server struct {
 
 // Database is the [database] section.
 type Database struct {
-	Path string `mapstructure:"path"`
+	// Driver is "sqlite" (the embedded default: one file at Path) or
+	// "postgres" (DSN; what replicas share, DESIGN §13).
+	Driver string `mapstructure:"driver"`
+	Path   string `mapstructure:"path"`
+	// DSN is a PostgreSQL connection string (URL or key=value), used
+	// when Driver is "postgres". It may carry a password: never logged.
+	DSN string `mapstructure:"dsn"`
 }
+
+// Database drivers MCR knows.
+const (
+	DatabaseSQLite   = "sqlite"
+	DatabasePostgres = "postgres"
+)
 
 // Storage is the [storage] section.
 type Storage struct {
@@ -261,6 +273,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("storage.s3_chunk_size", 10<<20)
 	v.SetDefault("storage.s3_path_style", false)
 	v.SetDefault("storage.s3_redirect", false)
+	v.SetDefault("database.driver", DatabaseSQLite)
 	v.SetDefault("identity.provider", ProviderLocal)
 	v.SetDefault("identity.service_name", "mcr")
 	v.SetDefault("identity.issuer", "mcr")
@@ -368,6 +381,13 @@ func (c *Config) Validate() error {
 	req("server.tls_cert", c.Server.TLSCert)
 	req("server.tls_key", c.Server.TLSKey)
 	req("database.path", c.Database.Path)
+	switch c.Database.Driver {
+	case DatabaseSQLite:
+	case DatabasePostgres:
+		req("database.dsn", c.Database.DSN)
+	default:
+		errs = append(errs, fmt.Errorf("config: database.driver must be %q or %q, got %q", DatabaseSQLite, DatabasePostgres, c.Database.Driver))
+	}
 	if c.Storage.Driver != StorageS3 {
 		req("storage.layers_path", c.Storage.LayersPath)
 	}

@@ -101,6 +101,8 @@ func TestInvalidValues(t *testing.T) {
 		{"negative", []string{"MCR_SERVER_SHUTDOWN_TIMEOUT", "-1s"}, "server.shutdown_timeout"},
 		{"log level", []string{"MCR_LOG_LEVEL", "loud"}, "log.level"},
 		{"driver", []string{"MCR_STORAGE_DRIVER", "s4"}, "storage.driver"},
+		{"database driver", []string{"MCR_DATABASE_DRIVER", "mysql"}, "database.driver"},
+		{"postgres dsn", []string{"MCR_DATABASE_DRIVER", "postgres"}, "database.dsn is required"},
 		{"s3 bucket", []string{"MCR_STORAGE_DRIVER", "s3"}, "storage.s3_bucket is required"},
 		{"s3 endpoint scheme", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_ENDPOINT", "s3.local:9000"}, "storage.s3_endpoint must be an http"},
 		{"s3 half credentials", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_ACCESS_KEY", "k"}, "go together"},

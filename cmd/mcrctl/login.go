@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
@@ -73,9 +72,7 @@ is printed.`,
 			if password == "" {
 				return cli.Usagef("an empty password was given")
 			}
-			var resp apitypes.LoginResult
-			raw, err := cl.do(context.Background(), http.MethodPost, "/v1/auth/login", nil,
-				apitypes.LoginRequest{Username: username, Password: password}, &resp)
+			resp, err := cl.Login(context.Background(), username, password)
 			if err != nil {
 				var ae *apiError
 				if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
@@ -84,7 +81,7 @@ is printed.`,
 				return err
 			}
 			if g.json {
-				return g.printJSON(raw)
+				return g.printValue(resp)
 			}
 			fmt.Fprintln(g.stdout, resp.Token)
 			if resp.ExpiresAt != "" {

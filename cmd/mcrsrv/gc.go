@@ -122,9 +122,9 @@ func gcCmd() *cobra.Command {
 			}
 			defer cli.Closing("the data-directory lock", lock.Unlock)
 			ctx := context.Background()
-			st, err := store.Open(cfg.Database.Path)
+			st, err := openStore(ctx, cfg)
 			if err != nil {
-				return fmt.Errorf("database.path: %w", err)
+				return err
 			}
 			defer cli.Closing("the database", st.Close)
 			driver, err := openStorage(ctx, cfg)

@@ -22,6 +22,7 @@ import (
 
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
 	"git.wntrmute.dev/kyle/mcr/authplugin/token"
+	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
@@ -146,25 +147,52 @@ func runInit(dir, hostname, listen, grpcListen, webListen string) error {
 		}
 		say("wrote self-signed certificate %s (SANs: %s, localhost, 127.0.0.1, ::1)", certPath, hostname)
 	}
-	keysDir := filepath.Join(dir, "keys")
-	if m, _ := filepath.Glob(filepath.Join(keysDir, "*.pem")); len(m) > 0 {
-		say("kept token signing key in %s", keysDir)
-	} else {
-		name, err := token.GenerateSigningKey(keysDir)
-		if err != nil {
-			return fmt.Errorf("init: %w", err)
-		}
-		say("wrote token signing key %s", name)
+	// The rest follows the configuration as the server will read it
+	// (environment overrides included): replicas point keys_dir at shared
+	// storage and the database at a shared PostgreSQL.
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
 	}
-	dbPath := filepath.Join(dir, "mcr.db")
-	st, err := store.Open(dbPath)
+	if err := ensureSigningKey(cfg.Identity.KeysDir); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	st, err := openStore(context.Background(), cfg)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
 	defer cli.Closing("the database", st.Close)
 	v, _ := st.SchemaVersion(context.Background())
-	say("database %s at schema version %d", dbPath, v)
+	where := cfg.Database.Path
+	if st.Dialect() == store.DialectPostgres {
+		where = "PostgreSQL (database.dsn)"
+	}
+	say("database %s at schema version %d", where, v)
 	return ensureAdmin(st)
+}
+
+// ensureSigningKey writes a token signing key into keysDir unless one is
+// there. The check and the write hold a lock file in the directory, so
+// replicas initialising a shared keys_dir at once end up with one key.
+func ensureSigningKey(keysDir string) error {
+	if err := os.MkdirAll(keysDir, 0o700); err != nil {
+		return err
+	}
+	unlock, err := lockDir(keysDir)
+	if err != nil {
+		return fmt.Errorf("signing keys: lock %s: %w", keysDir, err)
+	}
+	defer unlock()
+	if m, _ := filepath.Glob(filepath.Join(keysDir, "*.pem")); len(m) > 0 {
+		say("kept token signing key in %s", keysDir)
+		return nil
+	}
+	name, err := token.GenerateSigningKey(keysDir)
+	if err != nil {
+		return err
+	}
+	say("wrote token signing key %s", name)
+	return nil
 }
 
 // ensureAdmin creates the first account, `admin`, when there is none, with
@@ -190,6 +218,11 @@ func ensureAdmin(st *store.Store) error {
 		return fmt.Errorf("init: MCR_ADMIN_PASSWORD: %w", err)
 	}
 	if err := st.CreateUser(ctx, &store.User{Username: "admin", PasswordHash: hash, Role: "admin", AccountType: "human"}); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			// Another replica's init created it first (shared database).
+			say("kept local account admin (created by another replica)")
+			return nil
+		}
 		return fmt.Errorf("init: %w", err)
 	}
 	if generated {

@@ -9,7 +9,6 @@ import (
 
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/notifications"
-	"git.wntrmute.dev/kyle/mcr/store"
 )
 
 func reindexCmd() *cobra.Command {
@@ -24,7 +23,7 @@ func reindexCmd() *cobra.Command {
 				return err
 			}
 			ctx := context.Background()
-			st, err := store.Open(cfg.Database.Path)
+			st, err := openStore(ctx, cfg)
 			if err != nil {
 				return err
 			}

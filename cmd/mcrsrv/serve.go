@@ -94,9 +94,9 @@ func serve(cfg *config.Config) error {
 		return err
 	}
 	defer cli.Closing("the data-directory lock", dirLock.Unlock)
-	st, err := store.Open(cfg.Database.Path)
+	st, err := openStore(context.Background(), cfg)
 	if err != nil {
-		return fmt.Errorf("database.path: %w", err)
+		return err
 	}
 	defer cli.Closing("the database", st.Close)
 	keys, err := token.LoadKeySet(cfg.Identity.KeysDir)

@@ -31,6 +31,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"git.wntrmute.dev/kyle/mcr/internal/pgtest"
 )
 
 // AdminPassword is the password of the `admin` account every server starts with.
@@ -54,6 +56,7 @@ func ModuleRoot() string {
 // Main builds the binaries, runs the tests and cleans up.
 func Main(m *testing.M) int {
 	code := m.Run()
+	pgtest.Stop()
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
 	}
@@ -155,13 +158,15 @@ func WithEnv(kv ...string) Option { return func(o *options) { o.env = append(o.e
 func WithDir(dir string) Option { return func(o *options) { o.dir = dir } }
 
 // Init creates a data directory with `mcrsrv init` and returns it.
-func Init(t testing.TB, addr string) string {
+// Extra environment (e.g. MCR_DATABASE_DRIVER/MCR_DATABASE_DSN) applies
+// to init as it will to the server.
+func Init(t testing.TB, addr string, env ...string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "srv")
 	// Port 0 for gRPC: a server started from this directory never
 	// collides with another on :9443 (Start picks a known free port).
 	cmd := exec.Command(Binary(t, "mcrsrv"), "init", "--dir", dir, "--hostname", "localhost", "--listen", addr, "--grpc-listen", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "MCR_ADMIN_PASSWORD="+AdminPassword)
+	cmd.Env = append(append(os.Environ(), "MCR_ADMIN_PASSWORD="+AdminPassword), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mcrsrv init: %v\n%s", err, out)
 	}
@@ -179,7 +184,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	addr, grpcAddr := FreeAddr(t), FreeAddr(t)
 	dir := o.dir
 	if dir == "" {
-		dir = Init(t, addr)
+		dir = Init(t, addr, o.env...)
 	}
 	s := &Server{
 		Dir: dir, ConfigPath: filepath.Join(dir, "mcr.toml"), Addr: addr, GRPCAddr: grpcAddr,

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"git.wntrmute.dev/kyle/mcr/internal/pgtest"
 )
 
 // Tool returns the path of an external program the test needs. Outside CI
@@ -112,3 +114,17 @@ func (s *S3) ObjectPath(key string) string {
 
 // String names the server in failure messages.
 func (s *S3) String() string { return fmt.Sprintf("versitygw %s bucket %s", s.Endpoint, s.Bucket) }
+
+// Postgres returns the options that put a server's metadata in a
+// PostgreSQL database (a fresh one per call from the test cluster unless
+// dsn is given): init and the server both use it.
+func Postgres(t testing.TB, dsn ...string) (string, Option) {
+	t.Helper()
+	d := ""
+	if len(dsn) > 0 {
+		d = dsn[0]
+	} else {
+		d = pgtest.DSN(t)
+	}
+	return d, WithEnv("MCR_DATABASE_DRIVER=postgres", "MCR_DATABASE_DSN="+d)
+}
