@@ -297,3 +297,40 @@ func (c *Client) Audit(ctx context.Context, token string, q AuditQuery) (*apityp
 	}
 	return out, nil
 }
+
+func uploads(us []*mcrv1.Upload) []apitypes.UploadInfo {
+	out := make([]apitypes.UploadInfo, 0, len(us))
+	for _, u := range us {
+		out = append(out, apitypes.UploadInfo{Repository: u.GetRepository(), ID: u.GetId(), Size: u.GetSize(),
+			Started: t(u.GetStarted()), Modified: t(u.GetModified()), AgeSeconds: u.GetAgeSeconds()})
+	}
+	return out
+}
+
+// Uploads lists blob uploads on the server.
+func (c *Client) Uploads(ctx context.Context, token string) (*apitypes.UploadList, error) {
+	r, err := c.registry.ListUploads(auth(ctx, token), &mcrv1.ListUploadsRequest{})
+	if err != nil {
+		return nil, c.wrap(err)
+	}
+	return &apitypes.UploadList{Uploads: uploads(r.GetUploads()), TotalBytes: r.GetTotalBytes()}, nil
+}
+
+// PurgeUploads removes uploads started at least olderThan ago.
+func (c *Client) PurgeUploads(ctx context.Context, token, olderThan string) (*apitypes.UploadPurged, error) {
+	r, err := c.registry.PurgeUploads(auth(ctx, token), &mcrv1.PurgeUploadsRequest{OlderThan: olderThan})
+	if err != nil {
+		return nil, c.wrap(err)
+	}
+	return &apitypes.UploadPurged{Purged: uploads(r.GetPurged()), BytesFreed: r.GetBytesFreed()}, nil
+}
+
+// ReconcileIndex re-derives the repository index from storage and returns
+// what changed.
+func (c *Client) ReconcileIndex(ctx context.Context, token string) (map[string]any, error) {
+	r, err := c.registry.ReconcileIndex(auth(ctx, token), &mcrv1.ReconcileIndexRequest{})
+	if err != nil {
+		return nil, c.wrap(err)
+	}
+	return details(r.GetResult()), nil
+}

@@ -358,6 +358,30 @@ func TestGRPCParity(t *testing.T) {
 			s.Path = ""
 		})
 
+	// RegistryService/ListUploads, PurgeUploads, ReconcileIndex ↔
+	// /v1/uploads, /v1/uploads/purge, /v1/index/reconcile
+	noAge := func(l *apitypes.UploadList) {
+		for i := range l.Uploads {
+			l.Uploads[i].AgeSeconds = 0
+		}
+	}
+	same(t, "ListUploads by a user", srv, restCall{method: "GET", path: "/v1/uploads", token: alice}, 403,
+		func() (apitypes.UploadList, error) { return deref(gc.Uploads(ctx, alice)) }, nil)
+	same(t, "ListUploads", srv, restCall{method: "GET", path: "/v1/uploads", token: admin}, 200,
+		func() (apitypes.UploadList, error) { return deref(gc.Uploads(ctx, admin)) }, noAge)
+	same(t, "PurgeUploads without older_than", srv, restCall{method: "POST", path: "/v1/uploads/purge", token: admin, body: apitypes.UploadPurgeRequest{}}, 400,
+		func() (apitypes.UploadPurged, error) { return deref(gc.PurgeUploads(ctx, admin, "")) }, nil)
+	same(t, "PurgeUploads with a bad duration", srv, restCall{method: "POST", path: "/v1/uploads/purge", token: admin, body: apitypes.UploadPurgeRequest{OlderThan: "soon"}}, 400,
+		func() (apitypes.UploadPurged, error) { return deref(gc.PurgeUploads(ctx, admin, "soon")) }, nil)
+	same(t, "PurgeUploads by a user", srv, restCall{method: "POST", path: "/v1/uploads/purge", token: alice, body: apitypes.UploadPurgeRequest{OlderThan: "240h"}}, 403,
+		func() (apitypes.UploadPurged, error) { return deref(gc.PurgeUploads(ctx, alice, "240h")) }, nil)
+	same(t, "PurgeUploads", srv, restCall{method: "POST", path: "/v1/uploads/purge", token: admin, body: apitypes.UploadPurgeRequest{OlderThan: "240h"}}, 200,
+		func() (apitypes.UploadPurged, error) { return deref(gc.PurgeUploads(ctx, admin, "240h")) }, nil)
+	same(t, "ReconcileIndex by a user", srv, restCall{method: "POST", path: "/v1/index/reconcile", token: alice}, 403,
+		func() (map[string]any, error) { return gc.ReconcileIndex(ctx, alice) }, nil)
+	same(t, "ReconcileIndex", srv, restCall{method: "POST", path: "/v1/index/reconcile", token: admin}, 200,
+		func() (map[string]any, error) { return gc.ReconcileIndex(ctx, admin) }, nil)
+
 	// AuditService/ListAuditEvents ↔ GET /v1/audit
 	var first apitypes.AuditPage
 	restDo(t, srv, restCall{method: "GET", path: "/v1/audit?n=3", token: admin}, &first)

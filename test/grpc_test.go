@@ -361,3 +361,50 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Every RPC is counted by method and code on /metrics, and the log
+// records each call (method, peer, code) but never the token.
+func TestGRPCMetricsAndLogs(t *testing.T) {
+	t.Parallel()
+	metricsAddr := mcrtest.FreeAddr(t)
+	srv := mcrtest.Start(t, mcrtest.WithConfig("server.metrics_addr", `"`+metricsAddr+`"`))
+	admin := polAdminSession(t, srv)
+	cc := grpcDial(t, srv)
+	reg := mcrv1.NewRegistryServiceClient(cc)
+	for range 3 {
+		if _, err := reg.ListRepositories(grpcCtx(t, admin), &mcrv1.ListRepositoriesRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := reg.ListRepositories(grpcCtx(t, "wrong-token"), &mcrv1.ListRepositoriesRequest{})
+	grpcWantCode(t, "bad token", err, codes.Unauthenticated)
+	if _, err := mcrv1.NewAdminServiceClient(cc).Health(grpcCtx(t, ""), &mcrv1.HealthRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	samples := metParse(t, metScrape(t, metricsAddr))
+	for _, c := range []struct {
+		method, code string
+		min          float64
+	}{
+		{"/mcr.v1.RegistryService/ListRepositories", "OK", 3},
+		{"/mcr.v1.RegistryService/ListRepositories", "Unauthenticated", 1},
+		{"/mcr.v1.AdminService/Health", "OK", 1},
+	} {
+		v, ok := metSum(samples, "mcr_grpc_requests_total", map[string]string{"method": c.method, "code": c.code})
+		if !ok || v < c.min {
+			t.Errorf("mcr_grpc_requests_total{method=%q,code=%q} = %v (present %v), want ≥ %v", c.method, c.code, v, ok, c.min)
+		}
+	}
+	if _, ok := metSum(samples, "mcr_grpc_request_duration_seconds_count", map[string]string{"method": "/mcr.v1.RegistryService/ListRepositories"}); !ok {
+		t.Error("/metrics has no mcr_grpc_request_duration_seconds for ListRepositories")
+	}
+	log := srv.Output.String()
+	if !strings.Contains(log, "/mcr.v1.RegistryService/ListRepositories") || !strings.Contains(log, "code=Unauthenticated") {
+		t.Errorf("the log does not record the calls:\n%s", log)
+	}
+	for _, secret := range []string{admin, "wrong-token"} {
+		if strings.Contains(log, secret) {
+			t.Errorf("the log contains a token %q", secret[:8])
+		}
+	}
+}

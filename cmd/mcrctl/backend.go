@@ -38,6 +38,9 @@ type backend interface {
 	CreateRule(ctx context.Context, body any) (*apitypes.PolicyRule, error)
 	PatchRule(ctx context.Context, id int64, body any) (*apitypes.PolicyRule, error)
 	DeleteRule(ctx context.Context, id int64) error
+	Uploads(ctx context.Context) (*apitypes.UploadList, error)
+	PurgeUploads(ctx context.Context, olderThan string) (*apitypes.UploadPurged, error)
+	ReconcileIndex(ctx context.Context) (map[string]any, error)
 }
 
 // unhealthyError is a health check that did not answer ok.
@@ -175,6 +178,24 @@ func (b restBackend) DeleteRule(ctx context.Context, id int64) error {
 	return err
 }
 
+func (b restBackend) Uploads(ctx context.Context) (*apitypes.UploadList, error) {
+	var out apitypes.UploadList
+	_, err := b.c.do(ctx, http.MethodGet, "/v1/uploads", nil, nil, &out)
+	return &out, err
+}
+
+func (b restBackend) PurgeUploads(ctx context.Context, olderThan string) (*apitypes.UploadPurged, error) {
+	var out apitypes.UploadPurged
+	_, err := b.c.do(ctx, http.MethodPost, "/v1/uploads/purge", nil, apitypes.UploadPurgeRequest{OlderThan: olderThan}, &out)
+	return &out, err
+}
+
+func (b restBackend) ReconcileIndex(ctx context.Context) (map[string]any, error) {
+	var out map[string]any
+	_, err := b.c.do(ctx, http.MethodPost, "/v1/index/reconcile", nil, nil, &out)
+	return out, err
+}
+
 // grpcBackend is the gRPC API (mcr.v1) at --grpc.
 type grpcBackend struct {
 	c     *grpcclient.Client
@@ -301,4 +322,19 @@ func (b grpcBackend) PatchRule(ctx context.Context, id int64, body any) (*apityp
 
 func (b grpcBackend) DeleteRule(ctx context.Context, id int64) error {
 	return b.fail(b.c.DeleteRule(ctx, b.token, id))
+}
+
+func (b grpcBackend) Uploads(ctx context.Context) (*apitypes.UploadList, error) {
+	r, err := b.c.Uploads(ctx, b.token)
+	return r, b.fail(err)
+}
+
+func (b grpcBackend) PurgeUploads(ctx context.Context, olderThan string) (*apitypes.UploadPurged, error) {
+	r, err := b.c.PurgeUploads(ctx, b.token, olderThan)
+	return r, b.fail(err)
+}
+
+func (b grpcBackend) ReconcileIndex(ctx context.Context) (map[string]any, error) {
+	r, err := b.c.ReconcileIndex(ctx, b.token)
+	return r, b.fail(err)
 }
