@@ -51,6 +51,10 @@ func (g *globals) client(needToken bool) (backend, error) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, cli.Usagef("--grpc %q: want HOST:PORT such as mcr.example.net:9443", g.grpcAddr)
 	}
+	timeout, err := time.ParseDuration(g.timeout)
+	if err != nil || timeout <= 0 {
+		return nil, cli.Usagef("--timeout %q: want a duration such as 60s", g.timeout)
+	}
 	tlsCfg, err := g.tlsConfig()
 	if err != nil {
 		return nil, err
@@ -63,7 +67,7 @@ func (g *globals) client(needToken bool) (backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return grpcBackend{c: c, token: tok}, nil
+	return grpcBackend{c: c, token: tok, timeout: timeout}, nil
 }
 
 // bearer is the token of --token or $MCR_TOKEN.
