@@ -55,7 +55,7 @@ func (a *Authenticator) verifyAccess(tok string) (*token.Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.cache().Put(ttlcache.Key(tok), c, c.ExpiresAt.Time.Add(10*time.Second), a.Issuer.Now())
+	a.cache().Put(ttlcache.Key(tok), c, c.ExpiresAt.Add(10*time.Second), a.Issuer.Now())
 	return c, nil
 }
 
@@ -78,7 +78,7 @@ func (a *Authenticator) Bearer(ctx context.Context, tok string) (*Identity, erro
 		if err := a.Issuer.Current(c); err != nil {
 			a.cache().Delete(ttlcache.Key(tok))
 			if errors.Is(err, token.ErrUnavailable) {
-				return nil, fmt.Errorf("%w: %v", identity.ErrUnavailable, err)
+				return nil, fmt.Errorf("%w: %w", identity.ErrUnavailable, err)
 			}
 			return nil, identity.ErrInvalidCredentials
 		}

@@ -20,7 +20,7 @@ const (
 	MaxPassword = 1024
 )
 
-// ErrInputTooLong: a username or password exceeds its bound.
+// ErrInputTooLong means a username or password exceeds its bound.
 var ErrInputTooLong = errors.New("username or password too long")
 
 // ThrottledError refuses a sign-in without checking the password: the

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"net/http"
 
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"git.wntrmute.dev/kyle/mcr/clientip"
 )
 
@@ -85,7 +85,7 @@ func (d *denyWriter) WriteHeader(code int) {
 	d.wrote = true
 	if code == http.StatusUnauthorized && d.st.denial != nil {
 		d.rewrote = true
-		h := d.ResponseWriter.Header()
+		h := d.Header()
 		h.Del("WWW-Authenticate")
 		WriteOCIError(d.ResponseWriter, http.StatusForbidden, "DENIED", denialMessage(d.st.denial), nil)
 		return

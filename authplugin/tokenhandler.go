@@ -327,7 +327,7 @@ func (h *TokenHandler) respond(w http.ResponseWriter, r *http.Request, g grant, 
 		if i > 0 {
 			resp.Scope += " "
 		}
-		resp.Scope += token.Scope{Type: a.Type, Name: a.Name, Actions: a.Actions}.String()
+		resp.Scope += token.Scope(a).String()
 	}
 	if g.family != "" {
 		// A rotation: the family's new current token, same expiry.

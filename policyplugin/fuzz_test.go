@@ -2,6 +2,7 @@ package policyplugin
 
 import (
 	"encoding/json"
+	"errors"
 	"path"
 	"testing"
 )
@@ -32,7 +33,8 @@ func FuzzRuleJSON(f *testing.F) {
 			return
 		}
 		if err := r.Validate(); err != nil {
-			if _, ok := err.(*ValidationError); !ok {
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
 				t.Fatalf("Validate returned %T, want *ValidationError", err)
 			}
 			return

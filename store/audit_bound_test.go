@@ -32,7 +32,7 @@ func TestAuditRowIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	huge := strings.Repeat("x", 1<<20)
 	ctx := context.Background()
 	if err := st.WriteAudit(ctx,

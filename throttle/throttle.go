@@ -339,15 +339,15 @@ func (l *Limiter) fail(k Kind, key string, e *entry, now time.Time) (Lockout, bo
 
 // backoff is Base·2^n capped at Max.
 func (l *Limiter) backoff(n int) time.Duration {
-	base, max := l.cfg.BackoffBase, l.cfg.BackoffMax
+	base, ceiling := l.cfg.BackoffBase, l.cfg.BackoffMax
 	if base <= 0 {
 		return 0
 	}
-	if max <= 0 {
-		max = base
+	if ceiling <= 0 {
+		ceiling = base
 	}
-	if n >= 62 || float64(base)*math.Pow(2, float64(n)) >= float64(max) {
-		return max
+	if n >= 62 || float64(base)*math.Pow(2, float64(n)) >= float64(ceiling) {
+		return ceiling
 	}
 	return base << n
 }

@@ -85,7 +85,7 @@ type Issuer struct {
 // generation and refuse tokens of an older one.
 func (is *Issuer) SetGenerations(g Generations) { is.gens = g }
 
-// ErrUnavailable: the generation of a subject could not be read, so no
+// ErrUnavailable means the generation of a subject could not be read, so no
 // token of it can be issued or accepted right now.
 var ErrUnavailable = errors.New("revocation state unavailable")
 
@@ -98,7 +98,7 @@ func (is *Issuer) Current(c *Claims) error {
 	}
 	g, err := is.gens.Generation(context.Background(), c.Subject)
 	if err != nil {
-		return fmt.Errorf("%w: %w: %v", ErrTokenInvalid, ErrUnavailable, err)
+		return fmt.Errorf("%w: %w: %w", ErrTokenInvalid, ErrUnavailable, err)
 	}
 	if c.Generation < g {
 		return fmt.Errorf("%w: revoked (account changed after the token was issued)", ErrTokenInvalid)
@@ -144,7 +144,7 @@ func (is *Issuer) issue(use string, p *identity.Principal, access []AccessEntry,
 	if is.gens != nil {
 		g, err := is.gens.Generation(context.Background(), p.Subject)
 		if err != nil {
-			return "", nil, fmt.Errorf("sign token: %w: %v", ErrUnavailable, err)
+			return "", nil, fmt.Errorf("sign token: %w: %w", ErrUnavailable, err)
 		}
 		gen = g
 	}
@@ -203,7 +203,7 @@ func (is *Issuer) Verify(use, token string) (*Claims, error) {
 		jwt.WithTimeFunc(is.now),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
 	}
 	if c.Use != use {
 		return nil, fmt.Errorf("%w: token use %q, want %q", ErrTokenInvalid, c.Use, use)

@@ -40,7 +40,7 @@ func userChangeCmds(cfgPath *string) []*cobra.Command {
 				if err != nil {
 					return err
 				}
-				defer st.Close()
+				defer func() { _ = st.Close() }()
 				msg, err := run(context.Background(), st, name)
 				if err != nil {
 					return err
