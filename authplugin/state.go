@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"net"
 	"net/http"
+
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 )
 
 // requestState is the slot the /v2 middleware places in the request
@@ -84,7 +85,7 @@ func (d *denyWriter) WriteHeader(code int) {
 	d.wrote = true
 	if code == http.StatusUnauthorized && d.st.denial != nil {
 		d.rewrote = true
-		h := d.ResponseWriter.Header()
+		h := d.Header()
 		h.Del("WWW-Authenticate")
 		WriteOCIError(d.ResponseWriter, http.StatusForbidden, "DENIED", denialMessage(d.st.denial), nil)
 		return
