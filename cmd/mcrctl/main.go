@@ -82,7 +82,7 @@ Exit codes: 0 ok, 1 the operation failed, 2 usage error.`,
 			_, env := os.LookupEnv("MCR_ADDR")
 			g.addrSet = env || c.Flags().Changed("addr") || c.Flags().Changed("server")
 		},
-		RunE: func(c *cobra.Command, args []string) error {
+		RunE: func(c *cobra.Command, _ []string) error {
 			c.SetOut(c.ErrOrStderr())
 			_ = c.Help()
 			return cli.Usagef("a command is required")
@@ -100,7 +100,7 @@ Exit codes: 0 ok, 1 the operation failed, 2 usage error.`,
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables")
 	pf.StringVar(&g.timeout, "timeout", "60s", "request timeout")
 
-	root.AddCommand(loginCmd(g), statusCmd(g), repoCmd(g), gcCmd(g), policyCmd(g), auditCmd(g), snapshotCmd(g), uploadsCmd(g), indexCmd(g), versionCmd(g))
+	root.AddCommand(loginCmd(g), statusCmd(g), repoCmd(g), gcCmd(g), policyCmd(g), auditCmd(g), snapshotCmd(g), accountCmd(g), uploadsCmd(g), indexCmd(g), versionCmd(g))
 	return root
 }
 
