@@ -85,6 +85,9 @@ type Storage struct {
 	// EarlyWriteback (mcrfs only) starts kernel write-back of each 8 MiB of
 	// an upload before the commit's fsync.
 	EarlyWriteback bool `mapstructure:"early_writeback"`
+	// DirectIO (mcrfs only) writes uploads in large O_DIRECT writes, around
+	// the page cache (less push CPU; the next pull reads from disk).
+	DirectIO bool `mapstructure:"direct_io"`
 }
 
 // Identity is the [identity] section: who vouches for users, and the
@@ -171,6 +174,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("storage.upload_purge_age", "168h")
 	v.SetDefault("storage.manifest_urls_allow", []string{"^https?://"})
 	v.SetDefault("storage.early_writeback", false)
+	v.SetDefault("storage.direct_io", false)
 	v.SetDefault("identity.provider", ProviderLocal)
 	v.SetDefault("identity.service_name", "mcr")
 	v.SetDefault("identity.issuer", "mcr")

@@ -36,6 +36,7 @@ func storageParams(cfg *config.Config) configuration.Parameters {
 	p := configuration.Parameters{"rootdirectory": cfg.Storage.LayersPath}
 	if cfg.Storage.Driver == "mcrfs" {
 		p["earlywriteback"] = cfg.Storage.EarlyWriteback
+		p["directio"] = cfg.Storage.DirectIO
 	}
 	return p
 }
