@@ -7,33 +7,41 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/authplugin/token"
+	"git.wntrmute.dev/kyle/mcr/internal/ttlcache"
 )
 
 // Identity is what a bearer credential proved: the principal and, for a
 // registry token, the access it was granted (nil Claims: the credential was
 // an identity-provider token, bounded by policy alone).
 type Identity struct {
-	Principal *Principal
-	Claims    *Claims
+	Principal *identity.Principal
+	Claims    *token.Claims
 }
 
 // Authenticator turns bearer credentials into identities: registry tokens
 // are verified locally; anything else is handed to the identity provider.
 type Authenticator struct {
-	Issuer   *Issuer
-	Provider Provider
+	Issuer   *token.Issuer
+	Provider identity.Provider
 
 	once     sync.Once
-	verified *ttlCache[*Claims] // registry tokens already verified, until they expire
+	verified *ttlcache.Cache[*token.Claims] // registry tokens already verified, until they expire
+}
+
+func (a *Authenticator) cache() *ttlcache.Cache[*token.Claims] {
+	a.once.Do(func() { a.verified = ttlcache.New[*token.Claims](10000) })
+	return a.verified
 }
 
 // cachedAccess returns the claims of a registry token verified before and
 // not yet expired: a client sends the same token with every request of an
 // image push or pull, and an ES256 verification is the dearest step.
-func (a *Authenticator) cachedAccess(token string) (*Claims, bool) {
-	a.once.Do(func() { a.verified = newTTLCache[*Claims](10000) })
-	now := a.Issuer.now()
-	c, ok := a.verified.get(cacheKey(token), now)
+func (a *Authenticator) cachedAccess(tok string) (*token.Claims, bool) {
+	now := a.Issuer.Now()
+	c, ok := a.cache().Get(ttlcache.Key(tok), now)
 	if !ok || (c.NotBefore != nil && now.Add(10*time.Second).Before(c.NotBefore.Time)) {
 		return nil, false
 	}
@@ -41,13 +49,12 @@ func (a *Authenticator) cachedAccess(token string) (*Claims, bool) {
 }
 
 // verifyAccess verifies a registry token and remembers it until it expires.
-func (a *Authenticator) verifyAccess(token string) (*Claims, error) {
-	a.once.Do(func() { a.verified = newTTLCache[*Claims](10000) })
-	c, err := a.Issuer.Verify(UseAccess, token)
+func (a *Authenticator) verifyAccess(tok string) (*token.Claims, error) {
+	c, err := a.Issuer.Verify(token.UseAccess, tok)
 	if err != nil {
 		return nil, err
 	}
-	a.verified.put(cacheKey(token), c, c.ExpiresAt.Time.Add(10*time.Second), a.Issuer.now())
+	a.cache().Put(ttlcache.Key(tok), c, c.ExpiresAt.Add(10*time.Second), a.Issuer.Now())
 	return c, nil
 }
 
@@ -61,50 +68,50 @@ func BearerToken(r *http.Request) (string, bool) {
 	return "", false
 }
 
-// Bearer authenticates a bearer token. Errors wrap ErrInvalidCredentials or
-// ErrUnavailable.
-func (a *Authenticator) Bearer(ctx context.Context, token string) (*Identity, error) {
-	if c, ok := a.cachedAccess(token); ok {
+// Bearer authenticates a bearer token. Errors wrap
+// identity.ErrInvalidCredentials or identity.ErrUnavailable.
+func (a *Authenticator) Bearer(ctx context.Context, tok string) (*Identity, error) {
+	if c, ok := a.cachedAccess(tok); ok {
 		return &Identity{Principal: c.Principal(), Claims: c}, nil
 	}
-	if use, ours := a.Issuer.Peek(token); ours {
-		if use == UseAccess {
-			c, err := a.verifyAccess(token)
+	if use, ours := a.Issuer.Peek(tok); ours {
+		if use == token.UseAccess {
+			c, err := a.verifyAccess(tok)
 			if err != nil {
-				return nil, ErrInvalidCredentials
+				return nil, identity.ErrInvalidCredentials
 			}
 			return &Identity{Principal: c.Principal(), Claims: c}, nil
 		}
 		// A local session token: verified here, then resolved by the
 		// provider (which also checks revocation).
-		if _, err := a.Issuer.Verify(UseSession, token); err != nil {
-			return nil, ErrInvalidCredentials
+		if _, err := a.Issuer.Verify(token.UseSession, tok); err != nil {
+			return nil, identity.ErrInvalidCredentials
 		}
 	}
-	p, err := a.Provider.Validate(ctx, token)
+	p, err := a.Provider.Validate(ctx, tok)
 	if err != nil {
-		if errors.Is(err, ErrUnavailable) {
+		if errors.Is(err, identity.ErrUnavailable) {
 			return nil, err
 		}
-		return nil, ErrInvalidCredentials
+		return nil, identity.ErrInvalidCredentials
 	}
 	return &Identity{Principal: p}, nil
 }
 
 // Identity authenticates an identity token (a local session or an MCIAS
 // token) for the admin API; repository-scoped registry tokens are refused.
-func (a *Authenticator) Identity(ctx context.Context, token string) (*Principal, error) {
-	if a.Issuer.LooksLikeOurs(token) {
-		if _, err := a.Issuer.Verify(UseAccess, token); err == nil {
-			return nil, ErrInvalidCredentials
+func (a *Authenticator) Identity(ctx context.Context, tok string) (*identity.Principal, error) {
+	if a.Issuer.LooksLikeOurs(tok) {
+		if _, err := a.Issuer.Verify(token.UseAccess, tok); err == nil {
+			return nil, identity.ErrInvalidCredentials
 		}
 	}
-	p, err := a.Provider.Validate(ctx, token)
+	p, err := a.Provider.Validate(ctx, tok)
 	if err != nil {
-		if errors.Is(err, ErrUnavailable) {
+		if errors.Is(err, identity.ErrUnavailable) {
 			return nil, err
 		}
-		return nil, ErrInvalidCredentials
+		return nil, identity.ErrInvalidCredentials
 	}
 	return p, nil
 }

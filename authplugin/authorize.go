@@ -1,6 +1,7 @@
 package authplugin
 
 import (
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
 )
 
@@ -12,7 +13,7 @@ type Policy interface {
 
 // Denial describes an authenticated request the policy refused.
 type Denial struct {
-	Principal  *Principal
+	Principal  *identity.Principal
 	Action     policyplugin.Action
 	Repository string
 	RuleID     int64 // 0 when no rule matched (default deny)
@@ -20,7 +21,7 @@ type Denial struct {
 
 // Allowed evaluates the policy for p. Admins bypass the policy (DESIGN §3:
 // admin comes only from the identity service's admin role).
-func Allowed(pol Policy, p *Principal, action policyplugin.Action, repo string) (bool, int64) {
+func Allowed(pol Policy, p *identity.Principal, action policyplugin.Action, repo string) (bool, int64) {
 	if p.IsAdmin() {
 		return true, -1
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/distribution/distribution/v3/registry/auth"
 
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
 )
@@ -93,7 +94,7 @@ func (c *controller) Authorized(r *http.Request, access ...auth.Access) (*auth.G
 		ch.code = "invalid_token"
 		ch.reason = "invalid bearer token"
 		metrics.AuthFailures.WithLabelValues("invalid_token").Inc()
-		if errors.Is(err, ErrUnavailable) {
+		if errors.Is(err, identity.ErrUnavailable) {
 			slog.Warn("identity service unavailable while validating a bearer token", "err", err)
 		}
 		return nil, ch

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"testing"
 
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/authplugin/token"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
 )
 
@@ -15,30 +17,30 @@ func TestGrantFiltersByPolicy(t *testing.T) {
 		{ID: 2, Priority: 2, Effect: policyplugin.EffectAllow, AccountTypes: []string{"system"},
 			Actions: []policyplugin.Action{policyplugin.ActionPull}, Repositories: []string{"ci/*"}, Enabled: true},
 	})
-	ci := &Principal{Subject: "s", Username: "ci", AccountType: AccountSystem, Roles: []string{RoleUser}}
-	admin := &Principal{Subject: "a", Username: "root", AccountType: AccountHuman, Roles: []string{RoleAdmin}}
-	guest := &Principal{Subject: "g", Username: "g", AccountType: AccountHuman, Roles: []string{RoleGuest}}
+	ci := &identity.Principal{Subject: "s", Username: "ci", AccountType: identity.AccountSystem, Roles: []string{identity.RoleUser}}
+	admin := &identity.Principal{Subject: "a", Username: "root", AccountType: identity.AccountHuman, Roles: []string{identity.RoleAdmin}}
+	guest := &identity.Principal{Subject: "g", Username: "g", AccountType: identity.AccountHuman, Roles: []string{identity.RoleGuest}}
 	cases := []struct {
 		name   string
-		p      *Principal
-		scopes []Scope
-		want   []AccessEntry
+		p      *identity.Principal
+		scopes []token.Scope
+		want   []token.AccessEntry
 	}{
-		{"user pull+push dev", alice, []Scope{{"repository", "dev/app", []string{"pull", "push"}}},
-			[]AccessEntry{{"repository", "dev/app", []string{"pull", "push"}}}},
-		{"user push production denied", alice, []Scope{{"repository", "production/app", []string{"pull", "push"}}},
-			[]AccessEntry{{"repository", "production/app", []string{"pull"}}}},
-		{"admin bypasses deny", admin, []Scope{{"repository", "production/app", []string{"push"}}},
-			[]AccessEntry{{"repository", "production/app", []string{"push"}}}},
-		{"system pull only", ci, []Scope{{"repository", "ci/x", []string{"pull", "push"}}},
-			[]AccessEntry{{"repository", "ci/x", []string{"pull"}}}},
-		{"system elsewhere nothing", ci, []Scope{{"repository", "dev/x", []string{"pull"}}}, []AccessEntry{}},
-		{"star expands", alice, []Scope{{"repository", "dev/x", []string{"*"}}},
-			[]AccessEntry{{"repository", "dev/x", []string{"pull", "push", "delete"}}}},
-		{"catalog user", alice, []Scope{{"registry", "catalog", []string{"*"}}},
-			[]AccessEntry{{"registry", "catalog", []string{"*"}}}},
-		{"guest nothing", guest, []Scope{{"repository", "dev/x", []string{"pull"}}}, []AccessEntry{}},
-		{"unknown type ignored", alice, []Scope{{"plugin", "x", []string{"pull"}}}, []AccessEntry{}},
+		{"user pull+push dev", alice, []token.Scope{{Type: "repository", Name: "dev/app", Actions: []string{"pull", "push"}}},
+			[]token.AccessEntry{{Type: "repository", Name: "dev/app", Actions: []string{"pull", "push"}}}},
+		{"user push production denied", alice, []token.Scope{{Type: "repository", Name: "production/app", Actions: []string{"pull", "push"}}},
+			[]token.AccessEntry{{Type: "repository", Name: "production/app", Actions: []string{"pull"}}}},
+		{"admin bypasses deny", admin, []token.Scope{{Type: "repository", Name: "production/app", Actions: []string{"push"}}},
+			[]token.AccessEntry{{Type: "repository", Name: "production/app", Actions: []string{"push"}}}},
+		{"system pull only", ci, []token.Scope{{Type: "repository", Name: "ci/x", Actions: []string{"pull", "push"}}},
+			[]token.AccessEntry{{Type: "repository", Name: "ci/x", Actions: []string{"pull"}}}},
+		{"system elsewhere nothing", ci, []token.Scope{{Type: "repository", Name: "dev/x", Actions: []string{"pull"}}}, []token.AccessEntry{}},
+		{"star expands", alice, []token.Scope{{Type: "repository", Name: "dev/x", Actions: []string{"*"}}},
+			[]token.AccessEntry{{Type: "repository", Name: "dev/x", Actions: []string{"pull", "push", "delete"}}}},
+		{"catalog user", alice, []token.Scope{{Type: "registry", Name: "catalog", Actions: []string{"*"}}},
+			[]token.AccessEntry{{Type: "registry", Name: "catalog", Actions: []string{"*"}}}},
+		{"guest nothing", guest, []token.Scope{{Type: "repository", Name: "dev/x", Actions: []string{"pull"}}}, []token.AccessEntry{}},
+		{"unknown type ignored", alice, []token.Scope{{Type: "plugin", Name: "x", Actions: []string{"pull"}}}, []token.AccessEntry{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 )
 
 // requestState is the slot the /v2 middleware places in the request
@@ -14,7 +16,7 @@ import (
 // 400, so a denial travels out through this slot and the middleware turns
 // the 401 it causes into 403 DENIED.
 type requestState struct {
-	principal *Principal
+	principal *identity.Principal
 	denial    *Denial
 	ip        string
 	method    string
@@ -29,7 +31,7 @@ func stateFrom(ctx context.Context) *requestState {
 
 // RequestPrincipal returns the principal the access controller
 // authenticated for this /v2 request, or nil.
-func RequestPrincipal(ctx context.Context) *Principal {
+func RequestPrincipal(ctx context.Context) *identity.Principal {
 	if s := stateFrom(ctx); s != nil {
 		return s.principal
 	}
@@ -39,7 +41,7 @@ func RequestPrincipal(ctx context.Context) *Principal {
 // RequestMeta returns what the /v2 middleware and access controller know
 // about the request in ctx: the principal (nil if none), client IP and
 // method. Event code uses it to attribute registry events.
-func RequestMeta(ctx context.Context) (p *Principal, ip, method string) {
+func RequestMeta(ctx context.Context) (p *identity.Principal, ip, method string) {
 	if s := stateFrom(ctx); s != nil {
 		return s.principal, s.ip, s.method
 	}
@@ -48,7 +50,7 @@ func RequestMeta(ctx context.Context) (p *Principal, ip, method string) {
 
 // Recorder receives the security events of sign-in and authorization.
 type Recorder interface {
-	LoginSucceeded(r *http.Request, p *Principal)
+	LoginSucceeded(r *http.Request, p *identity.Principal)
 	LoginFailed(r *http.Request, username, reason string)
 	Denied(r *http.Request, d Denial)
 }
@@ -83,7 +85,7 @@ func (d *denyWriter) WriteHeader(code int) {
 	d.wrote = true
 	if code == http.StatusUnauthorized && d.st.denial != nil {
 		d.rewrote = true
-		h := d.ResponseWriter.Header()
+		h := d.Header()
 		h.Del("WWW-Authenticate")
 		WriteOCIError(d.ResponseWriter, http.StatusForbidden, "DENIED", denialMessage(d.st.denial), nil)
 		return

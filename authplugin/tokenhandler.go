@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/authplugin/token"
 	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
 )
@@ -58,12 +60,12 @@ func (h *TokenHandler) get(w http.ResponseWriter, r *http.Request) {
 	if !h.checkService(w, q.Get("service")) {
 		return
 	}
-	scopes, err := ParseScopes(q["scope"])
+	scopes, err := token.ParseScopes(q["scope"])
 	if err != nil {
 		WriteOCIError(w, http.StatusBadRequest, "UNSUPPORTED", err.Error(), nil)
 		return
 	}
-	var p *Principal
+	var p *identity.Principal
 	var sessionEnd time.Time
 	if user, pass, ok := r.BasicAuth(); ok {
 		p, sessionEnd = h.login(w, r, user, pass)
@@ -89,12 +91,12 @@ func (h *TokenHandler) post(w http.ResponseWriter, r *http.Request) {
 	if !h.checkService(w, r.PostForm.Get("service")) {
 		return
 	}
-	scopes, err := ParseScopes(r.PostForm["scope"])
+	scopes, err := token.ParseScopes(r.PostForm["scope"])
 	if err != nil {
 		WriteOCIError(w, http.StatusBadRequest, "UNSUPPORTED", err.Error(), nil)
 		return
 	}
-	var p *Principal
+	var p *identity.Principal
 	var sessionEnd time.Time
 	offline := r.PostForm.Get("access_type") == "offline"
 	switch r.PostForm.Get("grant_type") {
@@ -107,13 +109,13 @@ func (h *TokenHandler) post(w http.ResponseWriter, r *http.Request) {
 		p, sessionEnd = h.login(w, r, user, pass)
 	case "refresh_token":
 		rt := r.PostForm.Get("refresh_token")
-		c, err := h.Authn.Issuer.Verify(UseRefresh, rt)
+		c, err := h.Authn.Issuer.Verify(token.UseRefresh, rt)
 		if err != nil {
 			WriteOCIError(w, http.StatusUnauthorized, "UNAUTHORIZED", "invalid refresh token", nil)
 			return
 		}
 		p = c.Principal()
-		if rf, ok := h.Authn.Provider.(Refresher); ok {
+		if rf, ok := h.Authn.Provider.(identity.Refresher); ok {
 			if p, err = rf.Refresh(r.Context(), *p); err != nil {
 				h.identityError(w, r, c.Username, err)
 				return
@@ -133,7 +135,7 @@ func (h *TokenHandler) post(w http.ResponseWriter, r *http.Request) {
 	h.respond(w, p, scopes, offline, sessionEnd)
 }
 
-func (h *TokenHandler) login(w http.ResponseWriter, r *http.Request, user, pass string) (*Principal, time.Time) {
+func (h *TokenHandler) login(w http.ResponseWriter, r *http.Request, user, pass string) (*identity.Principal, time.Time) {
 	s, err := h.Authn.Provider.Login(r.Context(), user, pass)
 	if err != nil {
 		h.identityError(w, r, user, err)
@@ -145,9 +147,9 @@ func (h *TokenHandler) login(w http.ResponseWriter, r *http.Request, user, pass 
 	return &s.Principal, s.ExpiresAt
 }
 
-func (h *TokenHandler) bearer(w http.ResponseWriter, r *http.Request, tok string) *Principal {
+func (h *TokenHandler) bearer(w http.ResponseWriter, r *http.Request, tok string) *identity.Principal {
 	if h.Authn.Issuer.LooksLikeOurs(tok) {
-		if _, err := h.Authn.Issuer.Verify(UseAccess, tok); err == nil {
+		if _, err := h.Authn.Issuer.Verify(token.UseAccess, tok); err == nil {
 			// A registry token is not an identity: it cannot mint others.
 			WriteOCIError(w, http.StatusUnauthorized, "UNAUTHORIZED", "a registry token cannot be exchanged for another", nil)
 			return nil
@@ -162,7 +164,7 @@ func (h *TokenHandler) bearer(w http.ResponseWriter, r *http.Request, tok string
 }
 
 func (h *TokenHandler) identityError(w http.ResponseWriter, r *http.Request, user string, err error) {
-	if errors.Is(err, ErrUnavailable) {
+	if errors.Is(err, identity.ErrUnavailable) {
 		slog.Error("identity service unavailable", "username", user, "err", err)
 		if h.Recorder != nil {
 			h.Recorder.LoginFailed(r, user, "identity service unavailable")
@@ -178,8 +180,8 @@ func (h *TokenHandler) identityError(w http.ResponseWriter, r *http.Request, use
 }
 
 // Grant returns the part of the requested scopes the policy allows.
-func Grant(pol Policy, p *Principal, scopes []Scope) []AccessEntry {
-	out := []AccessEntry{}
+func Grant(pol Policy, p *identity.Principal, scopes []token.Scope) []token.AccessEntry {
+	out := []token.AccessEntry{}
 	for _, s := range scopes {
 		var granted []string
 		for _, act := range expandActions(s) {
@@ -192,14 +194,14 @@ func Grant(pol Policy, p *Principal, scopes []Scope) []AccessEntry {
 			}
 		}
 		if len(granted) > 0 {
-			out = append(out, AccessEntry{Type: s.Type, Name: s.Name, Actions: granted})
+			out = append(out, token.AccessEntry{Type: s.Type, Name: s.Name, Actions: granted})
 		}
 	}
 	return out
 }
 
 // expandActions turns a repository `*` into the actions it stands for.
-func expandActions(s Scope) []string {
+func expandActions(s token.Scope) []string {
 	if s.Type != "repository" {
 		return s.Actions
 	}
@@ -219,9 +221,9 @@ func expandActions(s Scope) []string {
 // tokens no longer-lived than the identity session they came from, so a
 // revocation or demotion upstream is not outlived; without a known session
 // end none is issued.
-func (h *TokenHandler) respond(w http.ResponseWriter, p *Principal, scopes []Scope, offline bool, sessionEnd time.Time) {
+func (h *TokenHandler) respond(w http.ResponseWriter, p *identity.Principal, scopes []token.Scope, offline bool, sessionEnd time.Time) {
 	access := Grant(h.Policy, p, scopes)
-	tok, c, err := h.Authn.Issuer.Issue(UseAccess, p, access, h.TokenTTL)
+	tok, c, err := h.Authn.Issuer.Issue(token.UseAccess, p, access, h.TokenTTL)
 	if err != nil {
 		slog.Error("issue token", "err", err)
 		WriteOCIError(w, http.StatusInternalServerError, "UNKNOWN", "could not issue token", nil)
@@ -237,16 +239,16 @@ func (h *TokenHandler) respond(w http.ResponseWriter, p *Principal, scopes []Sco
 		if i > 0 {
 			resp.Scope += " "
 		}
-		resp.Scope += Scope{Type: a.Type, Name: a.Name, Actions: a.Actions}.String()
+		resp.Scope += token.Scope(a).String()
 	}
 	refreshTTL := h.RefreshTTL
-	if _, ok := h.Authn.Provider.(Refresher); !ok {
+	if _, ok := h.Authn.Provider.(identity.Refresher); !ok {
 		if left := time.Until(sessionEnd); left < refreshTTL {
 			refreshTTL = left
 		}
 	}
 	if offline && refreshTTL >= time.Minute {
-		rt, _, err := h.Authn.Issuer.Issue(UseRefresh, p, nil, refreshTTL)
+		rt, _, err := h.Authn.Issuer.Issue(token.UseRefresh, p, nil, refreshTTL)
 		if err != nil {
 			slog.Error("issue refresh token", "err", err)
 			WriteOCIError(w, http.StatusInternalServerError, "UNKNOWN", "could not issue token", nil)

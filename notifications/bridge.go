@@ -12,6 +12,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -30,7 +31,7 @@ const (
 // bridge implements distribution's notifications.Listener for one request.
 type bridge struct {
 	sink   *Sink
-	actor  *authplugin.Principal
+	actor  *identity.Principal
 	ip     string
 	method string
 }

@@ -116,7 +116,12 @@ func (fw *fileWriter) checkWritable() error {
 // following buffers start aligned and can be written directly.
 func (fw *fileWriter) active() (*[]byte, int) {
 	if fw.buf == nil {
-		fw.buf = fw.d.bufPool.Get().(*[]byte)
+		b, ok := fw.d.bufPool.Get().(*[]byte)
+		if !ok { // the pool holds only *[]byte (see bufPool.New)
+			s := alignedBuffer(fw.d.bufSize)
+			b = &s
+		}
+		fw.buf = b
 		*fw.buf = (*fw.buf)[:0]
 	}
 	return fw.buf, fw.d.bufSize - int(fw.flushed%directAlign)

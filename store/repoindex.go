@@ -15,6 +15,10 @@ const (
 	OpManifestDelete = "manifest_delete"
 	OpTagDelete      = "tag_delete"
 	OpRepoDelete     = "repo_delete"
+	// OpRepoPut records a repository that exists on storage without
+	// manifests (every manifest deleted): /v2/_catalog lists it, so the
+	// index does too.
+	OpRepoPut = "repo_put"
 )
 
 // Ref is a descriptor a manifest references (config, layer, child manifest).
@@ -56,7 +60,7 @@ func (s *Store) ApplyBatch(ctx context.Context, evs []AuditEvent, ops []IndexOp)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("store: apply batch: %w (last: %v)", ctx.Err(), err)
+			return fmt.Errorf("store: apply batch: %w (last: %w)", ctx.Err(), err)
 		case <-time.After(backoff):
 		}
 		if backoff < time.Second {
@@ -92,6 +96,9 @@ func (s *Store) applyOnce(ctx context.Context, evs []AuditEvent, ops []IndexOp) 
 	return tx.Commit()
 }
 
+// repoID finds (or, with create, makes) a repository's row. Creation
+// tolerates another writer (replica) creating it first: ON CONFLICT waits
+// for that transaction and the select then sees its row.
 func repoID(ctx context.Context, tx *sql.Tx, name string, create bool, now int64) (int64, error) {
 	var id int64
 	err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id)
@@ -101,11 +108,11 @@ func repoID(ctx context.Context, tx *sql.Tx, name string, create bool, now int64
 		}
 		return id, err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO repositories(name, created_at) VALUES (?, ?)`, name, now)
-	if err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO repositories(name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING`, name, now); err != nil {
 		return 0, err
 	}
-	return res.LastInsertId()
+	err = tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id)
+	return id, err
 }
 
 func applyOp(ctx context.Context, tx *sql.Tx, op IndexOp) (int64, error) {
@@ -126,7 +133,7 @@ func applyOp(ctx context.Context, tx *sql.Tx, op IndexOp) (int64, error) {
 			return 0, err
 		}
 		for _, r := range op.Refs {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO manifest_refs(repo_id, manifest_digest, ref_digest, media_type, size) VALUES (?,?,?,?,?)`,
+			if _, err := tx.ExecContext(ctx, `INSERT INTO manifest_refs(repo_id, manifest_digest, ref_digest, media_type, size) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING`,
 				id, op.Digest, r.Digest, r.MediaType, r.Size); err != nil {
 				return 0, err
 			}
@@ -138,7 +145,7 @@ func applyOp(ctx context.Context, tx *sql.Tx, op IndexOp) (int64, error) {
 				return 0, err
 			}
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE repositories SET last_push = MAX(last_push, ?) WHERE id = ?`, now, id)
+		_, err = tx.ExecContext(ctx, `UPDATE repositories SET last_push = CASE WHEN last_push < ?1 THEN ?1 ELSE last_push END WHERE id = ?2`, now, id)
 		return id, err
 	case OpManifestDelete:
 		id, err := repoID(ctx, tx, op.Repository, false, now)
@@ -160,20 +167,19 @@ func applyOp(ctx context.Context, tx *sql.Tx, op IndexOp) (int64, error) {
 	case OpRepoDelete:
 		_, err := tx.ExecContext(ctx, `DELETE FROM repositories WHERE name = ?`, op.Repository)
 		return 0, err
+	case OpRepoPut:
+		return repoID(ctx, tx, op.Repository, true, now)
 	}
 	return 0, fmt.Errorf("unknown index op %q", op.Kind)
 }
 
 // refreshRepoStats recomputes a repository's counts and size: manifests
 // plus each distinct non-manifest blob they reference, counted once.
-// A repository left with no manifests is removed from the index.
+// A repository left with no manifests stays, with zero counts, as it
+// stays in /v2/_catalog (its directory remains until it is deleted).
 func refreshRepoStats(ctx context.Context, tx *sql.Tx, id int64) error {
 	var manifests int64
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM manifests WHERE repo_id = ?`, id).Scan(&manifests); err != nil {
-		return err
-	}
-	if manifests == 0 {
-		_, err := tx.ExecContext(ctx, `DELETE FROM repositories WHERE id = ?`, id)
 		return err
 	}
 	_, err := tx.ExecContext(ctx, `UPDATE repositories SET
@@ -182,7 +188,7 @@ func refreshRepoStats(ctx context.Context, tx *sql.Tx, id int64) error {
 		total_size = (SELECT COALESCE(SUM(size),0) FROM manifests WHERE repo_id = ?1)
 		           + (SELECT COALESCE(SUM(size),0) FROM (SELECT ref_digest, MAX(size) AS size FROM manifest_refs
 		              WHERE repo_id = ?1 AND ref_digest NOT IN (SELECT digest FROM manifests WHERE repo_id = ?1)
-		              GROUP BY ref_digest))
+		              GROUP BY ref_digest) AS refs)
 		WHERE id = ?1`, id, manifests)
 	return err
 }
@@ -378,4 +384,69 @@ func (s *Store) ReplaceIndex(ctx context.Context, ops []IndexOp) error {
 		return fmt.Errorf("store: reindex: %w", err)
 	}
 	return nil
+}
+
+// IndexedRepo is what the index holds for one repository: its manifest
+// digests and tags (tag -> digest).
+type IndexedRepo struct {
+	Manifests map[string]bool
+	Tags      map[string]string
+}
+
+// IndexContents returns the whole index as repository -> contents (for
+// reconciling it against storage).
+func (s *Store) IndexContents(ctx context.Context) (map[string]*IndexedRepo, error) {
+	out := map[string]*IndexedRepo{}
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM repositories`)
+	if err != nil {
+		return nil, fmt.Errorf("store: index contents: %w", err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store: index contents: %w", err)
+		}
+		out[n] = &IndexedRepo{Manifests: map[string]bool{}, Tags: map[string]string{}}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: index contents: %w", err)
+	}
+	rows, err = s.db.QueryContext(ctx, `SELECT r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: index contents: %w", err)
+	}
+	for rows.Next() {
+		var n, d string
+		if err := rows.Scan(&n, &d); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store: index contents: %w", err)
+		}
+		if r := out[n]; r != nil {
+			r.Manifests[d] = true
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: index contents: %w", err)
+	}
+	rows, err = s.db.QueryContext(ctx, `SELECT r.name, t.name, t.digest FROM tags t JOIN repositories r ON r.id = t.repo_id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: index contents: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n, tag, d string
+		if err := rows.Scan(&n, &tag, &d); err != nil {
+			return nil, fmt.Errorf("store: index contents: %w", err)
+		}
+		if r := out[n]; r != nil {
+			r.Tags[tag] = d
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: index contents: %w", err)
+	}
+	return out, nil
 }

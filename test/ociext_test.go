@@ -37,7 +37,7 @@ func orasRepo(t *testing.T, srv *mcrtest.Server, repo string) *orasremote.Reposi
 	return r
 }
 
-func listReferrers(t *testing.T, ctx context.Context, r *orasremote.Repository, subject ocispec.Descriptor, artifactType string) []ocispec.Descriptor {
+func listReferrers(ctx context.Context, t *testing.T, r *orasremote.Repository, subject ocispec.Descriptor, artifactType string) []ocispec.Descriptor {
 	t.Helper()
 	var all []ocispec.Descriptor
 	if err := r.Referrers(ctx, subject, artifactType, func(ds []ocispec.Descriptor) error {
@@ -54,7 +54,12 @@ func listReferrers(t *testing.T, ctx context.Context, r *orasremote.Repository, 
 // artifactType filter, deletes one, and checks no fallback tag exists.
 func TestOrasReferrers(t *testing.T) {
 	t.Parallel()
-	srv := mcrtest.Start(t)
+	testOrasReferrers(t)
+}
+
+// testOrasReferrers runs on a server started with opts (e.g. on S3).
+func testOrasReferrers(t *testing.T, opts ...mcrtest.Option) {
+	srv := mcrtest.Start(t, opts...)
 	ctx := context.Background()
 	img, err := random.Image(512, 2)
 	if err != nil {
@@ -84,7 +89,7 @@ func TestOrasReferrers(t *testing.T) {
 	sbom := attach("application/vnd.example.sbom+json", "sbom-content")
 	sig := attach("application/vnd.example.signature", "signature-content")
 
-	all := listReferrers(t, ctx, repo, subject, "")
+	all := listReferrers(ctx, t, repo, subject, "")
 	if len(all) != 2 {
 		t.Fatalf("referrers: %d, want 2: %+v", len(all), all)
 	}
@@ -98,7 +103,7 @@ func TestOrasReferrers(t *testing.T) {
 	if got[sbom.Digest].Annotations["org.opencontainers.image.created"] == "" {
 		t.Fatalf("annotations missing from referrer descriptor: %+v", got[sbom.Digest])
 	}
-	filtered := listReferrers(t, ctx, repo, subject, "application/vnd.example.signature")
+	filtered := listReferrers(ctx, t, repo, subject, "application/vnd.example.signature")
 	if len(filtered) != 1 || filtered[0].Digest != sig.Digest {
 		t.Fatalf("filtered referrers: %+v", filtered)
 	}
@@ -121,7 +126,7 @@ func TestOrasReferrers(t *testing.T) {
 	if err := repo.Delete(ctx, sbom); err != nil {
 		t.Fatalf("delete referrer: %v", err)
 	}
-	left := listReferrers(t, ctx, repo, subject, "")
+	left := listReferrers(ctx, t, repo, subject, "")
 	if len(left) != 1 || left[0].Digest != sig.Digest {
 		t.Fatalf("after delete: %+v", left)
 	}
@@ -199,7 +204,12 @@ func TestOCIExtBadInput(t *testing.T) {
 // reads them back by those digests, with the algorithm echoed.
 func TestSHA512RoundTrip(t *testing.T) {
 	t.Parallel()
-	srv := mcrtest.Start(t)
+	testSHA512RoundTrip(t)
+}
+
+// testSHA512RoundTrip runs on a server started with opts (e.g. on S3).
+func testSHA512RoundTrip(t *testing.T, opts ...mcrtest.Option) {
+	srv := mcrtest.Start(t, opts...)
 	tok := srv.Token(t, "admin", mcrtest.AdminPassword, "repository:sha/a:pull,push,delete", "repository:sha/b:pull,push")
 	sum := func(b []byte) string { s := sha512.Sum512(b); return "sha512:" + hex.EncodeToString(s[:]) }
 

@@ -175,6 +175,10 @@ type RulePatch struct {
 type GCRequest struct {
 	DryRun         bool `json:"dry_run,omitempty"`
 	RemoveUntagged bool `json:"remove_untagged,omitempty"`
+	// Grace overrides gc.grace for this run (a Go duration, "0s" for
+	// none; /v1/gc only). Uploads in flight younger than it may lose
+	// their blobs.
+	Grace string `json:"grace,omitempty"`
 }
 
 // GCStarted is the 202 answer of POST /v1/gc and /v1/gc/reconcile.
@@ -220,4 +224,31 @@ type GCStatus struct {
 // path on the server.
 type SnapshotCreated struct {
 	Path string `json:"path"`
+}
+
+// UploadInfo is one blob upload directory (in progress or abandoned).
+type UploadInfo struct {
+	Repository string    `json:"repository"`
+	ID         string    `json:"id"`
+	Size       int64     `json:"size"`
+	Started    time.Time `json:"started"`
+	Modified   time.Time `json:"modified"`
+	AgeSeconds int64     `json:"age_seconds"`
+}
+
+// UploadList is GET /v1/uploads.
+type UploadList struct {
+	Uploads    []UploadInfo `json:"uploads"`
+	TotalBytes int64        `json:"total_bytes"`
+}
+
+// UploadPurgeRequest is the body of POST /v1/uploads/purge.
+type UploadPurgeRequest struct {
+	OlderThan string `json:"older_than"`
+}
+
+// UploadPurged is the answer of POST /v1/uploads/purge.
+type UploadPurged struct {
+	Purged     []UploadInfo `json:"purged"`
+	BytesFreed int64        `json:"bytes_freed"`
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -14,10 +13,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
 func gcCmd(g *globals) *cobra.Command {
 	var reconcile, dryRun, removeUntagged, wait bool
+	var grace string
 	c := &cobra.Command{
 		Use:   "gc",
 		Short: "Start garbage collection on the server (online: pulls never wait, pushes wait briefly)",
@@ -27,6 +28,11 @@ are removed (blobs younger than the server's gc.grace are kept); with
 --reconcile, remove instead the files nothing references after a crash
 (for example between the phases of a collection).
 
+With --grace DURATION (for example 0s on a full disk), the server's
+gc.grace is replaced for this run: uploads in flight younger than that
+may lose their blobs. Blobs of repositories deleted through MCR are
+collectable at once in any case.
+
 The run continues on the server; follow it with "mcrctl gc status", or
 pass --wait.`,
 		Args: cobra.NoArgs,
@@ -35,19 +41,24 @@ pass --wait.`,
 			if err != nil {
 				return err
 			}
-			path := "/v1/gc"
-			if reconcile {
-				path = "/v1/gc/reconcile"
+			if grace != "" {
+				if reconcile {
+					return cli.Usagef("--grace applies to a collection, not to --reconcile")
+				}
+				if d, err := time.ParseDuration(grace); err != nil || d < 0 {
+					return cli.Usagef("--grace: want a non-negative duration such as 0s or 10m, got %q", grace)
+				}
+				fmt.Fprintf(g.stderr, "WARNING: grace period overridden (%s) for this run: uploads in flight younger than that may lose their blobs\n", grace)
 			}
-			body := apitypes.GCRequest{DryRun: dryRun, RemoveUntagged: removeUntagged}
-			var started apitypes.GCStarted
-			raw, err := cl.do(context.Background(), http.MethodPost, path, nil, body, &started)
+			body := apitypes.GCRequest{DryRun: dryRun, RemoveUntagged: removeUntagged, Grace: grace}
+			id, err := cl.StartGC(context.Background(), reconcile, body)
 			if err != nil {
 				return err
 			}
+			started := apitypes.GCStarted{ID: id}
 			if !wait {
 				if g.json {
-					return g.printJSON(raw)
+					return g.printValue(started)
 				}
 				what := "gc"
 				if reconcile {
@@ -77,6 +88,7 @@ pass --wait.`,
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be removed, remove nothing")
 	c.Flags().BoolVar(&removeUntagged, "remove-untagged", false, "also remove manifests no tag reaches")
 	c.Flags().BoolVar(&wait, "wait", false, "wait for the run to finish and print its result")
+	c.Flags().StringVar(&grace, "grace", "", "override the server's gc.grace for this run (e.g. 0s); uploads in flight younger than it may lose their blobs")
 
 	status := &cobra.Command{
 		Use:   "status",
@@ -87,13 +99,12 @@ pass --wait.`,
 			if err != nil {
 				return err
 			}
-			var st apitypes.GCStatus
-			raw, err := cl.do(context.Background(), http.MethodGet, "/v1/gc/status", nil, nil, &st)
+			st, err := cl.GCStatus(context.Background())
 			if err != nil {
 				return err
 			}
 			if g.json {
-				return g.printJSON(raw)
+				return g.printValue(st)
 			}
 			fmt.Fprintf(g.stdout, "running: %s\n", yesNo(st.Running))
 			if st.LastRun == nil {
@@ -109,10 +120,10 @@ pass --wait.`,
 }
 
 // waitRun polls the status until run id has completed.
-func waitRun(cl *client, id int64) (*apitypes.GCRun, error) {
+func waitRun(cl backend, id int64) (*apitypes.GCRun, error) {
 	for {
-		var st apitypes.GCStatus
-		if _, err := cl.do(context.Background(), http.MethodGet, "/v1/gc/status", nil, nil, &st); err != nil {
+		st, err := cl.GCStatus(context.Background())
+		if err != nil {
 			return nil, err
 		}
 		if st.LastRun != nil && st.LastRun.ID >= id && (st.LastRun.ID > id || st.LastRun.Completed != nil) {

@@ -8,7 +8,8 @@ import (
 
 	"github.com/distribution/reference"
 
-	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/gc"
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
@@ -16,8 +17,8 @@ import (
 // deleteRepository removes every manifest, tag and link of a repository
 // through distribution, then records repo_deleted (which also drops it
 // from the index) before answering.
-func deleteRepository(ctx context.Context, capt *captured, sink *notifications.Sink, name string, actor *authplugin.Principal, ip string) error {
-	ns, _, err := capt.get()
+func deleteRepository(ctx context.Context, capt *captured, st *store.Store, sink *notifications.Sink, name string, actor *identity.Principal, ip string) error {
+	ns, driver, err := capt.get()
 	if err != nil {
 		return err
 	}
@@ -30,6 +31,20 @@ func deleteRepository(ctx context.Context, capt *captured, sink *notifications.S
 	})
 	if !ok {
 		return fmt.Errorf("delete repository %q: storage cannot remove repositories", name)
+	}
+	// Its blobs are unreferenced by intent once it is gone: the next
+	// collection may remove them without waiting for the grace period.
+	// Recorded first; a blob still linked (here or elsewhere) stays.
+	blobs, err := gc.RepositoryBlobs(ctx, driver, name)
+	if err != nil {
+		return fmt.Errorf("delete repository %q: %w", name, err)
+	}
+	ds := make([]string, len(blobs))
+	for i, b := range blobs {
+		ds[i] = b.String()
+	}
+	if err := st.ReleaseBlobs(ctx, name, ds); err != nil {
+		return fmt.Errorf("delete repository %q: %w", name, err)
 	}
 	if err := remover.Remove(ctx, named); err != nil {
 		return fmt.Errorf("delete repository %q: %w", name, err)
@@ -80,4 +95,29 @@ func startAuditPruner(st *store.Store, retentionDays int) (stop func()) {
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// uploadService lists and purges blob uploads on the App's storage.
+type uploadService struct{ capt *captured }
+
+func (u uploadService) List(ctx context.Context) ([]gc.Upload, error) {
+	_, d, err := u.capt.get()
+	if err != nil {
+		return nil, err
+	}
+	return gc.ListUploads(ctx, d)
+}
+
+func (u uploadService) Purge(ctx context.Context, olderThan time.Duration) ([]gc.Upload, error) {
+	_, d, err := u.capt.get()
+	if err != nil {
+		return nil, err
+	}
+	purged, err := gc.PurgeUploads(ctx, d, olderThan, time.Now())
+	var bytes int64
+	for _, p := range purged {
+		bytes += p.Size
+	}
+	slog.Info("uploads purged", "older_than", olderThan, "uploads", len(purged), "bytes", bytes, "err", err)
+	return purged, err
 }

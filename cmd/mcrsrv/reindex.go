@@ -7,8 +7,8 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage"
 	"github.com/spf13/cobra"
 
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/notifications"
-	"git.wntrmute.dev/kyle/mcr/store"
 )
 
 func reindexCmd() *cobra.Command {
@@ -23,11 +23,11 @@ func reindexCmd() *cobra.Command {
 				return err
 			}
 			ctx := context.Background()
-			st, err := store.Open(cfg.Database.Path)
+			st, err := openStore(ctx, cfg)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer cli.Closing("the database", st.Close)
 			driver, err := openStorage(ctx, cfg)
 			if err != nil {
 				return err

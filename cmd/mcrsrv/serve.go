@@ -17,12 +17,19 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 
 	"git.wntrmute.dev/kyle/mcr/adminapi"
+	"git.wntrmute.dev/kyle/mcr/adminsvc"
 	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity/mcias"
+	"git.wntrmute.dev/kyle/mcr/authplugin/token"
 	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	"git.wntrmute.dev/kyle/mcr/ociext"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
+	"git.wntrmute.dev/kyle/mcr/storageguard"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -36,7 +43,7 @@ func (a auditRecorder) record(ev store.AuditEvent) {
 	}
 }
 
-func (a auditRecorder) LoginSucceeded(r *http.Request, p *authplugin.Principal) {
+func (a auditRecorder) LoginSucceeded(r *http.Request, p *identity.Principal) {
 	slog.Info("login_ok", "username", p.Username, "sub", p.Subject, "ip", authplugin.ClientIP(r))
 	a.record(store.AuditEvent{Type: "login_ok", ActorID: p.Subject, Actor: p.Username, IP: authplugin.ClientIP(r)})
 }
@@ -57,45 +64,125 @@ func (a auditRecorder) Denied(r *http.Request, d authplugin.Denial) {
 }
 
 // openProvider builds the configured identity provider.
-func openProvider(cfg *config.Config, st *store.Store, issuer *authplugin.Issuer) (authplugin.Provider, error) {
+func openProvider(cfg *config.Config, st *store.Store, issuer *token.Issuer) (identity.Provider, error) {
 	switch cfg.Identity.Provider {
 	case config.ProviderMCIAS:
-		return authplugin.NewMCIAS(authplugin.MCIASOptions{
+		return mcias.New(mcias.Options{
 			ServerURL:   cfg.MCIAS.ServerURL,
 			CACertFile:  cfg.MCIAS.CACert,
 			ServiceName: cfg.MCIAS.ServiceName,
 			Tags:        cfg.MCIAS.Tags,
 		})
 	default:
-		return authplugin.NewLocal(st, issuer, cfg.Identity.SessionTTL), nil
+		return local.New(st, issuer, cfg.Identity.SessionTTL), nil
 	}
 }
 
-// serve runs the registry until SIGTERM/SIGINT, then drains.
-func serve(cfg *config.Config) error {
+// serveOptions are the server's command-line switches.
+type serveOptions struct {
+	// integrityCheck runs integrity_check at start-up instead of quick_check.
+	integrityCheck bool
+}
+
+// serve runs the registry until SIGTERM/SIGINT, then drains. A damaged
+// database fails start-up with one message that says so and points to the
+// restore procedure, whichever step first tripped over it.
+func serve(cfg *config.Config, so serveOptions) error {
+	err := serveRegistry(cfg, so)
+	if err != nil && store.IsCorrupt(err) {
+		return corruptDatabase(cfg, err)
+	}
+	return err
+}
+
+// corruptDatabase is the start-up failure for a damaged database.
+func corruptDatabase(cfg *config.Config, err error) error {
+	return fmt.Errorf("database: %s is corrupt; refusing to start. Restore it from the newest snapshot "+
+		"(docs/runbook.md, \"Restore from snapshot\"): keep the damaged file (mv %[1]s %[1]s.corrupt, with its -wal and -shm), "+
+		"copy %[2]s/mcr-YYYYMMDD-HHMMSS.db to %[1]s, start the server; the repository index is rebuilt from storage in the background. Cause: %[3]w",
+		cfg.Database.Path, filepath.Join(cfg.DataDir(), "backups"), err)
+}
+
+// checkDatabase runs the start-up integrity check within
+// database.check_timeout.
+func checkDatabase(cfg *config.Config, st *store.Store, full bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Database.CheckTimeout)
+	defer cancel()
+	start := time.Now()
+	res := st.Check(ctx, full)
+	switch {
+	case res.Err != nil:
+		return fmt.Errorf("database: integrity check: %w", res.Err)
+	case res.Incomplete:
+		slog.Warn("database: integrity check did not finish within database.check_timeout; starting anyway (run `sqlite3 mcr.db 'PRAGMA integrity_check'` offline)",
+			"component", "database", "timeout", cfg.Database.CheckTimeout, "full", full)
+	default:
+		slog.Info("database: integrity check ok", "component", "database", "full", full, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// startDatabaseChecks re-runs quick_check every database.check_interval;
+// the result feeds /v1/health?detail=1.
+func startDatabaseChecks(cfg *config.Config, st *store.Store) (stop func()) {
+	if cfg.Database.CheckInterval <= 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(cfg.Database.CheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			cctx, ccancel := context.WithTimeout(ctx, cfg.Database.CheckTimeout)
+			res := st.Check(cctx, false)
+			ccancel()
+			if res.Err != nil {
+				slog.Error("database: periodic integrity check found damage; restore from a snapshot (docs/runbook.md)",
+					"component", "database", "err", res.Err)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func serveRegistry(cfg *config.Config, so serveOptions) error {
 	setupLogging(cfg.Log.SlogLevel())
 	if _, err := tls.LoadX509KeyPair(cfg.Server.TLSCert, cfg.Server.TLSKey); err != nil {
 		return fmt.Errorf("server.tls_cert/server.tls_key: %w", err)
 	}
-	if err := os.MkdirAll(cfg.Storage.LayersPath, 0o700); err != nil {
-		return fmt.Errorf("storage.layers_path: %w", err)
+	if cfg.Storage.Driver != config.StorageS3 {
+		if err := os.MkdirAll(cfg.Storage.LayersPath, 0o700); err != nil {
+			return fmt.Errorf("storage.layers_path: %w", err)
+		}
 	}
 	// gc: hold the data-directory lock (offline `mcrsrv gc` refuses while held).
 	dirLock, err := lockDataDir(cfg)
 	if err != nil {
 		return err
 	}
-	defer dirLock.Unlock()
-	st, err := store.Open(cfg.Database.Path)
+	defer cli.Closing("the data-directory lock", dirLock.Unlock)
+	st, err := openStore(context.Background(), cfg)
 	if err != nil {
-		return fmt.Errorf("database.path: %w", err)
+		return err
 	}
-	defer st.Close()
-	keys, err := authplugin.LoadKeySet(cfg.Identity.KeysDir)
+	defer cli.Closing("the database", st.Close)
+	if err := checkDatabase(cfg, st, so.integrityCheck); err != nil {
+		return err
+	}
+	stopChecks := startDatabaseChecks(cfg, st)
+	defer stopChecks()
+	keys, err := token.LoadKeySet(cfg.Identity.KeysDir)
 	if err != nil {
 		return fmt.Errorf("identity.keys_dir: %w", err)
 	}
-	issuer := authplugin.NewIssuer(keys, cfg.Identity.Issuer, cfg.Identity.ServiceName)
+	issuer := token.NewIssuer(keys, cfg.Identity.Issuer, cfg.Identity.ServiceName)
 	provider, err := openProvider(cfg, st, issuer)
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
@@ -105,7 +192,9 @@ func serve(cfg *config.Config) error {
 		return fmt.Errorf("policy: %w", err)
 	}
 	authn := &authplugin.Authenticator{Issuer: issuer, Provider: provider}
-	sink := notifications.NewSink(st, notifications.Options{OnCommit: metrics.ObserveCommit, SkipPulls: !cfg.Audit.RecordPulls})
+	ix := newIndexer(st)
+	sink := notifications.NewSink(st, notifications.Options{OnCommit: metrics.ObserveCommit, SkipPulls: !cfg.Audit.RecordPulls,
+		OnIndexFailure: ix.markDirty})
 	metrics.RegisterQueueDepth(func() float64 { return float64(sink.Depth()) })
 	defer func() {
 		if err := sink.Close(); err != nil {
@@ -114,6 +203,7 @@ func serve(cfg *config.Config) error {
 	}()
 	rec := auditRecorder{sink: sink}
 	capt := &captured{}
+	ix.capt = capt
 
 	secret := cfg.Server.HTTPSecret
 	if secret == "" {
@@ -121,7 +211,25 @@ func serve(cfg *config.Config) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	app, err := newApp(context.Background(), distributionConfig(cfg, authn, engine, secret, sink, capt))
+	guardPath := cfg.Storage.LayersPath
+	if cfg.Storage.Driver == config.StorageS3 {
+		guardPath = "" // object storage: no local filesystem to watch
+	}
+	guard := storageguard.New(guardPath, cfg.Storage.MinFreeBytes())
+	if err := guard.Check(context.Background()); err != nil {
+		// Start anyway, read-only in effect: pulls work, writes get 507,
+		// health says degraded, and GC through this server frees space.
+		slog.Error("storage: cannot take writes; starting read-only until space is freed (pulls work, pushes get 507): delete what is unused and run `mcrctl gc --grace 0s`",
+			"component", "storage", "layers", cfg.Storage.LayersPath, "err", err)
+	}
+	metrics.RegisterStorageFree(func() float64 {
+		free, err := guard.Free()
+		if err != nil {
+			return -1
+		}
+		return float64(free)
+	})
+	app, err := newApp(context.Background(), distributionConfig(cfg, authn, engine, secret, sink, capt, guard))
 	if err != nil {
 		return err
 	}
@@ -132,34 +240,33 @@ func serve(cfg *config.Config) error {
 	}
 	defer gcs.Close()
 
-	api := adminapi.New(adminapi.Options{
-		Store: st, Authn: authn, Recorder: rec,
+	svc := adminsvc.New(adminsvc.Options{
+		Store: st, Authn: authn, Policy: engine, Recorder: rec,
 		Reload: func() error { return engine.Reload(context.Background()) },
-		OnPolicyChange: func(r *http.Request, ev adminapi.PolicyEvent) {
-			slog.Info(ev.Type, "actor", ev.Actor, "rule", ev.RuleID)
-			details := map[string]any{"rule_id": ev.RuleID}
-			if ev.Rule != nil {
-				details["rule"] = ev.Rule.Rule
-			}
-			rec.record(store.AuditEvent{Type: ev.Type, ActorID: ev.ActorID, Actor: ev.Actor, IP: authplugin.ClientIP(r), Details: details})
-		},
-		DeleteRepository: func(ctx context.Context, name string, actor *authplugin.Principal, ip string) error {
-			return deleteRepository(ctx, capt, sink, name, actor, ip)
+		Audit:  func(_ context.Context, ev store.AuditEvent) error { return sink.Record(ev) },
+		DeleteRepository: func(ctx context.Context, name string, actor *identity.Principal, ip string) error {
+			return deleteRepository(ctx, capt, st, sink, name, actor, ip)
 		},
 		StorageCheck: func() error {
-			_, err := os.Stat(filepath.Clean(cfg.Storage.LayersPath))
-			return err
+			if err := storageCheck(cfg, capt); err != nil {
+				return err
+			}
+			return guard.Check(context.Background())
 		},
 		GC: gcs.runner, Snapshot: gcs.snapshot, // gc
-		OnAdminEvent: func(_ *http.Request, ev store.AuditEvent) { rec.record(ev) },
+		Uploads: uploadService{capt: capt},
+		ReconcileIndex: func(ctx context.Context) (any, error) {
+			return ix.reconcile(ctx, nil)
+		},
 	})
+	api := adminapi.New(adminapi.Options{Service: svc})
 	mux := http.NewServeMux()
 	mux.Handle("/v2/token", &authplugin.TokenHandler{
 		Authn: authn, Policy: engine, Recorder: rec,
 		TokenTTL: cfg.Identity.TokenTTL, RefreshTTL: cfg.Identity.RefreshTTL,
 	})
 	ac := authplugin.NewAccessController(authn, engine, cfg.Identity.ServiceName, cfg.Server.Hostname)
-	mux.Handle("/v2/", authplugin.V2Middleware(gcs.gate.Wrap(ociext.Wrap(app, st, ac, func() (storagedriver.StorageDriver, error) { _, d, err := capt.get(); return d, err })), rec))
+	mux.Handle("/v2/", authplugin.V2Middleware(storageguard.Wrap(gcs.gate.Wrap(ociext.Wrap(app, st, ac, func() (storagedriver.StorageDriver, error) { _, d, err := capt.get(); return d, err }))), rec))
 	mux.Handle("/v1/", api)
 
 	if cfg.Server.MetricsAddr != "" {
@@ -169,7 +276,7 @@ func serve(cfg *config.Config) error {
 		}
 		msrv := &http.Server{Handler: metrics.DebugHandler(cfg.Server.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = msrv.Serve(ml) }()
-		defer msrv.Close()
+		defer cli.Closing("the metrics listener", msrv.Close)
 		slog.Info("metrics listening", "addr", ml.Addr().String(), "pprof", cfg.Server.Pprof)
 	}
 	srv := &http.Server{
@@ -191,21 +298,36 @@ func serve(cfg *config.Config) error {
 		"identity", provider.Name(), "storage", cfg.Storage.Driver, "layers", cfg.Storage.LayersPath)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, cfg.Server.TLSCert, cfg.Server.TLSKey) }()
+	gl, err := startGRPC(cfg, svc)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	ixCtx, ixCancel := context.WithCancel(context.Background())
+	ixDone := make(chan struct{})
+	go func() { defer close(ixDone); ix.run(ixCtx) }()
+	defer func() { ixCancel(); <-ixDone }()
 
 	select {
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve: %w", err)
 		}
+	case err := <-gl.failed():
+		_ = srv.Close()
+		return fmt.Errorf("grpc serve: %w", err)
 	case <-ctx.Done():
 		slog.Info("shutting down: draining in-flight requests", "timeout", cfg.Server.ShutdownTimeout)
 		shCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 		defer cancel()
 		start := time.Now()
+		grpcDrained := make(chan struct{})
+		go func() { gl.drain(shCtx); close(grpcDrained) }()
 		if err := srv.Shutdown(shCtx); err != nil {
 			slog.Warn("drain timed out; closing remaining connections", "err", err)
 			_ = srv.Close()
 		}
+		<-grpcDrained
 		slog.Info("drained", "took", time.Since(start).Round(time.Millisecond))
 	}
 	if err := app.Shutdown(); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -23,11 +24,11 @@ func snapshotCmd() *cobra.Command {
 				return err
 			}
 			ctx := context.Background()
-			st, err := store.Open(cfg.Database.Path)
+			st, err := openStore(ctx, cfg)
 			if err != nil {
-				return fmt.Errorf("database.path: %w", err)
+				return err
 			}
-			defer st.Close()
+			defer cli.Closing("the database", st.Close)
 			path, err := st.Snapshot(ctx, filepath.Join(cfg.DataDir(), "backups"), cfg.Snapshot.Keep)
 			if err != nil {
 				return err

@@ -11,7 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"git.wntrmute.dev/kyle/mcr/authplugin"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/store"
@@ -25,7 +26,7 @@ func openLocalStore(cfgPath string) (*store.Store, error) {
 	if cfg.Identity.Provider != config.ProviderLocal {
 		return nil, fmt.Errorf("identity.provider is %q: accounts are managed in MCIAS, not by mcrsrv", cfg.Identity.Provider)
 	}
-	return store.Open(cfg.Database.Path)
+	return openStore(context.Background(), cfg)
 }
 
 func userCmd() *cobra.Command {
@@ -42,12 +43,12 @@ func userCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			switch role {
-			case authplugin.RoleAdmin, authplugin.RoleUser, authplugin.RoleGuest:
+			case identity.RoleAdmin, identity.RoleUser, identity.RoleGuest:
 			default:
 				return cli.Usage(fmt.Errorf("--role must be admin, user or guest, got %q", role))
 			}
 			switch accountType {
-			case authplugin.AccountHuman, authplugin.AccountSystem:
+			case identity.AccountHuman, identity.AccountSystem:
 			default:
 				return cli.Usage(fmt.Errorf("--account-type must be human or system, got %q", accountType))
 			}
@@ -62,7 +63,7 @@ func userCmd() *cobra.Command {
 				return fmt.Errorf("reading password from stdin: %w", err)
 			}
 			pw := strings.TrimRight(line, "\r\n")
-			hash, err := authplugin.HashPassword(pw)
+			hash, err := local.HashPassword(pw)
 			if err != nil {
 				return err
 			}
@@ -70,7 +71,7 @@ func userCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer cli.Closing("the database", st.Close)
 			u := &store.User{Username: username, PasswordHash: hash, Role: role, AccountType: accountType}
 			if err := st.CreateUser(context.Background(), u); err != nil {
 				return err
@@ -81,7 +82,7 @@ func userCmd() *cobra.Command {
 	}
 	add.Flags().StringVar(&username, "username", "", "account name")
 	add.Flags().StringVar(&role, "role", "", "admin, user or guest")
-	add.Flags().StringVar(&accountType, "account-type", authplugin.AccountHuman, "human or system")
+	add.Flags().StringVar(&accountType, "account-type", identity.AccountHuman, "human or system")
 	add.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from stdin")
 	_ = add.MarkFlagRequired("username")
 	_ = add.MarkFlagRequired("role")
@@ -95,7 +96,7 @@ func userCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer cli.Closing("the database", st.Close)
 			users, err := st.ListUsers(context.Background())
 			if err != nil {
 				return err
@@ -118,7 +119,7 @@ func userCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer cli.Closing("the database", st.Close)
 			if err := st.DeleteUser(context.Background(), delName); err != nil {
 				return err
 			}

@@ -31,6 +31,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"git.wntrmute.dev/kyle/mcr/internal/pgtest"
 )
 
 // AdminPassword is the password of the `admin` account every server starts with.
@@ -54,6 +56,7 @@ func ModuleRoot() string {
 // Main builds the binaries, runs the tests and cleans up.
 func Main(m *testing.M) int {
 	code := m.Run()
+	pgtest.Stop()
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
 	}
@@ -73,7 +76,7 @@ func Binary(t testing.TB, name string) string {
 		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/...")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/...: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build ./cmd/...: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
@@ -121,6 +124,7 @@ type Server struct {
 	Dir        string // data directory
 	ConfigPath string
 	Addr       string // 127.0.0.1:port
+	GRPCAddr   string // 127.0.0.1:port of the gRPC admin API
 	URL        string // https://127.0.0.1:port
 	CACert     string // PEM file of the self-signed certificate
 	Output     *SafeBuffer
@@ -140,7 +144,6 @@ type options struct {
 	config []string // extra TOML lines appended per section: "section.key = value"
 	env    []string
 	dir    string
-	noWait bool
 }
 
 // WithConfig sets "section.key" to a raw TOML value (quote strings yourself).
@@ -155,11 +158,15 @@ func WithEnv(kv ...string) Option { return func(o *options) { o.env = append(o.e
 func WithDir(dir string) Option { return func(o *options) { o.dir = dir } }
 
 // Init creates a data directory with `mcrsrv init` and returns it.
-func Init(t testing.TB, addr string) string {
+// Extra environment (e.g. MCR_DATABASE_DRIVER/MCR_DATABASE_DSN) applies
+// to init as it will to the server.
+func Init(t testing.TB, addr string, env ...string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "srv")
-	cmd := exec.Command(Binary(t, "mcrsrv"), "init", "--dir", dir, "--hostname", "localhost", "--listen", addr)
-	cmd.Env = append(os.Environ(), "MCR_ADMIN_PASSWORD="+AdminPassword)
+	// Port 0 for gRPC: a server started from this directory never
+	// collides with another on :9443 (Start picks a known free port).
+	cmd := exec.Command(Binary(t, "mcrsrv"), "init", "--dir", dir, "--hostname", "localhost", "--listen", addr, "--grpc-listen", "127.0.0.1:0")
+	cmd.Env = append(append(os.Environ(), "MCR_ADMIN_PASSWORD="+AdminPassword), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mcrsrv init: %v\n%s", err, out)
 	}
@@ -174,22 +181,26 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for _, f := range opts {
 		f(&o)
 	}
-	addr := FreeAddr(t)
+	addr, grpcAddr := FreeAddr(t), FreeAddr(t)
 	dir := o.dir
 	if dir == "" {
-		dir = Init(t, addr)
+		dir = Init(t, addr, o.env...)
 	}
 	s := &Server{
-		Dir: dir, ConfigPath: filepath.Join(dir, "mcr.toml"), Addr: addr,
+		Dir: dir, ConfigPath: filepath.Join(dir, "mcr.toml"), Addr: addr, GRPCAddr: grpcAddr,
 		URL: "https://" + addr, CACert: filepath.Join(dir, "certs", "cert.pem"),
 		Output: &SafeBuffer{}, bin: Binary(t, "mcrsrv"),
 	}
-	if err := setConfig(s.ConfigPath, append([]string{`server.listen_addr="` + addr + `"`}, o.config...)); err != nil {
+	if err := setConfig(s.ConfigPath, append([]string{`server.listen_addr="` + addr + `"`, `server.grpc_addr="` + grpcAddr + `"`, `web.grpc_addr="` + grpcAddr + `"`}, o.config...)); err != nil {
 		t.Fatal(err)
 	}
 	s.Env = append(os.Environ(), o.env...)
 	s.start(t)
-	t.Cleanup(func() { s.Stop(t) })
+	t.Cleanup(func() {
+		if err := s.Stop(t); err != nil {
+			t.Logf("mcrsrv exit: %v", err)
+		}
+	})
 	return s
 }
 
@@ -214,7 +225,9 @@ func (s *Server) start(t testing.TB) {
 // Restart stops (SIGTERM) and starts the server again on the same address.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
-	s.Stop(t)
+	if err := s.Stop(t); err != nil {
+		t.Logf("mcrsrv exited before the restart: %v", err)
+	}
 	s.start(t)
 }
 
@@ -226,7 +239,7 @@ func (s *Server) waitHealthy(d time.Duration) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.done:
-			return fmt.Errorf("exited: %v", s.exit)
+			return fmt.Errorf("exited: %w", s.exit)
 		default:
 		}
 		resp, err := c.Get(s.URL + "/v1/health")
@@ -296,7 +309,11 @@ func (s *Server) CertPool() *x509.CertPool {
 
 // Transport trusts the server's certificate.
 func (s *Server) Transport() *http.Transport {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	def, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		panic("mcrtest: http.DefaultTransport is not an *http.Transport")
+	}
+	tr := def.Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: s.CertPool(), MinVersion: tls.VersionTLS12}
 	return tr
 }
