@@ -54,7 +54,10 @@ func TestDirectWrites(t *testing.T) {
 			if err := w.Commit(ctx); err != nil {
 				t.Fatal(err)
 			}
-			fw := w.(*fileWriter)
+			fw, ok := w.(*fileWriter)
+			if !ok {
+				t.Fatalf("Writer returned %T", w)
+			}
 			if fw.directBytes != tc.wantDirect {
 				t.Errorf("direct bytes = %d, want %d", fw.directBytes, tc.wantDirect)
 			}

@@ -375,7 +375,8 @@ type fsDriver struct {
 func alignedBuffer(n int) []byte {
 	b := make([]byte, n+directAlign)
 	skip := 0
-	if r := int(uintptr(unsafe.Pointer(&b[0])) % directAlign); r != 0 {
+	if r := int(uintptr(unsafe.Pointer(&b[0])) % directAlign); r != 0 { //nolint:gosec // reads the address only, to align
+
 		skip = directAlign - r
 	}
 	return b[skip : skip : skip+n]

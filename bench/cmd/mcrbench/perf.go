@@ -2,8 +2,8 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,16 +34,14 @@ func startPerf(ctx context.Context, p *process, out string) (*perfRecorder, erro
 	}
 	ackR, ackW, err := os.Pipe()
 	if err != nil {
-		ctlR.Close()
-		ctlW.Close()
+		closeAll(ctlR, ctlW)
 		return nil, err
 	}
-	defer ctlR.Close()
-	defer ackW.Close()
+	// The child's ends are closed once it has them (or failed to start).
+	defer closeAll(ctlR, ackW)
 	logf, err := os.Create(out + ".log")
 	if err != nil {
-		ctlW.Close()
-		ackR.Close()
+		closeAll(ctlW, ackR)
 		return nil, err
 	}
 	cmd := exec.Command("perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-g",
@@ -51,16 +49,14 @@ func startPerf(ctx context.Context, p *process, out string) (*perfRecorder, erro
 	cmd.ExtraFiles = []*os.File{ctlR, ackW}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		logf.Close()
-		ctlW.Close()
-		ackR.Close()
+		closeAll(logf, ctlW, ackR)
 		return nil, fmt.Errorf("perf record: %w", err)
 	}
 	r := &perfRecorder{cmd: cmd, exited: make(chan struct{}), log: logf, ctl: ctlW}
 	go func() { r.err = cmd.Wait(); close(r.exited) }()
 	acked := make(chan error, 1)
 	go func() {
-		defer ackR.Close()
+		defer closeAll(ackR)
 		line, err := bufio.NewReader(ackR).ReadString('\n')
 		if err == nil && strings.TrimSpace(line) != "ack" {
 			err = fmt.Errorf("perf control answered %q", line)
@@ -72,7 +68,7 @@ func startPerf(ctx context.Context, p *process, out string) (*perfRecorder, erro
 		select {
 		case err = <-acked:
 		case <-r.exited:
-			err = fmt.Errorf("perf record exited before sampling: %v (see %s.log)", r.err, out)
+			err = fmt.Errorf("perf record exited before sampling (see %s.log): %w", out, r.err)
 		case <-time.After(20 * time.Second):
 			err = fmt.Errorf("perf record did not acknowledge enable (see %s.log)", out)
 		case <-ctx.Done():
@@ -86,17 +82,24 @@ func startPerf(ctx context.Context, p *process, out string) (*perfRecorder, erro
 	return r, nil
 }
 
+// closeAll closes pipe ends and files of the recorder; their close errors
+// carry nothing (perf's output file is perf's to write).
+func closeAll(fs ...*os.File) {
+	for _, f := range fs {
+		_ = f.Close()
+	}
+}
+
 // stop ends sampling (SIGINT makes perf write its file) and returns a note
 // for the log: empty on success.
 func (r *perfRecorder) stop() string {
-	defer r.log.Close()
-	defer r.ctl.Close()
+	defer closeAll(r.log, r.ctl)
 	_ = r.cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-r.exited:
 		// perf re-raises the SIGINT after writing its file.
 		var ee *exec.ExitError
-		if r.err != nil && !(errors.As(r.err, &ee) && ee.ProcessState.Sys().(syscall.WaitStatus).Signal() == syscall.SIGINT) {
+		if r.err != nil && !(errors.As(r.err, &ee) && killedBy(ee, syscall.SIGINT)) {
 			return "perf: " + r.err.Error()
 		}
 	case <-time.After(60 * time.Second):
@@ -105,4 +108,9 @@ func (r *perfRecorder) stop() string {
 		return "perf: killed after 60 s"
 	}
 	return ""
+}
+
+func killedBy(ee *exec.ExitError, sig syscall.Signal) bool {
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
 }
