@@ -15,6 +15,7 @@ import (
 func TestEveryMethodHasAnAccessClass(t *testing.T) {
 	want := map[string]string{
 		"/mcr.v1.AdminService/Health": "public", "/mcr.v1.AdminService/Login": "public", "/mcr.v1.AdminService/Logout": "public",
+		"/mcr.v1.AdminService/UnlockAccount": "admin", "/mcr.v1.AdminService/RevokeAccount": "admin",
 		"/mcr.v1.RegistryService/ListRepositories": "user", "/mcr.v1.RegistryService/GetRepository": "user",
 		"/mcr.v1.RegistryService/DeleteRepository": "admin", "/mcr.v1.RegistryService/GarbageCollect": "admin",
 		"/mcr.v1.RegistryService/Reconcile": "admin", "/mcr.v1.RegistryService/GetGCStatus": "admin",
