@@ -7,7 +7,7 @@ CMDS    := $(wildcard cmd/*)
 
 GOLANGCI_LINT ?= golangci-lint
 
-.PHONY: all build test vet lint run devserver bench bench-smoke clean proto proto-lint proto-check proto-tools
+.PHONY: all build test vet lint run devserver bench bench-smoke clean proto proto-lint proto-check proto-tools fuzz
 
 all: vet lint test build
 
@@ -22,6 +22,10 @@ test:
 
 vet:
 	$(GO) vet ./...
+
+# Every fuzz target for FUZZTIME (default 20s) each, as CI runs them.
+fuzz:
+	.ci/fuzz
 
 # golangci-lint v2 with .golangci.yaml (the plan's linter set, gofmt and
 # goimports included); .ci/run installs the pinned version.

@@ -87,7 +87,7 @@ Exit codes: 0 ok, 1 the operation failed, 2 usage error.`,
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables")
 	pf.StringVar(&g.timeout, "timeout", "60s", "request timeout")
 
-	root.AddCommand(loginCmd(g), statusCmd(g), repoCmd(g), gcCmd(g), policyCmd(g), auditCmd(g), snapshotCmd(g), uploadsCmd(g), indexCmd(g), versionCmd(g))
+	root.AddCommand(loginCmd(g), statusCmd(g), repoCmd(g), gcCmd(g), policyCmd(g), auditCmd(g), snapshotCmd(g), accountCmd(g), uploadsCmd(g), indexCmd(g), versionCmd(g))
 	return root
 }
 
