@@ -220,6 +220,7 @@ type grpcBackend struct {
 	c       *grpcclient.Client
 	token   string
 	timeout time.Duration // --timeout, per call (REST's http.Client has it)
+	advice  string        // see client.advice
 }
 
 // call bounds one RPC by --timeout.
@@ -242,7 +243,7 @@ func (b grpcBackend) fail(err error) error {
 		msg := ue.Err.Error()
 		switch {
 		case strings.Contains(msg, "x509") || strings.Contains(msg, "certificate"):
-			return fmt.Errorf("TLS: the certificate of %s is not trusted (%s); pass its CA (or the server's self-signed certificate, e.g. /srv/mcr/certs/cert.pem) with --ca-cert", ue.Addr, msg)
+			return fmt.Errorf("TLS: the certificate of %s is not trusted (%s); %s", ue.Addr, msg, b.advice)
 		case strings.Contains(msg, "connection refused"):
 			return fmt.Errorf("cannot connect to %s: connection refused (is mcrsrv running with server.grpc_addr? check --grpc)", ue.Addr)
 		case strings.Contains(msg, "DeadlineExceeded") || strings.Contains(msg, "deadline"):
