@@ -67,6 +67,10 @@ func (c *pgConn) ExecContext(ctx context.Context, q string, args []driver.NamedV
 	return c.Conn.ExecContext(ctx, rebind(q), args)
 }
 
+// DSN is the PostgreSQL connection string ("" on SQLite), for packages
+// that need a connection of their own (LISTEN).
+func (s *Store) DSN() string { return s.dsn }
+
 func (c *pgConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
 	return c.Conn.QueryContext(ctx, rebind(q), args)
 }
@@ -208,5 +212,31 @@ var pgMigrations = []string{
 		digest      TEXT PRIMARY KEY,
 		repository  TEXT NOT NULL,
 		released_at BIGINT NOT NULL
+	);`,
+	// 9
+	`CREATE TABLE cluster_members (
+		id         TEXT PRIMARY KEY,
+		started_at BIGINT NOT NULL,
+		last_seen  BIGINT NOT NULL
+	);
+	CREATE TABLE cluster_topics (
+		topic   TEXT PRIMARY KEY,
+		version BIGINT NOT NULL,
+		payload TEXT NOT NULL DEFAULT ''
+	);
+	CREATE TABLE cluster_acks (
+		member  TEXT NOT NULL,
+		topic   TEXT NOT NULL,
+		version BIGINT NOT NULL,
+		PRIMARY KEY (member, topic)
+	);
+	CREATE TABLE gc_lease (
+		name       TEXT PRIMARY KEY,
+		holder     TEXT NOT NULL,
+		expires_at BIGINT NOT NULL
+	);
+	CREATE TABLE gc_recent (
+		digest  TEXT PRIMARY KEY,
+		seen_at BIGINT NOT NULL
 	);`,
 }

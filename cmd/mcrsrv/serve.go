@@ -151,15 +151,24 @@ func serve(cfg *config.Config) error {
 		return err
 	}
 	// gc: write gate, engine over the captured driver, runner (see gc.go).
-	gcs, err := newServerGC(cfg, st, capt, rec.record)
+	node, err := joinCluster(context.Background(), cfg, st)
+	if err != nil {
+		return err
+	}
+	gcs, err := newServerGC(cfg, st, capt, rec.record, node)
 	if err != nil {
 		return err
 	}
 	defer gcs.Close()
+	reload := clusterPolicy(node, engine)
+	if node != nil {
+		node.Run()
+		defer node.Close()
+	}
 
 	svc := adminsvc.New(adminsvc.Options{
 		Store: st, Authn: authn, Policy: engine, Recorder: rec,
-		Reload: func() error { return engine.Reload(context.Background()) },
+		Reload: reload,
 		Audit:  func(_ context.Context, ev store.AuditEvent) error { return sink.Record(ev) },
 		DeleteRepository: func(ctx context.Context, name string, actor *identity.Principal, ip string) error {
 			return deleteRepository(ctx, capt, st, sink, name, actor, ip)
