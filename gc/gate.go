@@ -207,18 +207,18 @@ func (g *Gate) LockLocal(ctx context.Context) (unlock func(), err error) {
 
 // Lock closes this gate (LockLocal) and then, with Cluster set, every
 // other replica's; the returned function reopens them all.
-func (g *Gate) Lock(ctx context.Context) (unlock func(), err error) {
-	unlock, err = g.LockLocal(ctx)
+func (g *Gate) Lock(ctx context.Context) (func(), error) {
+	openLocal, err := g.LockLocal(ctx)
 	if err != nil || g.Cluster == nil {
-		return unlock, err
+		return openLocal, err
 	}
 	reopen, err := g.Cluster.CloseOthers(ctx)
 	if err != nil {
-		unlock()
+		openLocal()
 		return nil, err
 	}
 	var once sync.Once
-	return func() { once.Do(func() { reopen(); unlock() }) }, nil
+	return func() { once.Do(func() { reopen(); openLocal() }) }, nil
 }
 
 func (g *Gate) unlockFunc() func() {

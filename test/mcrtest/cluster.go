@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -49,7 +50,34 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 		c.Replicas = append(c.Replicas, c.startReplica(t))
 	}
 	c.startLB(t, haproxy)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, r := range c.Replicas {
+				if os.Getenv("MCR_TEST_DUMP") != "" { // goroutine dump into the output
+					_ = r.Signal(syscall.SIGQUIT)
+					select {
+					case <-r.Done():
+					case <-time.After(5 * time.Second):
+					}
+				}
+				f, err := os.CreateTemp("", fmt.Sprintf("mcr-replica%d-*.log", i))
+				if err == nil {
+					_, _ = f.WriteString(r.Output.String())
+					_ = f.Close()
+				}
+				t.Logf("--- replica %d (%s): full output in %s; last lines ---\n%s", i, r.Addr, f.Name(), tail(r.Output.String(), 15))
+			}
+		}
+	})
 	return c
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func (c *Cluster) startReplica(t testing.TB, extra ...Option) *Server {
