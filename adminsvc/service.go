@@ -40,11 +40,26 @@ type Options struct {
 	DeleteRepository RepoDeleter
 	// StorageCheck reports whether blob storage is reachable (health detail).
 	StorageCheck func() error
+	// AuditCheck reports whether audit events are being committed (health
+	// detail).
+	AuditCheck func() error
 	// GC runs garbage collection; nil makes GC operations Unimplemented.
 	GC GCService
 	// Snapshot writes a database snapshot and returns its path; nil makes
 	// Snapshot Unimplemented.
 	Snapshot func(ctx context.Context) (string, error)
+	// SignIn checks passwords (bounds, throttle, audit); nil: the
+	// provider, unthrottled.
+	SignIn *authplugin.SignIn
+	// Accounts unlocks sign-ins and revokes tokens; nil makes those
+	// operations Unimplemented.
+	Accounts Accounts
+	// Uploads lists and purges blob uploads; nil makes those operations
+	// Unimplemented.
+	Uploads UploadService
+	// ReconcileIndex brings the repository index in line with storage and
+	// returns what it changed; nil makes it Unimplemented.
+	ReconcileIndex func(ctx context.Context) (any, error)
 }
 
 // Service is the admin API's logic. It is safe for concurrent use.
@@ -57,8 +72,17 @@ func New(opts Options) *Service { return &Service{opts: opts} }
 // routes only then).
 func (s *Service) HasGC() bool { return s.opts.GC != nil }
 
+// HasAccounts reports whether account unlock and revocation are wired.
+func (s *Service) HasAccounts() bool { return s.opts.Accounts != nil }
+
 // HasSnapshot reports whether snapshots are wired.
 func (s *Service) HasSnapshot() bool { return s.opts.Snapshot != nil }
+
+// HasUploads reports whether upload listing and purging are wired.
+func (s *Service) HasUploads() bool { return s.opts.Uploads != nil }
+
+// HasReconcileIndex reports whether the index reconcile is wired.
+func (s *Service) HasReconcileIndex() bool { return s.opts.ReconcileIndex != nil }
 
 // Caller is who asks: the authenticated principal (nil before
 // authentication) and the client's address, for the audit log.

@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
-	"net"
 	"net/http"
+
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/clientip"
 )
 
 // requestState is the slot the /v2 middleware places in the request
@@ -84,7 +85,7 @@ func (d *denyWriter) WriteHeader(code int) {
 	d.wrote = true
 	if code == http.StatusUnauthorized && d.st.denial != nil {
 		d.rewrote = true
-		h := d.ResponseWriter.Header()
+		h := d.Header()
 		h.Del("WWW-Authenticate")
 		WriteOCIError(d.ResponseWriter, http.StatusForbidden, "DENIED", denialMessage(d.st.denial), nil)
 		return
@@ -113,14 +114,10 @@ func (d *denyWriter) Flush() {
 	}
 }
 
-// ClientIP is the peer address of r without the port.
-func ClientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// ClientIP is the client address of r: the peer, or the forwarded client
+// when the peer is a trusted proxy (package clientip; its middleware runs
+// in front of every handler).
+func ClientIP(r *http.Request) string { return clientip.From(r) }
 
 func denialMessage(d *Denial) string {
 	if d.Repository == "" {

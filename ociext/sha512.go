@@ -48,7 +48,7 @@ type headerWriter struct {
 func (h *headerWriter) WriteHeader(code int) {
 	if h.status == 0 {
 		h.status = code
-		hd := h.ResponseWriter.Header()
+		hd := h.Header()
 		if code < 300 {
 			h.canonical = hd.Get("Docker-Content-Digest")
 			if h.canonical != "" {

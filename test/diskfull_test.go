@@ -65,7 +65,11 @@ func fillTo(t *testing.T, dir, name string, leave int64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() {
+		if err := f.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	buf := make([]byte, 64<<10)
 	for {
 		free := statfsFree(t, dir)
@@ -197,6 +201,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	// The client abandons its other uploads of that image: stale uploads,
 	// which `mcrctl uploads purge` removes (below).
+	noUploadData(t, layers, "fill/raw")
 
 	// Keep it full (under storage.min_free) for what follows.
 	filler := fillTo(t, layers, "filler", 1<<20)
@@ -242,6 +247,21 @@ func TestDiskFull(t *testing.T) {
 	ctl := func(args ...string) ctlResult {
 		return ctlRun(t, "", []string{"MCR_TOKEN=" + session}, append(args, "--addr", srv.URL, "--ca-cert", srv.CACert)...)
 	}
+	// The pushes the client abandoned are stale uploads: listed, then
+	// purged (audited), and their space is back.
+	ul := ctl("uploads", "list").want(t, 0, "uploads list", "REPOSITORY", "UPLOAD ID", "SIZE", "AGE")
+	if !strings.Contains(ul.stdout, "fill/img") {
+		t.Fatalf("uploads list shows no abandoned upload of the failed push:\n%s", ul.stdout)
+	}
+	beforePurge := statfsFree(t, layers)
+	ctl("uploads", "purge", "--older-than", "0s").want(t, 0, "uploads purge", "purged ")
+	if statfsFree(t, layers) <= beforePurge {
+		t.Fatalf("uploads purge freed nothing")
+	}
+	if ul := ctl("uploads", "list").want(t, 0, "uploads list after purge"); !strings.Contains(ul.stdout, "0 uploads") {
+		t.Fatalf("uploads left after purge:\n%s", ul.stdout)
+	}
+	ctl("audit", "tail", "--n", "5").want(t, 0, "audit tail", "uploads_purged")
 	before := statfsFree(t, layers)
 	var deleted []string
 	for r := range pushed {
@@ -269,7 +289,9 @@ func TestDiskFull(t *testing.T) {
 	}
 
 	// 6. 100 % full: the server starts read-only and recovers.
-	srv.Stop(t)
+	if err := srv.Stop(t); err != nil {
+		t.Fatalf("stopping mcrsrv: %v", err)
+	}
 	full := fillTo(t, layers, "filler-2", 0)
 	srv.Restart(t) // waits for /v1/health 200
 	if code, checks := healthDetail(t, srv); code != http.StatusServiceUnavailable || checks["storage"] == "ok" {
@@ -297,12 +319,18 @@ func TestDiskFull(t *testing.T) {
 
 	// 7. Nothing corrupt.
 	gcPullAll(t, srv, pushed)
-	srv.Stop(t)
+	if err := srv.Stop(t); err != nil {
+		t.Fatalf("stopping mcrsrv: %v", err)
+	}
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(srv.Dir, "mcr.db")+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	var res string
 	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil || res != "ok" {
 		t.Fatalf("integrity_check: %q %v", res, err)

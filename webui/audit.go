@@ -12,8 +12,9 @@ import (
 var auditEventTypes = []string{
 	"manifest_pushed", "manifest_pulled", "manifest_deleted", "tag_deleted", "repo_deleted",
 	"blob_uploaded", "blob_mounted", "blob_deleted", "policy_deny",
-	"policy_rule_created", "policy_rule_updated", "policy_rule_deleted",
-	"login_ok", "login_fail", "gc_started", "gc_completed", "snapshot_created",
+	"policy_rule_created", "policy_rule_updated", "policy_rule_deleted", "policy_reload_failed",
+	"login_ok", "login_fail", "login_locked", "refresh_reuse", "account_unlocked", "tokens_revoked",
+	"gc_started", "gc_completed", "snapshot_created",
 }
 
 const auditPageSize = 50
@@ -111,7 +112,7 @@ func (srv *Server) audit(w http.ResponseWriter, r *http.Request, s *Session) err
 				d.MoreURL = d.With("before", page.Next)
 			}
 		case statusOf(err) == http.StatusBadRequest:
-			d.Error = "The registry rejected the filter: " + err.(*APIError).Message + "."
+			d.Error = "The registry rejected the filter: " + messageOf(err) + "."
 		default:
 			return err
 		}

@@ -20,6 +20,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"git.wntrmute.dev/kyle/mcr/clientip"
 )
 
 //go:embed templates/*.html
@@ -35,6 +37,10 @@ type Options struct {
 	// HTTPClient talks to mcrsrv; it must trust mcrsrv's certificate
 	// ([web] ca_cert).
 	HTTPClient *http.Client
+	// Backend, when set, answers every admin API call (GRPCBackend for
+	// web.grpc_addr); nil uses the REST client of APIURL. APIURL is still
+	// needed for manifest bodies (/v2), which only REST serves.
+	Backend Backend
 	// ServiceName is the token service name ([identity] service_name).
 	ServiceName string
 	// RegistryHost is the host[:port] shown in pull commands; default: the
@@ -43,8 +49,12 @@ type Options struct {
 	// SessionKey (at least 32 bytes) seals session cookies and signs CSRF
 	// tokens.
 	SessionKey []byte
-	// Secure marks cookies Secure and sends HSTS: set when serving HTTPS.
+	// Secure marks cookies Secure and sends HSTS: set when serving HTTPS,
+	// or forced by web.secure_cookies behind a TLS-terminating proxy.
 	Secure bool
+	// ClientIP resolves the browser's address (web.trusted_proxies); nil:
+	// the peer address.
+	ClientIP *clientip.Resolver
 	// Version is shown in the footer.
 	Version string
 	// Logger receives request errors; default slog.Default().
@@ -56,7 +66,8 @@ type Options struct {
 // Server is the web UI's http.Handler.
 type Server struct {
 	opts   Options
-	api    *Client
+	api    Backend // the admin API (REST or gRPC)
+	reg    *Client // REST: /v2 manifest bodies and the API URL shown
 	sealer *sealer
 	pages  map[string]*template.Template
 	mux    *http.ServeMux
@@ -88,7 +99,10 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{opts: opts, api: api, sealer: sl, log: opts.Logger}
+	srv := &Server{opts: opts, api: api, reg: api, sealer: sl, log: opts.Logger}
+	if opts.Backend != nil {
+		srv.api = opts.Backend
+	}
 	if err := srv.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -310,7 +324,7 @@ func (srv *Server) newView(w http.ResponseWriter, r *http.Request, s *Session, t
 	}
 	return &view{
 		Title: title, Nav: nav, S: s, CSRF: srv.csrfFor(w, r, sid), Version: srv.opts.Version,
-		APIURL: srv.api.URL(), Host: srv.opts.RegistryHost, Now: srv.now(), D: d,
+		APIURL: srv.reg.URL(), Host: srv.opts.RegistryHost, Now: srv.now(), D: d,
 		Flash: flashMessage(r.URL.Query()),
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
+	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/grpcclient"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
@@ -30,12 +32,73 @@ type client struct {
 	base  *url.URL
 	http  *http.Client
 	token string
+	// advice ends a "certificate not trusted" error: the options that
+	// pick the certificate, and which one was tried.
+	advice string
 }
 
-// newClient builds a client from the global flags; needToken demands a
-// token (from --token or $MCR_TOKEN).
-func (g *globals) client(needToken bool) (*client, error) {
+// client builds the backend the global flags select (gRPC with --grpc,
+// else REST at --addr); needToken demands a token (from --token or
+// $MCR_TOKEN).
+func (g *globals) client(needToken bool) (backend, error) {
+	if strings.TrimSpace(g.grpcAddr) == "" {
+		c, err := g.restClient(needToken)
+		if err != nil {
+			return nil, err
+		}
+		return restBackend{c: c}, nil
+	}
+	addr := strings.TrimSpace(g.grpcAddr)
+	if strings.Contains(addr, "://") {
+		return nil, cli.Usagef("--grpc %q: want HOST:PORT such as mcr.example.net:9443", g.grpcAddr)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, cli.Usagef("--grpc %q: want HOST:PORT such as mcr.example.net:9443", g.grpcAddr)
+	}
+	timeout, err := time.ParseDuration(g.timeout)
+	if err != nil || timeout <= 0 {
+		return nil, cli.Usagef("--timeout %q: want a duration such as 60s", g.timeout)
+	}
+	tlsCfg, err := g.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	tok, err := g.bearer(needToken)
+	if err != nil {
+		return nil, err
+	}
+	c, err := grpcclient.Dial(addr, tlsCfg)
+	if err != nil {
+		return nil, err
+	}
+	return grpcBackend{c: c, token: tok, timeout: timeout, advice: g.trustAdvice()}, nil
+}
+
+// bearer is the token of --token or $MCR_TOKEN.
+func (g *globals) bearer(needToken bool) (string, error) {
+	tok := g.token
+	if tok == "" {
+		tok = os.Getenv("MCR_TOKEN")
+	}
+	tok = strings.TrimSpace(tok)
+	if needToken && tok == "" {
+		return "", cli.Usagef("no token: pass --token or set MCR_TOKEN (get one with `mcrctl login`)")
+	}
+	return tok, nil
+}
+
+// restClient is the /v1 client of --addr.
+func (g *globals) restClient(needToken bool) (*client, error) {
 	raw := strings.TrimSpace(g.addr)
+	if !g.addrSet {
+		if cfg, err := g.serverConfig(); err != nil {
+			return nil, err
+		} else if cfg != nil {
+			if a := addrFromConfig(cfg); a != "" {
+				raw = a
+			}
+		}
+	}
 	if raw == "" {
 		return nil, cli.Usagef("--addr is empty")
 	}
@@ -51,42 +114,107 @@ func (g *globals) client(needToken bool) (*client, error) {
 	if err != nil || timeout <= 0 {
 		return nil, cli.Usagef("--timeout %q: want a duration such as 60s", g.timeout)
 	}
+	tlsCfg, err := g.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	def, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return nil, errors.New("http.DefaultTransport is not an *http.Transport")
+	}
+	tr := def.Clone()
+	tr.TLSClientConfig = tlsCfg
+	tok, err := g.bearer(needToken)
+	if err != nil {
+		return nil, err
+	}
+	return &client{base: u, http: &http.Client{Transport: tr, Timeout: timeout}, token: tok, advice: g.trustAdvice()}, nil
+}
+
+// serverConfig reads --config (the server's mcr.toml) once.
+func (g *globals) serverConfig() (*config.Config, error) {
+	if g.configPath == "" {
+		return nil, nil
+	}
+	cfg, err := config.Load(g.configPath)
+	if err != nil {
+		return nil, fmt.Errorf("--config: %w", err)
+	}
+	return cfg, nil
+}
+
+// addrFromConfig is https://HOST:PORT of the server's listen address
+// (localhost for a wildcard or loopback host).
+func addrFromConfig(cfg *config.Config) string {
+	host, port, err := net.SplitHostPort(cfg.Server.ListenAddr)
+	if err != nil {
+		return ""
+	}
+	switch host {
+	case "", "0.0.0.0", "::", "127.0.0.1", "::1":
+		host = "localhost"
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
+
+// caCertFile picks the certificate to trust: --ca-cert, else
+// $MCR_CA_CERT (the flag's default), else --config's server.tls_cert, else
+// the standard data directory's certificate when readable.
+func (g *globals) caCertFile() (string, error) {
+	if g.caCert != "" {
+		g.caFrom = "--ca-cert/$MCR_CA_CERT"
+		return g.caCert, nil
+	}
+	cfg, err := g.serverConfig()
+	if err != nil {
+		return "", err
+	}
+	if cfg != nil && cfg.Server.TLSCert != "" {
+		g.caFrom = "--config " + g.configPath + " (server.tls_cert)"
+		return cfg.Server.TLSCert, nil
+	}
+	// On the registry host itself (the runbook's `mcrctl status --addr
+	// https://localhost:8443`), trust the certificate `mcrsrv init` wrote.
+	if f, err := os.Open(defaultCACert); err == nil {
+		_ = f.Close()
+		g.caFrom = defaultCACert
+		return defaultCACert, nil
+	}
+	return "", nil
+}
+
+// tlsConfig trusts the certificate caCertFile picks in addition to the
+// system roots.
+func (g *globals) tlsConfig() (*tls.Config, error) {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	caCert := g.caCert
-	if caCert == "" {
-		// On the registry host itself (the runbook's `mcrctl status --addr
-		// https://localhost:8443`), trust the certificate `mcrsrv init`
-		// wrote, in addition to the system roots.
-		if f, err := os.Open(defaultCACert); err == nil {
-			_ = f.Close()
-			caCert = defaultCACert
-		}
+	caCert, err := g.caCertFile()
+	if err != nil {
+		return nil, err
 	}
 	if caCert != "" {
 		pem, err := os.ReadFile(caCert)
 		if err != nil {
-			return nil, fmt.Errorf("--ca-cert: %w", err)
+			return nil, fmt.Errorf("CA certificate (%s): %w", g.caFrom, err)
 		}
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-cert %s: no PEM certificate found", caCert)
+			return nil, fmt.Errorf("CA certificate %s (%s): no PEM certificate found", caCert, g.caFrom)
 		}
 		tlsCfg.RootCAs = pool
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tlsCfg
-	tok := g.token
-	if tok == "" {
-		tok = os.Getenv("MCR_TOKEN")
+	return tlsCfg, nil
+}
+
+// trustAdvice is the end of every "certificate not trusted" message.
+func (g *globals) trustAdvice() string {
+	tried := "only the system roots were tried"
+	if g.caFrom != "" {
+		tried = "tried " + g.caFrom
 	}
-	tok = strings.TrimSpace(tok)
-	if needToken && tok == "" {
-		return nil, cli.Usagef("no token: pass --token or set MCR_TOKEN (get one with `mcrctl login`)")
-	}
-	return &client{base: u, http: &http.Client{Transport: tr, Timeout: timeout}, token: tok}, nil
+	return "trust it with --ca-cert FILE, $MCR_CA_CERT, or --config mcr.toml (uses the server's server.tls_cert; after `make run`: --config srv/mcr.toml); " + tried
 }
 
 // apiError is a non-2xx answer.
@@ -144,7 +272,7 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, explainTransport(c.base, err)
+		return nil, explainTransport(c.base, err, c.advice)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -171,7 +299,7 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 }
 
 // explainTransport turns connection and TLS failures into advice.
-func explainTransport(base *url.URL, err error) error {
+func explainTransport(base *url.URL, err error, advice string) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
@@ -184,43 +312,31 @@ func explainTransport(base *url.URL, err error) error {
 	var dnsErr *net.DNSError
 	switch {
 	case errors.As(err, &unknownCA):
-		return fmt.Errorf("TLS: the certificate of %s is not signed by a trusted CA; pass its CA (or the server's self-signed certificate, e.g. /srv/mcr/certs/cert.pem) with --ca-cert", base.Host)
+		return fmt.Errorf("TLS: the certificate of %s is not signed by a trusted CA; %s", base.Host, advice)
 	case errors.As(err, &hostErr):
-		return fmt.Errorf("TLS: the certificate of %s is not valid for %q (%v); use the host name the certificate names in --addr", base.Host, base.Hostname(), hostErr)
+		return fmt.Errorf("TLS: the certificate of %s is not valid for %q (%w); use the host name the certificate names in --addr", base.Host, base.Hostname(), hostErr)
 	case errors.As(err, &certInv):
-		return fmt.Errorf("TLS: the certificate of %s is invalid: %v", base.Host, certInv)
+		return fmt.Errorf("TLS: the certificate of %s is invalid: %w", base.Host, certInv)
 	case errors.As(err, &recHdr):
-		return fmt.Errorf("TLS: %s did not answer with TLS (is it plain HTTP? try http:// in --addr): %v", base.Host, err)
+		return fmt.Errorf("TLS: %s did not answer with TLS (is it plain HTTP? try http:// in --addr): %w", base.Host, err)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("cannot connect to %s: connection refused (is mcrsrv running? check --addr)", base.Host)
 	case errors.As(err, &dnsErr):
-		return fmt.Errorf("cannot resolve %s: %v (check --addr)", base.Hostname(), dnsErr)
+		return fmt.Errorf("cannot resolve %s: %w (check --addr)", base.Hostname(), dnsErr)
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return fmt.Errorf("%s did not answer in time (--timeout): %v", base.Host, err)
+		return fmt.Errorf("%s did not answer in time (--timeout): %w", base.Host, err)
 	case errors.As(err, &opErr):
-		return fmt.Errorf("cannot connect to %s: %v (check --addr)", base.Host, opErr)
+		return fmt.Errorf("cannot connect to %s: %w (check --addr)", base.Host, opErr)
 	}
 	if strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:") {
-		return fmt.Errorf("TLS handshake with %s failed: %v", base.Host, err)
+		return fmt.Errorf("TLS handshake with %s failed: %w", base.Host, err)
 	}
-	return fmt.Errorf("request to %s failed: %v", base.Host, err)
+	return fmt.Errorf("request to %s failed: %w", base.Host, err)
 }
 
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// printJSON writes raw JSON indented, with a trailing newline.
-func (g *globals) printJSON(raw []byte) error {
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, bytes.TrimSpace(raw), "", "  "); err != nil {
-		_, err = g.stdout.Write(append(bytes.TrimSpace(raw), '\n'))
-		return err
-	}
-	buf.WriteByte('\n')
-	_, err := g.stdout.Write(buf.Bytes())
-	return err
 }
 
 // printValue writes v as indented JSON.

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
@@ -41,7 +41,7 @@ read from stdin with --password-stdin, otherwise prompted for (without
 echo on a terminal). With --json the whole answer (token, expiry, roles)
 is printed.`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
+		RunE: func(_ *cobra.Command, _ []string) error {
 			cl, err := g.client(false)
 			if err != nil {
 				return err
@@ -72,17 +72,16 @@ is printed.`,
 			if password == "" {
 				return cli.Usagef("an empty password was given")
 			}
-			var resp apitypes.LoginResult
-			raw, err := cl.do(context.Background(), http.MethodPost, "/v1/auth/login", nil,
-				apitypes.LoginRequest{Username: username, Password: password}, &resp)
+			resp, err := cl.Login(context.Background(), username, password)
 			if err != nil {
-				if ae, ok := err.(*apiError); ok && ae.Status == http.StatusUnauthorized {
+				var ae *apiError
+				if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
 					return fmt.Errorf("login failed: %s", ae.Message)
 				}
 				return err
 			}
 			if g.json {
-				return g.printJSON(raw)
+				return g.printValue(resp)
 			}
 			fmt.Fprintln(g.stdout, resp.Token)
 			if resp.ExpiresAt != "" {

@@ -23,6 +23,7 @@ import (
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
 	"git.wntrmute.dev/kyle/mcr/authplugin/token"
 	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -42,13 +43,15 @@ read_timeout     = "30s"                 # request headers; blob bodies are not 
 write_timeout    = "0s"
 idle_timeout     = "120s"
 shutdown_timeout = "60s"
+# trusted_proxies = ["10.0.0.0/8"]      # proxies whose X-Forwarded-For names the client (sign-in throttling, audit)
 
 [database]
 path = "mcr.db"
 
 [storage]
 layers_path = "layers"
-driver      = "mcrfs"       # MCR's filesystem driver (large buffers, fsync on commit); "filesystem" = upstream's
+driver      = "mcrfs"       # MCR's filesystem driver (fsync of blob and directory on commit); "filesystem" = upstream's
+# direct_io = false          # mcrfs: O_DIRECT uploads (less push CPU; the next pull reads from disk)
 # early_writeback = false    # mcrfs: start kernel write-back of each 8 MiB during uploads
 # driver = "s3" keeps blobs in a bucket instead (see docs/configuration.md):
 # s3_bucket = "mcr"
@@ -64,6 +67,11 @@ provider     = "local"   # "local" (accounts managed by ` + "`mcrsrv user`" + `)
 service_name = "mcr"
 token_ttl    = "5m"
 keys_dir     = "keys"
+# Failed sign-ins, per account / per client address (docs/operations.md):
+# login_backoff_after = 3       # then waits of 1 s, 2 s, 4 s … (login_backoff_base, login_backoff_max)
+# login_lockout_after = 10      # then locked for login_lockout_duration (15m); mcrctl account unlock NAME
+# login_ip_backoff_after = 20
+# login_ip_lockout_after = 100
 
 [mcias]
 # server_url   = "https://mcias.example:8443"
@@ -76,6 +84,8 @@ listen_addr = "{{.WebListen}}"
 api_url     = "{{.APIURL}}"
 grpc_addr   = "{{.GRPCAddr}}"   # mcr-web talks to mcrsrv over gRPC; "" = REST only
 ca_cert     = "certs/cert.pem"
+# secure_cookies = true            # behind a TLS-terminating proxy: Secure cookies and HSTS over plain HTTP
+# trusted_proxies = ["10.0.0.0/8"]  # the proxy; mcr-web forwards the browser's address to mcrsrv
 
 [log]
 level = "info"
@@ -87,7 +97,7 @@ func initCmd() *cobra.Command {
 		Use:   "init",
 		Short: "Create a data directory: config, TLS certificate, signing key, database (idempotent, never overwrites)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(_ *cobra.Command, _ []string) error {
 			return runInit(dir, hostname, listen, grpcListen, webListen)
 		},
 	}
@@ -160,7 +170,7 @@ func runInit(dir, hostname, listen, grpcListen, webListen string) error {
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	defer st.Close()
+	defer cli.Closing("the database", st.Close)
 	v, _ := st.SchemaVersion(context.Background())
 	where := cfg.Database.Path
 	if st.Dialect() == store.DialectPostgres {
@@ -306,7 +316,7 @@ func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 		return err
 	}
 	if err := pem.Encode(f, &pem.Block{Type: typ, Bytes: der}); err != nil {
-		f.Close()
+		_ = f.Close() // the encode error is the one to report
 		return err
 	}
 	return f.Close()

@@ -61,6 +61,7 @@ func storageParams(cfg *config.Config) configuration.Parameters {
 	p := configuration.Parameters{"rootdirectory": cfg.Storage.LayersPath}
 	if cfg.Storage.Driver == config.StorageMCRFS {
 		p["earlywriteback"] = cfg.Storage.EarlyWriteback
+		p["directio"] = cfg.Storage.DirectIO
 	}
 	return p
 }
@@ -84,7 +85,7 @@ func distributionConfig(cfg *config.Config, authn *authplugin.Authenticator, pol
 		"delete":           configuration.Parameters{"enabled": true},
 		// Blobs are served through MCR unless S3 redirects are asked for:
 		// clients then need no route to the object store.
-		"redirect": configuration.Parameters{"disable": !(cfg.Storage.Driver == config.StorageS3 && cfg.Storage.S3Redirect)},
+		"redirect": configuration.Parameters{"disable": cfg.Storage.Driver != config.StorageS3 || !cfg.Storage.S3Redirect},
 		"maintenance": configuration.Parameters{
 			"uploadpurging": map[any]any{
 				"enabled":  true,

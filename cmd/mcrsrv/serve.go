@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -22,13 +23,17 @@ import (
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity/mcias"
 	"git.wntrmute.dev/kyle/mcr/authplugin/token"
+	"git.wntrmute.dev/kyle/mcr/clientip"
 	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	"git.wntrmute.dev/kyle/mcr/ociext"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
+	"git.wntrmute.dev/kyle/mcr/revocation"
 	"git.wntrmute.dev/kyle/mcr/storageguard"
 	"git.wntrmute.dev/kyle/mcr/store"
+	"git.wntrmute.dev/kyle/mcr/throttle"
 )
 
 // auditRecorder writes security events to the log and the audit log
@@ -61,6 +66,42 @@ func (a auditRecorder) Denied(r *http.Request, d authplugin.Denial) {
 		Details: map[string]any{"action": string(d.Action), "rule_id": d.RuleID, "method": r.Method, "path": r.URL.Path}})
 }
 
+func (a auditRecorder) lockedOut(r *http.Request, lo throttle.Lockout) {
+	metrics.AuthFailures.WithLabelValues("locked").Inc()
+	ev := store.AuditEvent{Type: "login_locked", IP: authplugin.ClientIP(r),
+		Details: map[string]any{"key": string(lo.Kind), "failures": lo.Failures, "until": lo.Until.UTC().Format(time.RFC3339)}}
+	if lo.Kind == throttle.Account {
+		ev.Actor = lo.Key
+	}
+	slog.Warn("login_locked", "key", string(lo.Kind), "value", lo.Key, "failures", lo.Failures, "until", lo.Until, "ip", ev.IP)
+	a.record(ev)
+}
+
+func (a auditRecorder) refreshReused(r *http.Request, c *token.Claims) {
+	slog.Warn("refresh_reuse: a rotated refresh token was presented again; its family is revoked",
+		"username", c.Username, "sub", c.Subject, "ip", authplugin.ClientIP(r))
+	a.record(store.AuditEvent{Type: "refresh_reuse", ActorID: c.Subject, Actor: c.Username, IP: authplugin.ClientIP(r),
+		Details: map[string]any{"family": c.Family}})
+}
+
+// accounts serves /v1/accounts: unlock in this process's throttle, revoke
+// through the store (and at once in this process's generation cache).
+type accounts struct {
+	signIn *authplugin.SignIn
+	st     *store.Store
+	revs   *revocation.Cache
+}
+
+func (a accounts) Unlock(username string) bool { return a.signIn.Unlock(username) }
+
+func (a accounts) RevokeTokens(ctx context.Context, subject string) error {
+	if err := a.st.RevokeSubject(ctx, subject); err != nil {
+		return err
+	}
+	a.revs.Invalidate()
+	return nil
+}
+
 // openProvider builds the configured identity provider.
 func openProvider(cfg *config.Config, st *store.Store, issuer *token.Issuer) (identity.Provider, error) {
 	switch cfg.Identity.Provider {
@@ -76,8 +117,81 @@ func openProvider(cfg *config.Config, st *store.Store, issuer *token.Issuer) (id
 	}
 }
 
-// serve runs the registry until SIGTERM/SIGINT, then drains.
-func serve(cfg *config.Config) error {
+// serveOptions are the server's command-line switches.
+type serveOptions struct {
+	// integrityCheck runs integrity_check at start-up instead of quick_check.
+	integrityCheck bool
+}
+
+// serve runs the registry until SIGTERM/SIGINT, then drains. A damaged
+// database fails start-up with one message that says so and points to the
+// restore procedure, whichever step first tripped over it.
+func serve(cfg *config.Config, so serveOptions) error {
+	err := serveRegistry(cfg, so)
+	if err != nil && store.IsCorrupt(err) {
+		return corruptDatabase(cfg, err)
+	}
+	return err
+}
+
+// corruptDatabase is the start-up failure for a damaged database.
+func corruptDatabase(cfg *config.Config, err error) error {
+	return fmt.Errorf("database: %s is corrupt; refusing to start. Restore it from the newest snapshot "+
+		"(docs/runbook.md, \"Restore from snapshot\"): keep the damaged file (mv %[1]s %[1]s.corrupt, with its -wal and -shm), "+
+		"copy %[2]s/mcr-YYYYMMDD-HHMMSS.db to %[1]s, start the server; the repository index is rebuilt from storage in the background. Cause: %[3]w",
+		cfg.Database.Path, filepath.Join(cfg.DataDir(), "backups"), err)
+}
+
+// checkDatabase runs the start-up integrity check within
+// database.check_timeout.
+func checkDatabase(cfg *config.Config, st *store.Store, full bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Database.CheckTimeout)
+	defer cancel()
+	start := time.Now()
+	res := st.Check(ctx, full)
+	switch {
+	case res.Err != nil:
+		return fmt.Errorf("database: integrity check: %w", res.Err)
+	case res.Incomplete:
+		slog.Warn("database: integrity check did not finish within database.check_timeout; starting anyway (run `sqlite3 mcr.db 'PRAGMA integrity_check'` offline)",
+			"component", "database", "timeout", cfg.Database.CheckTimeout, "full", full)
+	default:
+		slog.Info("database: integrity check ok", "component", "database", "full", full, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// startDatabaseChecks re-runs quick_check every database.check_interval;
+// the result feeds /v1/health?detail=1.
+func startDatabaseChecks(cfg *config.Config, st *store.Store) (stop func()) {
+	if cfg.Database.CheckInterval <= 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(cfg.Database.CheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			cctx, ccancel := context.WithTimeout(ctx, cfg.Database.CheckTimeout)
+			res := st.Check(cctx, false)
+			ccancel()
+			if res.Err != nil {
+				slog.Error("database: periodic integrity check found damage; restore from a snapshot (docs/runbook.md)",
+					"component", "database", "err", res.Err)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func serveRegistry(cfg *config.Config, so serveOptions) error {
 	setupLogging(cfg.Log.SlogLevel())
 	if _, err := tls.LoadX509KeyPair(cfg.Server.TLSCert, cfg.Server.TLSKey); err != nil {
 		return fmt.Errorf("server.tls_cert/server.tls_key: %w", err)
@@ -92,17 +206,30 @@ func serve(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	defer dirLock.Unlock()
+	defer cli.Closing("the data-directory lock", dirLock.Unlock)
 	st, err := openStore(context.Background(), cfg)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer cli.Closing("the database", st.Close)
+	if err := checkDatabase(cfg, st, so.integrityCheck); err != nil {
+		return err
+	}
+	stopChecks := startDatabaseChecks(cfg, st)
+	defer stopChecks()
 	keys, err := token.LoadKeySet(cfg.Identity.KeysDir)
 	if err != nil {
 		return fmt.Errorf("identity.keys_dir: %w", err)
 	}
 	issuer := token.NewIssuer(keys, cfg.Identity.Issuer, cfg.Identity.ServiceName)
+	// Every token carries its subject's generation; an account change
+	// bumps it (revocation acts on the next request, from memory).
+	revs := revocation.New(st, st.AccountsMarker(), revocation.DefaultPoll, nil)
+	issuer.SetGenerations(revs)
+	proxies, err := clientip.New(cfg.Server.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("server.trusted_proxies: %w", err)
+	}
 	provider, err := openProvider(cfg, st, issuer)
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
@@ -112,7 +239,9 @@ func serve(cfg *config.Config) error {
 		return fmt.Errorf("policy: %w", err)
 	}
 	authn := &authplugin.Authenticator{Issuer: issuer, Provider: provider}
-	sink := notifications.NewSink(st, notifications.Options{OnCommit: metrics.ObserveCommit, SkipPulls: !cfg.Audit.RecordPulls})
+	ix := newIndexer(st)
+	sink := notifications.NewSink(st, notifications.Options{OnCommit: metrics.ObserveCommit, SkipPulls: !cfg.Audit.RecordPulls,
+		OnIndexFailure: ix.markDirty, CommitTimeout: cfg.Audit.CommitTimeout, OnFailure: metrics.ObserveAuditFailure})
 	metrics.RegisterQueueDepth(func() float64 { return float64(sink.Depth()) })
 	defer func() {
 		if err := sink.Close(); err != nil {
@@ -121,6 +250,7 @@ func serve(cfg *config.Config) error {
 	}()
 	rec := auditRecorder{sink: sink}
 	capt := &captured{}
+	ix.capt = capt
 
 	secret := cfg.Server.HTTPSecret
 	if secret == "" {
@@ -166,10 +296,14 @@ func serve(cfg *config.Config) error {
 		defer node.Close()
 	}
 
+	signIn := &authplugin.SignIn{Provider: provider, Limiter: throttle.New(cfg.Identity.Throttle(), time.Now),
+		Recorder: rec, OnLockout: rec.lockedOut}
 	svc := adminsvc.New(adminsvc.Options{
 		Store: st, Authn: authn, Policy: engine, Recorder: rec,
-		Reload: reload,
-		Audit:  func(_ context.Context, ev store.AuditEvent) error { return sink.Record(ev) },
+		SignIn: signIn, Accounts: accounts{signIn: signIn, st: st, revs: revs},
+		Reload:     reload,
+		Audit:      func(ctx context.Context, ev store.AuditEvent) error { return sink.RecordContext(ctx, ev) },
+		AuditCheck: sink.Healthy,
 		DeleteRepository: func(ctx context.Context, name string, actor *identity.Principal, ip string) error {
 			return deleteRepository(ctx, capt, st, sink, name, actor, ip)
 		},
@@ -180,11 +314,15 @@ func serve(cfg *config.Config) error {
 			return guard.Check(context.Background())
 		},
 		GC: gcs.runner, Snapshot: gcs.snapshot, // gc
+		Uploads: uploadService{capt: capt},
+		ReconcileIndex: func(ctx context.Context) (any, error) {
+			return ix.reconcile(ctx, nil)
+		},
 	})
 	api := adminapi.New(adminapi.Options{Service: svc})
 	mux := http.NewServeMux()
 	mux.Handle("/v2/token", &authplugin.TokenHandler{
-		Authn: authn, Policy: engine, Recorder: rec,
+		Authn: authn, Policy: engine, Recorder: rec, SignIn: signIn, Families: st, OnRefreshReuse: rec.refreshReused,
 		TokenTTL: cfg.Identity.TokenTTL, RefreshTTL: cfg.Identity.RefreshTTL,
 	})
 	ac := authplugin.NewAccessController(authn, engine, cfg.Identity.ServiceName, cfg.Server.Hostname)
@@ -198,12 +336,12 @@ func serve(cfg *config.Config) error {
 		}
 		msrv := &http.Server{Handler: metrics.DebugHandler(cfg.Server.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = msrv.Serve(ml) }()
-		defer msrv.Close()
+		defer cli.Closing("the metrics listener", msrv.Close)
 		slog.Info("metrics listening", "addr", ml.Addr().String(), "pprof", cfg.Server.Pprof)
 	}
 	srv := &http.Server{
 		Addr:              cfg.Server.ListenAddr,
-		Handler:           metrics.Instrument(mux),
+		Handler:           metrics.Instrument(proxies.Middleware(mux)),
 		ReadHeaderTimeout: cfg.Server.ReadTimeout,
 		WriteTimeout:      cfg.Server.WriteTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,
@@ -220,11 +358,15 @@ func serve(cfg *config.Config) error {
 		"identity", provider.Name(), "storage", cfg.Storage.Driver, "layers", cfg.Storage.LayersPath)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, cfg.Server.TLSCert, cfg.Server.TLSKey) }()
-	gl, err := startGRPC(cfg, svc)
+	gl, err := startGRPC(cfg, svc, proxies)
 	if err != nil {
 		_ = srv.Close()
 		return err
 	}
+	ixCtx, ixCancel := context.WithCancel(context.Background())
+	ixDone := make(chan struct{})
+	go func() { defer close(ixDone); ix.run(ixCtx) }()
+	defer func() { ixCancel(); <-ixDone }()
 
 	select {
 	case err := <-errc:

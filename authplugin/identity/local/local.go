@@ -72,7 +72,7 @@ func (l *Provider) Login(ctx context.Context, username, password string) (*ident
 		return nil, identity.ErrInvalidCredentials
 	}
 	if err != nil {
-		return nil, fmt.Errorf("local login: %w: %v", identity.ErrUnavailable, err)
+		return nil, fmt.Errorf("local login: %w: %w", identity.ErrUnavailable, err)
 	}
 	key := ttlcache.Key(l.salt, u.PasswordHash, password)
 	now := time.Now()
@@ -81,6 +81,11 @@ func (l *Provider) Login(ctx context.Context, username, password string) (*ident
 			return nil, identity.ErrInvalidCredentials
 		}
 		l.checked.Put(key, struct{}{}, now.Add(30*time.Second), now)
+	}
+	if u.Disabled {
+		// Checked after the password so a disabled account answers like
+		// a wrong password, in the same time.
+		return nil, identity.ErrInvalidCredentials
 	}
 	p := principalOf(u)
 	tok, c, err := l.issuer.Issue(token.UseSession, p, nil, l.sessionTTL)
@@ -99,7 +104,7 @@ func (l *Provider) Validate(ctx context.Context, tok string) (*identity.Principa
 	}
 	revoked, err := l.store.TokenRevoked(ctx, c.ID)
 	if err != nil {
-		return nil, fmt.Errorf("local validate: %w: %v", identity.ErrUnavailable, err)
+		return nil, fmt.Errorf("local validate: %w: %w", identity.ErrUnavailable, err)
 	}
 	if revoked {
 		return nil, identity.ErrInvalidCredentials
@@ -110,11 +115,11 @@ func (l *Provider) Validate(ctx context.Context, tok string) (*identity.Principa
 // Refresh implements identity.Refresher: the account's current role and type.
 func (l *Provider) Refresh(ctx context.Context, p identity.Principal) (*identity.Principal, error) {
 	u, err := l.store.UserByUUID(ctx, p.Subject)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled) {
 		return nil, identity.ErrInvalidCredentials
 	}
 	if err != nil {
-		return nil, fmt.Errorf("local refresh: %w: %v", identity.ErrUnavailable, err)
+		return nil, fmt.Errorf("local refresh: %w: %w", identity.ErrUnavailable, err)
 	}
 	return principalOf(u), nil
 }
