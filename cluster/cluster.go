@@ -218,7 +218,7 @@ func (n *Node) listenOnce() error {
 	if err != nil {
 		return errors.New("connect failed") // pgx errors may quote the DSN
 	}
-	defer conn.Close(context.Background())
+	defer func() { _ = conn.Close(context.Background()) }()
 	if _, err := conn.Exec(n.ctx, "LISTEN "+channel); err != nil {
 		return err
 	}

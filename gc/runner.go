@@ -53,8 +53,6 @@ type Runner struct {
 	cancel  context.CancelFunc
 }
 
-// NewRunner returns a runner. Background runs (Start) stop when Close is
-// called.
 // Lease is a cluster-wide claim on running GC. Acquire returns ErrRunning
 // (wrapped) while another replica holds it, else a context cancelled if
 // the claim is lost and a function giving it back.
@@ -68,6 +66,8 @@ type LeaseHolder interface {
 	Holder(ctx context.Context) (string, error)
 }
 
+// NewRunner returns a runner. Background runs (Start) stop when Close is
+// called.
 func NewRunner(e *Engine, st *store.Store, audit func(store.AuditEvent)) *Runner {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Runner{Engine: e, Store: st, Audit: audit, ctx: ctx, cancel: cancel}
