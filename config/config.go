@@ -115,6 +115,9 @@ type Storage struct {
 	// EarlyWriteback (mcrfs only) starts kernel write-back of each 8 MiB of
 	// an upload before the commit's fsync.
 	EarlyWriteback bool `mapstructure:"early_writeback"`
+	// DirectIO (mcrfs only) writes uploads in large O_DIRECT writes, around
+	// the page cache (less push CPU; the next pull reads from disk).
+	DirectIO bool `mapstructure:"direct_io"`
 	// MinFree is the free space on the storage filesystem under which
 	// pushes are refused with 507 and health reports storage failing
 	// ("64MiB", "1GiB" or bytes; "0" refuses only when a write fails).
@@ -276,6 +279,9 @@ type Audit struct {
 	RetentionDays int `mapstructure:"retention_days"`
 	// RecordPulls records manifest_pulled events (asynchronously batched).
 	RecordPulls bool `mapstructure:"record_pulls"`
+	// CommitTimeout bounds how long a change waits for its audit event to
+	// commit; past it the request fails (503) instead of hanging.
+	CommitTimeout time.Duration `mapstructure:"commit_timeout"`
 }
 
 // GC is the [gc] section.
@@ -309,6 +315,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("storage.upload_purge_age", "168h")
 	v.SetDefault("storage.manifest_urls_allow", []string{"^https?://"})
 	v.SetDefault("storage.early_writeback", false)
+	v.SetDefault("storage.direct_io", false)
 	v.SetDefault("storage.min_free", "64MiB")
 	v.SetDefault("database.check_timeout", "30s")
 	v.SetDefault("database.check_interval", "1h")
@@ -340,6 +347,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("log.level", "info")
 	v.SetDefault("audit.retention_days", 90)
 	v.SetDefault("audit.record_pulls", true)
+	v.SetDefault("audit.commit_timeout", "10s")
 	v.SetDefault("gc.grace", "1h")
 	v.SetDefault("gc.max_wait", "30s")
 	v.SetDefault("snapshot.keep", 7)
@@ -529,6 +537,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseBytes(c.Storage.MinFree); err != nil {
 		errs = append(errs, fmt.Errorf("config: storage.min_free: %w", err))
+	}
+	if c.Audit.CommitTimeout <= 0 {
+		errs = append(errs, errors.New("config: audit.commit_timeout must be positive"))
 	}
 	if c.Audit.RetentionDays < 0 {
 		errs = append(errs, fmt.Errorf("config: audit.retention_days must not be negative"))
