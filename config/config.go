@@ -279,6 +279,9 @@ type Audit struct {
 	RetentionDays int `mapstructure:"retention_days"`
 	// RecordPulls records manifest_pulled events (asynchronously batched).
 	RecordPulls bool `mapstructure:"record_pulls"`
+	// CommitTimeout bounds how long a change waits for its audit event to
+	// commit; past it the request fails (503) instead of hanging.
+	CommitTimeout time.Duration `mapstructure:"commit_timeout"`
 }
 
 // GC is the [gc] section.
@@ -344,6 +347,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("log.level", "info")
 	v.SetDefault("audit.retention_days", 90)
 	v.SetDefault("audit.record_pulls", true)
+	v.SetDefault("audit.commit_timeout", "10s")
 	v.SetDefault("gc.grace", "1h")
 	v.SetDefault("gc.max_wait", "30s")
 	v.SetDefault("snapshot.keep", 7)
@@ -533,6 +537,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseBytes(c.Storage.MinFree); err != nil {
 		errs = append(errs, fmt.Errorf("config: storage.min_free: %w", err))
+	}
+	if c.Audit.CommitTimeout <= 0 {
+		errs = append(errs, errors.New("config: audit.commit_timeout must be positive"))
 	}
 	if c.Audit.RetentionDays < 0 {
 		errs = append(errs, fmt.Errorf("config: audit.retention_days must not be negative"))

@@ -241,7 +241,7 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 	authn := &authplugin.Authenticator{Issuer: issuer, Provider: provider}
 	ix := newIndexer(st)
 	sink := notifications.NewSink(st, notifications.Options{OnCommit: metrics.ObserveCommit, SkipPulls: !cfg.Audit.RecordPulls,
-		OnIndexFailure: ix.markDirty})
+		OnIndexFailure: ix.markDirty, CommitTimeout: cfg.Audit.CommitTimeout, OnFailure: metrics.ObserveAuditFailure})
 	metrics.RegisterQueueDepth(func() float64 { return float64(sink.Depth()) })
 	defer func() {
 		if err := sink.Close(); err != nil {
@@ -292,8 +292,9 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 	svc := adminsvc.New(adminsvc.Options{
 		Store: st, Authn: authn, Policy: engine, Recorder: rec,
 		SignIn: signIn, Accounts: accounts{signIn: signIn, st: st, revs: revs},
-		Reload: func() error { return engine.Reload(context.Background()) },
-		Audit:  func(_ context.Context, ev store.AuditEvent) error { return sink.Record(ev) },
+		Reload:     func() error { return engine.Reload(context.Background()) },
+		Audit:      func(ctx context.Context, ev store.AuditEvent) error { return sink.RecordContext(ctx, ev) },
+		AuditCheck: sink.Healthy,
 		DeleteRepository: func(ctx context.Context, name string, actor *identity.Principal, ip string) error {
 			return deleteRepository(ctx, capt, st, sink, name, actor, ip)
 		},
