@@ -98,7 +98,7 @@ func TestMigrateDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := summarize(t, lite)
-	lite.Close()
+	_ = lite.Close()
 
 	dsn := pgtest.DSN(t)
 	pgEnv := []string{"MCR_DATABASE_DRIVER=postgres", "MCR_DATABASE_DSN=" + dsn}
@@ -121,7 +121,7 @@ func TestMigrateDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := summarize(t, pg)
-	pg.Close()
+	_ = pg.Close()
 	if !reflect.DeepEqual(before, after) {
 		t.Fatalf("metadata differs after the migration\nSQLite:     %+v\nPostgreSQL: %+v", before, after)
 	}

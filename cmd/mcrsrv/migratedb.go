@@ -40,7 +40,7 @@ func migrateDBCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("stop the server first: %w", err)
 			}
-			defer lock.Unlock()
+			defer cli.Closing("the data-directory lock", lock.Unlock)
 			ctx := context.Background()
 			src, err := store.Open(from)
 			if err != nil {
