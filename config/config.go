@@ -288,6 +288,10 @@ type Audit struct {
 type GC struct {
 	Grace   time.Duration `mapstructure:"grace"`
 	MaxWait time.Duration `mapstructure:"max_wait"`
+	// LeaseTTL (replicas on PostgreSQL): how long the GC lease outlives
+	// its holder; a replica killed mid-collection blocks others' GC (and
+	// keeps their write gates closed) at most this long.
+	LeaseTTL time.Duration `mapstructure:"lease_ttl"`
 }
 
 // Snapshot is the [snapshot] section.
@@ -350,6 +354,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("audit.commit_timeout", "10s")
 	v.SetDefault("gc.grace", "1h")
 	v.SetDefault("gc.max_wait", "30s")
+	v.SetDefault("gc.lease_ttl", "30s")
 	v.SetDefault("snapshot.keep", 7)
 }
 
@@ -500,6 +505,7 @@ func (c *Config) Validate() error {
 	pos("server.idle_timeout", c.Server.IdleTimeout)
 	pos("server.shutdown_timeout", c.Server.ShutdownTimeout)
 	pos("identity.token_ttl", c.Identity.TokenTTL)
+	pos("gc.lease_ttl", c.GC.LeaseTTL)
 	pos("identity.session_ttl", c.Identity.SessionTTL)
 	pos("identity.refresh_ttl", c.Identity.RefreshTTL)
 	pos("identity.login_backoff_base", c.Identity.LoginBackoffBase)
