@@ -19,3 +19,12 @@ echo "building upstream registry (distribution v3.1.2 from the module cache), mc
 
 mkdir -p bench/results
 "$bin/mcrbench" -registry "$bin/registry" -mcrsrv "$bin/mcrsrv" -out bench/results/latest.json "$@"
+
+# Scale-out: push+pull of small images through HAProxy with one and with
+# three replicas on PostgreSQL + versitygw (test/cluster_bench_test.go).
+ops=200
+for a in "$@"; do [ "$a" = "--smoke" ] && ops=5; done
+echo "cluster scenario: ${ops} images through the balancer, 1 and 3 replicas..." >&2
+"$GO" test -run '^$' -bench BenchmarkClusterPushPull -benchtime "${ops}x" -count 1 ./test | tee bench/results/cluster.txt
+awk '/replicas=1/ {one=$(NF-1)} /replicas=3/ {three=$(NF-1)}
+     END {if (one > 0) printf "cluster: %.2f images/s with 1 replica, %.2f with 3: ratio %.2f\n", one, three, three/one}' bench/results/cluster.txt

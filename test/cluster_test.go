@@ -46,6 +46,7 @@ func TestCluster(t *testing.T) {
 	t.Run("chunks-on-different-replicas", func(t *testing.T) { clusterChunkedUploads(t, c) })
 	t.Run("push-via-balancer-pull-each-replica", func(t *testing.T) { clusterPushPull(t, c) })
 	t.Run("rule-change-applies-everywhere", func(t *testing.T) { clusterPolicy(t, c) })
+	t.Run("account-change-applies-everywhere", func(t *testing.T) { clusterAccountChanges(t, c) })
 	t.Run("kill-9-mid-upload", func(t *testing.T) { clusterKillMidUpload(t, c) }) // last: a replica is gone after it
 }
 
@@ -504,4 +505,36 @@ func clusterGCCollectorDies(t *testing.T, c *mcrtest.Cluster) {
 	if run.Error != "" {
 		t.Fatalf("collection after the crash: %+v", run)
 	}
+}
+
+// clusterAccountChanges: an account's tokens are refused on the very next
+// request to every replica after `mcrsrv user passwd` (an operator command,
+// not a member) and after an admin revocation through one replica.
+func clusterAccountChanges(t *testing.T, c *mcrtest.Cluster) {
+	c.Replicas[0].AddUser(t, "erin", "erin-password-1", "user", "human")
+	want := func(what, tok string, status int) {
+		t.Helper()
+		for i, srv := range c.Replicas {
+			resp := srv.Do(t, http.MethodGet, "/v2/", tok, nil)
+			_ = readAll(t, resp)
+			if resp.StatusCode != status {
+				t.Fatalf("%s: replica %d answered %d, want %d", what, i, resp.StatusCode, status)
+			}
+		}
+	}
+	tok := c.LB.Token(t, "erin", "erin-password-1")
+	want("before", tok, http.StatusOK) // now remembered by every replica
+	if out, err := c.Replicas[0].Run(t, "erin-password-2\n", "user", "passwd", "--config", c.Replicas[0].ConfigPath, "--username", "erin"); err != nil {
+		t.Fatalf("mcrsrv user passwd: %v\n%s", err, out)
+	}
+	want("after mcrsrv user passwd", tok, http.StatusUnauthorized)
+
+	tok = c.LB.Token(t, "erin", "erin-password-2")
+	want("new password", tok, http.StatusOK)
+	admin := c.Replicas[1].Login(t, "admin", mcrtest.AdminPassword)
+	resp := c.Replicas[1].Do(t, http.MethodPost, "/v1/accounts/erin/revoke", admin, nil)
+	if b := readAll(t, resp); resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d %s", resp.StatusCode, b)
+	}
+	want("after an admin revocation through replica 1", tok, http.StatusUnauthorized)
 }
