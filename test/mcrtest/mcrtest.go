@@ -191,7 +191,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 		URL: "https://" + addr, CACert: filepath.Join(dir, "certs", "cert.pem"),
 		Output: &SafeBuffer{}, bin: Binary(t, "mcrsrv"),
 	}
-	if err := setConfig(s.ConfigPath, append([]string{`server.listen_addr="` + addr + `"`, `server.grpc_addr="` + grpcAddr + `"`, `web.grpc_addr="` + grpcAddr + `"`}, o.config...)); err != nil {
+	// database.reserve off unless a test asks for it: 16 MiB written per
+	// server start adds up over the suite (TestDiskFullDatabaseReserve
+	// turns it on).
+	if err := setConfig(s.ConfigPath, append([]string{`server.listen_addr="` + addr + `"`, `server.grpc_addr="` + grpcAddr + `"`, `web.grpc_addr="` + grpcAddr + `"`, `database.reserve="0"`}, o.config...)); err != nil {
 		t.Fatal(err)
 	}
 	s.Env = append(os.Environ(), o.env...)
