@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # MCR vs upstream distribution benchmark. See bench/README.md.
-#   bash bench/run.sh           full run (3 rounds, 512 MiB blob, 500 images, 10 s manifest load)
+#   bash bench/run.sh           full run (3 rounds: 512 MiB blob in 3 push styles, 300 images, 5 s manifest load, 64-client artifacts; then the cluster scenario)
 #   bash bench/run.sh --smoke   tiny sizes, one round: proves the harness works
 # Any other flags are passed to mcrbench (e.g. --keep, --rounds 5, --h2).
 set -euo pipefail

@@ -25,6 +25,11 @@ import (
 // crash between phases would.
 const crashEnv = "MCR_TEST_GC_CRASH_AFTER"
 
+// hangEnv is a test hook: `MCR_TEST_GC_HANG_AFTER=metadata` makes the
+// collection stop for good after that phase, holding the gate (and, with
+// replicas, the cluster lease), so a test can kill -9 the process there.
+const hangEnv = "MCR_TEST_GC_HANG_AFTER"
+
 // lockDataDir takes the data-directory lock for the server.
 func lockDataDir(cfg *config.Config) (*gc.DirLock, error) {
 	l, err := gc.LockDataDir(cfg.DataDir())
@@ -62,6 +67,15 @@ func newEngine(cfg *config.Config, st *store.Store, gate *gc.Gate) *gc.Engine {
 			if p == phase {
 				fmt.Fprintf(os.Stderr, "mcrsrv: %s=%s: simulating a crash after the %s phase\n", crashEnv, phase, p)
 				os.Exit(3)
+			}
+			return nil
+		}
+	}
+	if phase := os.Getenv(hangEnv); phase != "" {
+		e.AfterPhase = func(p string) error {
+			if p == phase {
+				fmt.Fprintf(os.Stderr, "mcrsrv: %s=%s: collection hanging after the %s phase\n", hangEnv, phase, p)
+				select {} // until killed
 			}
 			return nil
 		}
