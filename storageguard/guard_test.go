@@ -48,7 +48,7 @@ func TestWrapRewritesOnlyFullFailures(t *testing.T) {
 			err := fd.PutContent(r.Context(), "/p", []byte("x"))
 			http.Error(w, "write /srv/mcr/layers/x: "+err.Error(), http.StatusInternalServerError)
 		}, http.StatusInsufficientStorage},
-		{"other 500", func(w http.ResponseWriter, r *http.Request) {
+		{"other 500", func(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, "boom", http.StatusInternalServerError)
 		}, http.StatusInternalServerError},
 		{"full but answered 4xx", func(w http.ResponseWriter, r *http.Request) {
