@@ -184,13 +184,15 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 		add(`EXISTS (SELECT 1 FROM audit_log AS o`+s.auditKeyIndex(otherCol)+` WHERE o.`+otherCol+
 			` = ? AND o.event_type = a.event_type AND o.id = a.id)`, otherKey)
 	}
-	if !f.Since.IsZero() {
-		add("event_time >= ?", f.Since.UTC().UnixNano())
-		add("id >= ?", lo)
-	}
-	if !f.Until.IsZero() {
-		add("event_time <= ?", f.Until.UTC().UnixNano())
-		add("id <= ?", hi)
+	if col == "" {
+		if !f.Since.IsZero() {
+			add("event_time >= ?", f.Since.UTC().UnixNano())
+			add("id >= ?", lo)
+		}
+		if !f.Until.IsZero() {
+			add("event_time <= ?", f.Until.UTC().UnixNano())
+			add("id <= ?", hi)
+		}
 	}
 	if f.Before > 0 {
 		add("id < ?", f.Before)
@@ -198,39 +200,49 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 	const cols = `id, event_time, event_type, actor_id, actor, repository, digest, tag, ip, details_json`
 	var q string
 	switch {
-	case f.EventType != "":
-		add("event_type = ?", f.EventType)
-		q = `SELECT ` + cols + ` FROM audit_log AS a` + s.auditKeyIndex(col) + ` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC LIMIT ? OFFSET ?`
-		args = append(args, f.Limit, f.Offset)
 	case col != "":
-		types, err := s.auditTypesFor(ctx, col, key)
-		if err != nil {
-			return nil, fmt.Errorf("store: list audit: %w", err)
-		}
-		if otherCol != "" {
-			// Only types both keys have (an actor's sign-ins have no
-			// repository).
-			other, err := s.auditTypesFor(ctx, otherCol, otherKey)
-			if err != nil {
+		types := []string{f.EventType}
+		if f.EventType == "" {
+			if types, err = s.auditTypesFor(ctx, col, key); err != nil {
 				return nil, fmt.Errorf("store: list audit: %w", err)
 			}
-			types = slices.DeleteFunc(types, func(t string) bool { return !slices.Contains(other, t) })
+			if otherCol != "" {
+				// Only types both keys have (an actor's sign-ins have no
+				// repository).
+				other, err := s.auditTypesFor(ctx, otherCol, otherKey)
+				if err != nil {
+					return nil, fmt.Errorf("store: list audit: %w", err)
+				}
+				types = slices.DeleteFunc(types, func(t string) bool { return !slices.Contains(other, t) })
+			}
 		}
 		if len(types) == 0 {
 			return []AuditEvent{}, nil
 		}
-		// One walk per type, each at most a page deep; the merge keeps the
-		// newest page. Each arm is a subquery so it may have its own LIMIT.
-		arms := make([]string, len(types))
+		segs, err := s.auditSegments(ctx, f, lo, hi)
+		if err != nil {
+			return nil, fmt.Errorf("store: list audit: %w", err)
+		}
+		// One walk per type and id segment, each at most a page deep; the
+		// merge keeps the newest page. Each arm is a subquery so it may
+		// have its own LIMIT.
+		var arms []string
 		var armArgs []any
-		for i, t := range types {
-			arms[i] = `SELECT id FROM (SELECT id FROM audit_log AS a` + s.auditKeyIndex(col) + ` WHERE ` + strings.Join(where, " AND ") +
-				` AND event_type = ? ORDER BY id DESC LIMIT ?) AS arm`
-			armArgs = append(append(armArgs, args...), t, f.Limit+f.Offset)
+		for _, t := range types {
+			for _, sg := range segs {
+				cond, cargs := sg.where(f)
+				arms = append(arms, `SELECT id FROM (SELECT id FROM audit_log AS a`+s.auditKeyIndex(col)+` WHERE `+
+					strings.Join(append(append([]string{}, where...), cond...), " AND ")+` AND event_type = ? ORDER BY id DESC LIMIT ?) AS arm`)
+				armArgs = append(append(append(armArgs, args...), cargs...), t, f.Limit+f.Offset)
+			}
 		}
 		q = `SELECT ` + cols + ` FROM audit_log WHERE id IN (SELECT id FROM (` + strings.Join(arms, " UNION ALL ") +
 			`) AS arms ORDER BY id DESC LIMIT ? OFFSET ?) ORDER BY id DESC`
 		args = append(armArgs, f.Limit, f.Offset)
+	case f.EventType != "":
+		add("event_type = ?", f.EventType)
+		q = `SELECT ` + cols + ` FROM audit_log WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC LIMIT ? OFFSET ?`
+		args = append(args, f.Limit, f.Offset)
 	default:
 		q = `SELECT ` + cols + ` FROM audit_log`
 		if len(where) > 0 {
@@ -259,6 +271,77 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// idSegment is a stretch of ids a key query walks, and which time bounds
+// its rows must be checked against.
+type idSegment struct {
+	lo, hi       int64 // 0: unbounded
+	since, until bool
+}
+
+func (sg idSegment) where(f AuditFilter) ([]string, []any) {
+	var c []string
+	var a []any
+	if sg.lo > 0 {
+		c, a = append(c, "id >= ?"), append(a, sg.lo)
+	}
+	if sg.hi > 0 {
+		c, a = append(c, "id <= ?"), append(a, sg.hi)
+	}
+	if sg.since {
+		c, a = append(c, "event_time >= ?"), append(a, f.Since.UTC().UnixNano())
+	}
+	if sg.until {
+		c, a = append(c, "event_time <= ?"), append(a, f.Until.UTC().UnixNano())
+	}
+	return c, a
+}
+
+// auditSegments splits the window's id range [lo, hi] into a core, whose
+// rows are all inside the window, and the edges (about commitSlack of rows
+// each) that need the event_time check. A key's index holds the id, not the
+// time: checking the time means reading the row, which made an actor and a
+// repository with an open time bound read thousands of rows per page.
+// Rows at and after the first row timed since+commitSlack were committed
+// after it, so their time is at least since; symmetrically for until.
+func (s *Store) auditSegments(ctx context.Context, f AuditFilter, lo, hi int64) ([]idSegment, error) {
+	if f.Since.IsZero() && f.Until.IsZero() {
+		return []idSegment{{}}, nil
+	}
+	coreLo, coreHi := lo, hi
+	if !f.Since.IsZero() {
+		x, _, ok, err := s.auditIDRange(ctx, f.Since.Add(2*commitSlack), time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			x = hi + 1
+		}
+		coreLo = max(x, lo)
+	}
+	if !f.Until.IsZero() {
+		_, z, ok, err := s.auditIDRange(ctx, time.Time{}, f.Until.Add(-2*commitSlack))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			z = lo - 1
+		}
+		coreHi = min(z, hi)
+	}
+	since, until := !f.Since.IsZero(), !f.Until.IsZero()
+	if coreLo > coreHi { // a short window: no core
+		return []idSegment{{lo: lo, hi: hi, since: since, until: until}}, nil
+	}
+	segs := []idSegment{{lo: coreLo, hi: coreHi}}
+	if since && coreLo > lo {
+		segs = append(segs, idSegment{lo: lo, hi: coreLo - 1, since: true, until: until})
+	}
+	if until && coreHi < hi {
+		segs = append(segs, idSegment{lo: coreHi + 1, hi: hi, since: since, until: true})
+	}
+	return segs, nil
 }
 
 // auditKeyIndex names, for SQLite, the (repository|actor_id, event_type,
