@@ -11,8 +11,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/edge/exchange"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -37,8 +37,11 @@ type bridge struct {
 }
 
 func newBridge(ctx context.Context, sink *Sink) *bridge {
-	p, ip, method := authplugin.RequestMeta(ctx)
-	return &bridge{sink: sink, actor: p, ip: ip, method: method}
+	x := exchange.From(ctx)
+	if x == nil {
+		return &bridge{sink: sink}
+	}
+	return &bridge{sink: sink, actor: x.Principal, ip: x.IP, method: x.Method}
 }
 
 func (b *bridge) audit(typ, repo string, dgst digest.Digest, tag string, details map[string]any) store.AuditEvent {

@@ -21,6 +21,12 @@ import (
 // crash between phases would.
 const crashEnv = "MCR_TEST_GC_CRASH_AFTER"
 
+// holdEnv is a test hook: `MCR_TEST_GC_HOLD_FILE=<path>` keeps a
+// collection inside its gated section, after the metadata phase, for as
+// long as <path> exists, so a test can observe writes waiting and reads
+// passing while a collection runs.
+const holdEnv = "MCR_TEST_GC_HOLD_FILE"
+
 // lockDataDir takes the data-directory lock for the server.
 func lockDataDir(cfg *config.Config) (*gc.DirLock, error) {
 	l, err := gc.LockDataDir(cfg.DataDir())
@@ -41,11 +47,21 @@ func newEngine(cfg *config.Config, st *store.Store, gate *gc.Gate) *gc.Engine {
 		}
 		return st.ApplyBatch(ctx, nil, ops)
 	}
-	if phase := os.Getenv(crashEnv); phase != "" {
+	phase, hold := os.Getenv(crashEnv), os.Getenv(holdEnv)
+	if phase != "" || hold != "" {
 		e.AfterPhase = func(p string) error {
 			if p == phase {
 				fmt.Fprintf(os.Stderr, "mcrsrv: %s=%s: simulating a crash after the %s phase\n", crashEnv, phase, p)
 				os.Exit(3)
+			}
+			if hold != "" && p == gc.PhaseMetadata {
+				fmt.Fprintf(os.Stderr, "mcrsrv: %s: holding the collection while %s exists\n", holdEnv, hold)
+			}
+			for hold != "" && p == gc.PhaseMetadata {
+				if _, err := os.Stat(hold); err != nil {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
 			return nil
 		}

@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
-
 	"git.wntrmute.dev/kyle/mcr/adminapi"
 	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
@@ -23,6 +21,8 @@ import (
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity/mcias"
 	"git.wntrmute.dev/kyle/mcr/authplugin/token"
 	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/edge"
+	"git.wntrmute.dev/kyle/mcr/edge/exchange"
 	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	"git.wntrmute.dev/kyle/mcr/ociext"
@@ -51,7 +51,7 @@ func (a auditRecorder) LoginFailed(r *http.Request, username, reason string) {
 	a.record(store.AuditEvent{Type: "login_fail", Actor: username, IP: authplugin.ClientIP(r), Details: map[string]any{"reason": reason}})
 }
 
-func (a auditRecorder) Denied(r *http.Request, d authplugin.Denial) {
+func (a auditRecorder) Denied(r *http.Request, d exchange.Denial) {
 	metrics.PolicyDenials.WithLabelValues(string(d.Action)).Inc()
 	slog.Warn("policy_deny", "username", d.Principal.Username, "sub", d.Principal.Subject,
 		"action", string(d.Action), "repository", d.Repository, "rule", d.RuleID, "ip", authplugin.ClientIP(r))
@@ -125,7 +125,13 @@ func serve(cfg *config.Config) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	app, err := newApp(context.Background(), distributionConfig(cfg, authn, engine, secret, sink, capt))
+	// One access controller: distribution calls it for its routes, ociext
+	// for the ones MCR answers itself.
+	ac := authplugin.NewAccessController(engine, cfg.Identity.ServiceName, cfg.Server.Hostname)
+	if cfg.Server.Hostname == "" {
+		slog.Warn("server.hostname is not set: token realms and Location headers follow the client's Host header; set it to the registry's external host[:port]")
+	}
+	app, err := newApp(context.Background(), distributionConfig(cfg, ac, secret, sink, capt))
 	if err != nil {
 		return err
 	}
@@ -157,14 +163,18 @@ func serve(cfg *config.Config) error {
 		GC: gcs.runner, Snapshot: gcs.snapshot, // gc
 		OnAdminEvent: func(_ *http.Request, ev store.AuditEvent) { rec.record(ev) },
 	})
-	mux := http.NewServeMux()
-	mux.Handle("/v2/token", &authplugin.TokenHandler{
-		Authn: authn, Policy: engine, Recorder: rec,
-		TokenTTL: cfg.Identity.TokenTTL, RefreshTTL: cfg.Identity.RefreshTTL,
+	handler := edge.Handler(edge.Options{
+		Registry: app,
+		Auth:     &authplugin.Edge{Authn: authn, Service: cfg.Identity.ServiceName, Hostname: cfg.Server.Hostname, Recorder: rec},
+		OCI: ociext.Options{Store: st, Access: ac, Policy: engine, Registry: capt.get,
+			CatalogMax: cfg.Storage.CatalogMaxEntries, BodyTimeout: cfg.Server.ReadTimeout},
+		Gate: gcs.gate,
+		Token: &authplugin.TokenHandler{
+			Authn: authn, Policy: engine, Recorder: rec,
+			TokenTTL: cfg.Identity.TokenTTL, RefreshTTL: cfg.Identity.RefreshTTL,
+		},
+		Admin: api,
 	})
-	ac := authplugin.NewAccessController(authn, engine, cfg.Identity.ServiceName, cfg.Server.Hostname)
-	mux.Handle("/v2/", authplugin.V2Middleware(gcs.gate.Wrap(ociext.Wrap(app, st, ac, func() (storagedriver.StorageDriver, error) { _, d, err := capt.get(); return d, err })), rec))
-	mux.Handle("/v1/", api)
 
 	if cfg.Server.MetricsAddr != "" {
 		ml, err := net.Listen("tcp", cfg.Server.MetricsAddr)
@@ -178,7 +188,7 @@ func serve(cfg *config.Config) error {
 	}
 	srv := &http.Server{
 		Addr:              cfg.Server.ListenAddr,
-		Handler:           metrics.Instrument(mux),
+		Handler:           handler,
 		ReadHeaderTimeout: cfg.Server.ReadTimeout,
 		WriteTimeout:      cfg.Server.WriteTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,

@@ -158,7 +158,7 @@ func WithDir(dir string) Option { return func(o *options) { o.dir = dir } }
 func Init(t testing.TB, addr string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "srv")
-	cmd := exec.Command(Binary(t, "mcrsrv"), "init", "--dir", dir, "--hostname", "localhost", "--listen", addr)
+	cmd := exec.Command(Binary(t, "mcrsrv"), "init", "--dir", dir, "--hostname", "127.0.0.1", "--listen", addr)
 	cmd.Env = append(os.Environ(), "MCR_ADMIN_PASSWORD="+AdminPassword)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mcrsrv init: %v\n%s", err, out)
@@ -184,7 +184,12 @@ func Start(t testing.TB, opts ...Option) *Server {
 		URL: "https://" + addr, CACert: filepath.Join(dir, "certs", "cert.pem"),
 		Output: &SafeBuffer{}, bin: Binary(t, "mcrsrv"),
 	}
-	if err := setConfig(s.ConfigPath, append([]string{`server.listen_addr="` + addr + `"`}, o.config...)); err != nil {
+	base := []string{`server.listen_addr="` + addr + `"`}
+	if o.dir != "" { // a reused directory: `init` wrote another port into server.hostname
+		_, port, _ := net.SplitHostPort(addr)
+		base = append(base, `server.hostname="127.0.0.1:`+port+`"`)
+	}
+	if err := setConfig(s.ConfigPath, append(base, o.config...)); err != nil {
 		t.Fatal(err)
 	}
 	s.Env = append(os.Environ(), o.env...)
@@ -267,6 +272,9 @@ func (s *Server) Stop(t testing.TB) error {
 	}
 	return s.exit
 }
+
+// PID is the server process's id.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
 
 // Signal sends sig to the server process.
 func (s *Server) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }
