@@ -6,8 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 
-	v2 "github.com/distribution/distribution/v3/registry/api/v2"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
+	v2 "github.com/distribution/distribution/v3/registry/api/v2"
 	"github.com/distribution/distribution/v3/registry/auth"
 
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"

@@ -83,4 +83,3 @@ func (h *handler) referrers(w http.ResponseWriter, r *http.Request, name, ref st
 		_, _ = w.Write(body)
 	}
 }
-
