@@ -5,7 +5,7 @@ GO      ?= go
 BINS    := mcrsrv mcrctl mcr-web
 CMDS    := $(wildcard cmd/*)
 
-.PHONY: all build test vet lint run bench bench-smoke clean
+.PHONY: all build test vet lint run bench bench-smoke clean proto proto-lint proto-check proto-tools
 
 all: vet lint test build
 
@@ -25,6 +25,34 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# gRPC API (proto/mcr/v1 -> gen/mcr/v1). Tools at the versions CI pins
+# (`make proto-tools` installs them with go install).
+BUF_VERSION                ?= v1.75.0
+PROTOC_GEN_GO_VERSION      ?= v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION ?= v1.5.1
+GRPCURL_VERSION            ?= v1.9.3
+
+proto-tools:
+	$(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	$(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+proto:
+	buf generate
+
+proto-lint:
+	buf lint
+
+# CI: lint, the committed stubs are what `make proto` generates, and no
+# breaking change against main's protos (once main has them).
+proto-check: proto-lint proto
+	git diff --exit-code -- gen/ || { echo "gen/ is stale: run make proto and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- gen/)" || { echo "gen/ has uncommitted files: run make proto and commit"; git status --porcelain -- gen/; exit 1; }
+	@if git rev-parse -q --verify main >/dev/null && git cat-file -e main:buf.yaml 2>/dev/null; then \
+		echo "buf breaking --against main"; buf breaking --against "$$(git rev-parse --git-common-dir)#branch=main"; \
+	else echo "buf breaking: main has no protos yet; skipped"; fi
 
 # The embedded default: a data dir under ./srv with self-signed TLS, SQLite,
 # local identity; first run prints the admin password (or uses

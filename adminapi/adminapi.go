@@ -6,55 +6,37 @@
 package adminapi
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
+	"git.wntrmute.dev/kyle/mcr/adminsvc"
 	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
-	"git.wntrmute.dev/kyle/mcr/store"
 )
 
 // Options carries the API's dependencies.
 type Options struct {
-	Store    *store.Store
-	Authn    *authplugin.Authenticator
-	Recorder authplugin.Recorder
-	// Reload is called after every policy change so the next request sees it.
-	Reload func() error
-	// OnPolicyChange records a policy rule change.
-	OnPolicyChange func(r *http.Request, ev PolicyEvent)
-	// DeleteRepository removes a repository through distribution.
-	DeleteRepository RepoDeleter
-	// StorageCheck reports whether blob storage is reachable (health detail).
-	StorageCheck func() error
-	// GC runs garbage collection (POST /v1/gc, /v1/gc/reconcile, GET
-	// /v1/gc/status); nil leaves those routes out.
-	GC GCService
-	// Snapshot writes a database snapshot and returns its path (POST
-	// /v1/snapshot); nil leaves the route out.
-	Snapshot func(ctx context.Context) (string, error)
-	// OnAdminEvent records an audit event of an admin operation
-	// (snapshot_created).
-	OnAdminEvent func(r *http.Request, ev store.AuditEvent)
+	// Service is the business logic /v1 and gRPC share.
+	Service *adminsvc.Service
 }
 
 // API is the /v1 handler.
 type API struct {
-	opts Options
-	e    *echo.Echo
+	svc *adminsvc.Service
+	e   *echo.Echo
 }
 
-// New builds the /v1 router.
+// New builds the /v1 router. Handlers only translate: they read the
+// request, call the service and write its answer or error.
 func New(opts Options) *API {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler
-	a := &API{opts: opts, e: e}
+	a := &API{svc: opts.Service, e: e}
 	v1 := e.Group("/v1")
 	v1.GET("/health", a.health)
 	v1.POST("/auth/login", a.login)
@@ -63,6 +45,9 @@ func New(opts Options) *API {
 	authed.GET("/repositories", a.listRepositories, requireUser)
 	authed.GET("/repositories/*", a.getRepository, requireUser)
 	authed.DELETE("/repositories/*", a.deleteRepository, requireAdmin)
+	// The role checks run here too (the service repeats them) so a
+	// refused caller is refused before a query is parsed or a body read,
+	// in the same order as the gRPC interceptors.
 	admin := v1.Group("", a.requireAuth, requireAdmin)
 	admin.GET("/audit", a.listAudit)
 	admin.GET("/policy/rules", a.listRules)
@@ -70,12 +55,12 @@ func New(opts Options) *API {
 	admin.GET("/policy/rules/:id", a.getRule)
 	admin.PATCH("/policy/rules/:id", a.patchRule)
 	admin.DELETE("/policy/rules/:id", a.deleteRule)
-	if opts.GC != nil {
+	if a.svc.HasGC() {
 		admin.POST("/gc", a.startGC)
 		admin.POST("/gc/reconcile", a.startReconcile)
 		admin.GET("/gc/status", a.gcStatus)
 	}
-	if opts.Snapshot != nil {
+	if a.svc.HasSnapshot() {
 		admin.POST("/snapshot", a.snapshot)
 	}
 	return a
@@ -87,35 +72,35 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.e.ServeHTTP(
 // Echo exposes the router so later features can add routes.
 func (a *API) Echo() *echo.Echo { return a.e }
 
-// apiError is the one error type handlers return; errorHandler writes it.
-type apiError struct {
-	Status  int
-	Message string
-}
+// errorf returns a client error with an HTTP status (for what only the
+// transport can get wrong: a body, a query parameter).
+func errorf(status int, msg string) error { return echo.NewHTTPError(status, msg) }
 
-func (e *apiError) Error() string { return e.Message }
-
-func errorf(status int, msg string) error { return &apiError{Status: status, Message: msg} }
-
+// errorHandler writes every error as {"error":"..."}: the service's typed
+// errors with their code's status, Echo's own (404 route, 405) with theirs.
 func errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	status, msg := http.StatusInternalServerError, "internal error"
-	var ae *apiError
+	var status int
+	var msg string
 	var he *echo.HTTPError
-	switch {
-	case errors.As(err, &ae):
-		status, msg = ae.Status, ae.Message
-	case errors.As(err, &he):
+	if errors.As(err, &he) {
 		status = he.Code
 		if m, ok := he.Message.(string); ok {
 			msg = m
 		} else {
 			msg = http.StatusText(status)
 		}
-	default:
-		slog.Error("admin api", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	} else {
+		code, m, unexpected := adminsvc.Classify(err)
+		status, msg = code.HTTPStatus(), m
+		if unexpected {
+			slog.Error("admin api", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		}
+	}
+	if status == http.StatusUnauthorized {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="mcr"`)
 	}
 	_ = c.JSON(status, map[string]string{"error": msg})
 }
@@ -125,21 +110,19 @@ func principalOf(c echo.Context) *identity.Principal {
 	return p
 }
 
+// caller is the service's view of the request.
+func caller(c echo.Context) adminsvc.Caller {
+	return adminsvc.Caller{Principal: principalOf(c), IP: authplugin.ClientIP(c.Request()), Request: c.Request()}
+}
+
 // requireAuth accepts an identity token (local session or MCIAS), never a
 // repository-scoped registry token.
 func (a *API) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		tok, ok := authplugin.BearerToken(c.Request())
-		if !ok {
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="mcr"`)
-			return errorf(http.StatusUnauthorized, "authentication required: Authorization: Bearer <token> from /v1/auth/login")
-		}
-		p, err := a.opts.Authn.Identity(c.Request().Context(), tok)
+		tok, _ := authplugin.BearerToken(c.Request())
+		p, err := a.svc.Authenticate(c.Request().Context(), tok)
 		if err != nil {
-			if errors.Is(err, identity.ErrUnavailable) {
-				return errorf(http.StatusBadGateway, "identity service unavailable")
-			}
-			return errorf(http.StatusUnauthorized, "invalid or expired token")
+			return err
 		}
 		c.Set("principal", p)
 		return next(c)
@@ -148,8 +131,8 @@ func (a *API) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 
 func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if !principalOf(c).IsAdmin() {
-			return errorf(http.StatusForbidden, "admin role required")
+		if err := adminsvc.RequireAdmin(principalOf(c)); err != nil {
+			return err
 		}
 		return next(c)
 	}
@@ -158,8 +141,8 @@ func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 // requireUser refuses guests: they have no business browsing content.
 func requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if principalOf(c).IsGuestOnly() {
-			return errorf(http.StatusForbidden, "guest accounts cannot use the admin API")
+		if err := adminsvc.RequireUser(principalOf(c)); err != nil {
+			return err
 		}
 		return next(c)
 	}

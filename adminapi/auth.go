@@ -1,14 +1,12 @@
 package adminapi
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"git.wntrmute.dev/kyle/mcr/authplugin"
-	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 )
 
 type loginRequest struct {
@@ -17,12 +15,11 @@ type loginRequest struct {
 }
 
 type loginResponse struct {
-	Token       string             `json:"token"`
-	ExpiresAt   string             `json:"expires_at"`
-	Username    string             `json:"username"`
-	Roles       []string           `json:"roles"`
-	AccountType string             `json:"account_type"`
-	Principal   identity.Principal `json:"-"`
+	Token       string   `json:"token"`
+	ExpiresAt   string   `json:"expires_at"`
+	Username    string   `json:"username"`
+	Roles       []string `json:"roles"`
+	AccountType string   `json:"account_type"`
 }
 
 // login exchanges a username and password for an identity token usable as
@@ -32,24 +29,9 @@ func (a *API) login(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if req.Username == "" || req.Password == "" {
-		return errorf(http.StatusBadRequest, "username and password are required")
-	}
-	s, err := a.opts.Authn.Provider.Login(c.Request().Context(), req.Username, req.Password)
+	s, err := a.svc.Login(c.Request().Context(), caller(c), req.Username, req.Password)
 	if err != nil {
-		if errors.Is(err, identity.ErrUnavailable) {
-			if a.opts.Recorder != nil {
-				a.opts.Recorder.LoginFailed(c.Request(), req.Username, "identity service unavailable")
-			}
-			return errorf(http.StatusBadGateway, "identity service unavailable; try again later")
-		}
-		if a.opts.Recorder != nil {
-			a.opts.Recorder.LoginFailed(c.Request(), req.Username, "invalid credentials")
-		}
-		return errorf(http.StatusUnauthorized, "invalid username or password")
-	}
-	if a.opts.Recorder != nil {
-		a.opts.Recorder.LoginSucceeded(c.Request(), &s.Principal)
+		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, loginResponse{
@@ -60,15 +42,9 @@ func (a *API) login(c echo.Context) error {
 
 // logout revokes the bearer token.
 func (a *API) logout(c echo.Context) error {
-	tok, ok := authplugin.BearerToken(c.Request())
-	if !ok {
-		return errorf(http.StatusUnauthorized, "authentication required")
-	}
-	if err := a.opts.Authn.Provider.Logout(c.Request().Context(), tok); err != nil {
-		if errors.Is(err, identity.ErrUnavailable) {
-			return errorf(http.StatusBadGateway, "identity service unavailable")
-		}
-		return errorf(http.StatusUnauthorized, "invalid or expired token")
+	tok, _ := authplugin.BearerToken(c.Request())
+	if err := a.svc.Logout(c.Request().Context(), tok); err != nil {
+		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }

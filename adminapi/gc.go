@@ -2,32 +2,21 @@ package adminapi
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
-	"git.wntrmute.dev/kyle/mcr/authplugin"
-	"git.wntrmute.dev/kyle/mcr/gc"
+	"git.wntrmute.dev/kyle/mcr/adminsvc"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
-// GCService runs garbage collection; *gc.Runner implements it.
-type GCService interface {
-	// Start begins a run in the background and returns its id, or an
-	// error wrapping gc.ErrRunning.
-	Start(req gc.Request) (int64, error)
-	// Status reports whether a run is in progress and the newest run.
-	Status(ctx context.Context) (bool, *store.GCRun, error)
-}
-
 type gcRequest struct {
-	DryRun         bool `json:"dry_run"`
-	RemoveUntagged bool `json:"remove_untagged"`
+	DryRun         bool   `json:"dry_run"`
+	RemoveUntagged bool   `json:"remove_untagged"`
+	Grace          string `json:"grace"`
 }
 
 type gcStarted struct {
@@ -59,36 +48,27 @@ func decodeOptionalJSON(c echo.Context, v any) error {
 	return nil
 }
 
-func (a *API) gcRequest(c echo.Context, reconcile bool) (gc.Request, error) {
+func (a *API) runGC(c echo.Context, reconcile bool) error {
 	var body gcRequest
 	if err := decodeOptionalJSON(c, &body); err != nil {
-		return gc.Request{}, err
-	}
-	p := principalOf(c)
-	req := gc.Request{Options: gc.Options{DryRun: body.DryRun, RemoveUntagged: body.RemoveUntagged},
-		Reconcile: reconcile, IP: authplugin.ClientIP(c.Request())}
-	if p != nil {
-		req.ActorID, req.Actor = p.Subject, p.Username
-	}
-	return req, nil
-}
-
-func (a *API) runGC(c echo.Context, reconcile bool) error {
-	req, err := a.gcRequest(c, reconcile)
-	if err != nil {
 		return err
 	}
-	id, err := a.opts.GC.Start(req)
-	if err != nil {
-		if errors.Is(err, gc.ErrRunning) {
-			return errorf(http.StatusConflict, err.Error())
+	if q := c.QueryParam("grace"); q != "" {
+		if body.Grace != "" && body.Grace != q {
+			return errorf(http.StatusBadRequest, "grace given twice (query and body) with different values")
 		}
+		body.Grace = q
+	}
+	id, err := a.svc.StartGC(c.Request().Context(), caller(c), reconcile,
+		adminsvc.GCOptions{DryRun: body.DryRun, RemoveUntagged: body.RemoveUntagged, Grace: body.Grace})
+	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, gcStarted{ID: id})
 }
 
-// startGC serves POST /v1/gc: body optional {"dry_run","remove_untagged"};
+// startGC serves POST /v1/gc: body optional {"dry_run","remove_untagged",
+// "grace"} (grace also as ?grace=);
 // 202 {"id"}, 409 while a run is in progress.
 func (a *API) startGC(c echo.Context) error { return a.runGC(c, false) }
 
@@ -97,9 +77,9 @@ func (a *API) startReconcile(c echo.Context) error { return a.runGC(c, true) }
 
 // gcStatus serves GET /v1/gc/status: {"running":bool,"last_run":{...}|null}.
 func (a *API) gcStatus(c echo.Context) error {
-	running, last, err := a.opts.GC.Status(c.Request().Context())
+	st, err := a.svc.GCStatus(c.Request().Context(), caller(c))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, gcStatus{Running: running, LastRun: last})
+	return c.JSON(http.StatusOK, gcStatus{Running: st.Running, LastRun: st.LastRun})
 }

@@ -1,25 +1,15 @@
 package adminapi
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
 
+	"git.wntrmute.dev/kyle/mcr/adminsvc"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
-
-// PolicyEvent is what the API reports after a rule change, for the audit
-// log (policy_rule_created|updated|deleted).
-type PolicyEvent struct {
-	Type    string
-	ActorID string
-	Actor   string
-	RuleID  int64
-	Rule    *store.PolicyRule
-}
 
 // ruleFields are the matching fields of a rule as clients send them.
 type ruleFields struct {
@@ -45,31 +35,17 @@ type patchRuleRequest struct {
 	Rule        *ruleFields `json:"rule"`
 }
 
-func (f ruleFields) apply(r *policyplugin.Rule) {
-	r.Effect, r.Roles, r.AccountTypes, r.SubjectUUID, r.Actions, r.Repositories =
-		f.Effect, f.Roles, f.AccountTypes, f.SubjectUUID, f.Actions, f.Repositories
-}
-
-func validateRule(r *policyplugin.Rule) error {
-	if err := r.Validate(); err != nil {
-		return errorf(http.StatusBadRequest, err.Error())
-	}
-	return nil
+func (f ruleFields) match() adminsvc.RuleMatch {
+	return adminsvc.RuleMatch{Effect: f.Effect, Roles: f.Roles, AccountTypes: f.AccountTypes,
+		SubjectUUID: f.SubjectUUID, Actions: f.Actions, Repositories: f.Repositories}
 }
 
 func ruleID(c echo.Context) (int64, error) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil || id < 1 {
-		return 0, errorf(http.StatusBadRequest, "id: must be a positive integer")
+	if err != nil {
+		return 0, adminsvc.CheckRuleID(0)
 	}
 	return id, nil
-}
-
-func storeErr(err error, what string) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return errorf(http.StatusNotFound, what+" not found")
-	}
-	return err
 }
 
 type ruleList struct {
@@ -80,15 +56,15 @@ type ruleList struct {
 }
 
 func (a *API) listRules(c echo.Context) error {
-	n, offset, err := pageParams(c, 100, 1000)
+	n, offset, err := pageParams(c)
 	if err != nil {
 		return err
 	}
-	rules, total, err := a.opts.Store.ListPolicyRules(c.Request().Context(), n, offset)
+	l, err := a.svc.ListRules(c.Request().Context(), caller(c), n, offset)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, ruleList{Rules: rules, Total: total, N: n, Offset: offset})
+	return c.JSON(http.StatusOK, ruleList{Rules: l.Rules, Total: l.Total, N: l.N, Offset: l.Offset})
 }
 
 func (a *API) createRule(c echo.Context) error {
@@ -96,19 +72,11 @@ func (a *API) createRule(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	r := store.PolicyRule{Rule: policyplugin.Rule{Priority: req.Priority, Description: req.Description, Enabled: true}}
-	if req.Enabled != nil {
-		r.Enabled = *req.Enabled
-	}
-	req.ruleFields.apply(&r.Rule)
-	if err := validateRule(&r.Rule); err != nil {
+	r, err := a.svc.CreateRule(c.Request().Context(), caller(c), adminsvc.RuleCreate{
+		Priority: req.Priority, Description: req.Description, Enabled: req.Enabled, RuleMatch: req.match()})
+	if err != nil {
 		return err
 	}
-	actor := principalOf(c).Username
-	if err := a.opts.Store.CreatePolicyRule(c.Request().Context(), &r, actor); err != nil {
-		return err
-	}
-	a.policyChanged(c, "policy_rule_created", r.ID, &r)
 	return c.JSON(http.StatusCreated, r)
 }
 
@@ -117,9 +85,9 @@ func (a *API) getRule(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := a.opts.Store.PolicyRule(c.Request().Context(), id)
+	r, err := a.svc.GetRule(c.Request().Context(), caller(c), id)
 	if err != nil {
-		return storeErr(err, "policy rule")
+		return err
 	}
 	return c.JSON(http.StatusOK, r)
 }
@@ -133,30 +101,15 @@ func (a *API) patchRule(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	r, err := a.opts.Store.PolicyRule(ctx, id)
-	if err != nil {
-		return storeErr(err, "policy rule")
-	}
-	if req.Priority != nil {
-		r.Priority = *req.Priority
-	}
-	if req.Description != nil {
-		r.Description = *req.Description
-	}
-	if req.Enabled != nil {
-		r.Enabled = *req.Enabled
-	}
+	p := adminsvc.RulePatch{Priority: req.Priority, Description: req.Description, Enabled: req.Enabled}
 	if req.Rule != nil {
-		req.Rule.apply(&r.Rule)
+		m := req.Rule.match()
+		p.Rule = &m
 	}
-	if err := validateRule(&r.Rule); err != nil {
+	r, err := a.svc.PatchRule(c.Request().Context(), caller(c), id, p)
+	if err != nil {
 		return err
 	}
-	if err := a.opts.Store.UpdatePolicyRule(ctx, r, principalOf(c).Username); err != nil {
-		return storeErr(err, "policy rule")
-	}
-	a.policyChanged(c, "policy_rule_updated", r.ID, r)
 	return c.JSON(http.StatusOK, r)
 }
 
@@ -165,42 +118,25 @@ func (a *API) deleteRule(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := a.opts.Store.DeletePolicyRule(c.Request().Context(), id); err != nil {
-		return storeErr(err, "policy rule")
+	if err := a.svc.DeleteRule(c.Request().Context(), caller(c), id); err != nil {
+		return err
 	}
-	a.policyChanged(c, "policy_rule_deleted", id, nil)
 	return c.NoContent(http.StatusNoContent)
 }
 
-// policyChanged reloads the engine (so the next request sees the change)
-// and records the event.
-func (a *API) policyChanged(c echo.Context, typ string, id int64, r *store.PolicyRule) {
-	if a.opts.Reload != nil {
-		if err := a.opts.Reload(); err != nil {
-			c.Logger().Error(err)
-		}
-	}
-	if a.opts.OnPolicyChange != nil {
-		a.opts.OnPolicyChange(c.Request(), PolicyEvent{Type: typ, ActorID: principalOf(c).Subject, Actor: principalOf(c).Username, RuleID: id, Rule: r})
-	}
-}
-
-// pageParams reads n and offset with a default and a maximum.
-func pageParams(c echo.Context, def, max int) (n, offset int, err error) {
-	n = def
+// pageParams reads n and offset; absent is 0 (the service's default). A
+// given n must be a positive integer.
+func pageParams(c echo.Context) (n, offset int, err error) {
 	if s := c.QueryParam("n"); s != "" {
 		n, err = strconv.Atoi(s)
 		if err != nil || n < 1 {
-			return 0, 0, errorf(http.StatusBadRequest, "n: must be a positive integer")
-		}
-		if n > max {
-			return 0, 0, errorf(http.StatusBadRequest, "n: must be at most "+strconv.Itoa(max))
+			return 0, 0, adminsvc.Errorf(adminsvc.InvalidArgument, "n: must be a positive integer")
 		}
 	}
 	if s := c.QueryParam("offset"); s != "" {
 		offset, err = strconv.Atoi(s)
 		if err != nil || offset < 0 {
-			return 0, 0, errorf(http.StatusBadRequest, "offset: must be a non-negative integer")
+			return 0, 0, adminsvc.Errorf(adminsvc.InvalidArgument, "offset: must be a non-negative integer")
 		}
 	}
 	return n, offset, nil

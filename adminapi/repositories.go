@@ -1,88 +1,48 @@
 package adminapi
 
 import (
-	"context"
 	"net/http"
 	"strings"
 
-	"github.com/distribution/reference"
 	"github.com/labstack/echo/v4"
 
-	"git.wntrmute.dev/kyle/mcr/authplugin"
-	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/adminsvc"
+	"git.wntrmute.dev/kyle/mcr/store"
 )
 
-// RepoDeleter removes a repository (every manifest and tag) through
-// distribution and records repo_deleted for actor.
-type RepoDeleter func(ctx context.Context, name string, actor *identity.Principal, ip string) error
-
 type repoList struct {
-	Repositories any    `json:"repositories"`
-	Total        int    `json:"total"`
-	N            int    `json:"n"`
-	Offset       int    `json:"offset"`
-	Next         string `json:"next,omitempty"`
+	Repositories []store.RepoSummary `json:"repositories"`
+	Total        int                 `json:"total"`
+	N            int                 `json:"n"`
+	Offset       int                 `json:"offset"`
+	Next         string              `json:"next,omitempty"`
 }
 
-func repoName(c echo.Context) (string, error) {
-	name := strings.Trim(c.Param("*"), "/")
-	if name == "" {
-		return "", errorf(http.StatusBadRequest, "repository name is required")
-	}
-	if _, err := reference.WithName(name); err != nil || strings.Contains(name, "..") {
-		return "", errorf(http.StatusBadRequest, "invalid repository name "+quote(name))
-	}
-	return name, nil
-}
-
-func quote(s string) string {
-	if len(s) > 256 {
-		s = s[:256] + "…"
-	}
-	return `"` + s + `"`
-}
+func repoName(c echo.Context) string { return strings.Trim(c.Param("*"), "/") }
 
 func (a *API) listRepositories(c echo.Context) error {
-	n, offset, err := pageParams(c, 50, 1000)
+	n, offset, err := pageParams(c)
 	if err != nil {
 		return err
 	}
-	repos, total, err := a.opts.Store.ListRepositories(c.Request().Context(), c.QueryParam("q"), c.QueryParam("last"), n, offset)
+	l, err := a.svc.ListRepositories(c.Request().Context(), caller(c),
+		adminsvc.RepoQuery{Q: c.QueryParam("q"), Last: c.QueryParam("last"), N: n, Offset: offset})
 	if err != nil {
 		return err
 	}
-	out := repoList{Repositories: repos, Total: total, N: n, Offset: offset}
-	if len(repos) == n {
-		out.Next = repos[len(repos)-1].Name
-	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, repoList{Repositories: l.Repositories, Total: l.Total, N: l.N, Offset: l.Offset, Next: l.Next})
 }
 
 func (a *API) getRepository(c echo.Context) error {
-	name, err := repoName(c)
+	d, err := a.svc.GetRepository(c.Request().Context(), caller(c), repoName(c))
 	if err != nil {
 		return err
-	}
-	d, err := a.opts.Store.Repository(c.Request().Context(), name)
-	if err != nil {
-		return storeErr(err, "repository "+quote(name))
 	}
 	return c.JSON(http.StatusOK, d)
 }
 
 func (a *API) deleteRepository(c echo.Context) error {
-	name, err := repoName(c)
-	if err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	if _, err := a.opts.Store.Repository(ctx, name); err != nil {
-		return storeErr(err, "repository "+quote(name))
-	}
-	if a.opts.DeleteRepository == nil {
-		return errorf(http.StatusNotImplemented, "repository deletion is not available")
-	}
-	if err := a.opts.DeleteRepository(ctx, name, principalOf(c), authplugin.ClientIP(c.Request())); err != nil {
+	if err := a.svc.DeleteRepository(c.Request().Context(), caller(c), repoName(c)); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -13,9 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,9 +45,11 @@ type Config struct {
 // Server is the [server] section.
 type Server struct {
 	ListenAddr string `mapstructure:"listen_addr"`
-	GRPCAddr   string `mapstructure:"grpc_addr"`
-	TLSCert    string `mapstructure:"tls_cert"`
-	TLSKey     string `mapstructure:"tls_key"`
+	// GRPCAddr is the gRPC admin API's address (same certificate, TLS
+	// 1.3); empty disables it.
+	GRPCAddr string `mapstructure:"grpc_addr"`
+	TLSCert  string `mapstructure:"tls_cert"`
+	TLSKey   string `mapstructure:"tls_key"`
 	// Hostname is the externally visible host[:port] named in token realms
 	// (`mcrsrv init` writes it). Empty falls back to the Host header the
 	// client sent, with a warning at start-up.
@@ -68,8 +72,20 @@ type Server struct {
 
 // Database is the [database] section.
 type Database struct {
-	Path string `mapstructure:"path"`
+	// Driver is "sqlite" (the embedded default: one file at Path) or
+	// "postgres" (DSN; what replicas share, DESIGN §13).
+	Driver string `mapstructure:"driver"`
+	Path   string `mapstructure:"path"`
+	// DSN is a PostgreSQL connection string (URL or key=value), used
+	// when Driver is "postgres". It may carry a password: never logged.
+	DSN string `mapstructure:"dsn"`
 }
+
+// Database drivers MCR knows.
+const (
+	DatabaseSQLite   = "sqlite"
+	DatabasePostgres = "postgres"
+)
 
 // Storage is the [storage] section.
 type Storage struct {
@@ -86,7 +102,84 @@ type Storage struct {
 	// EarlyWriteback (mcrfs only) starts kernel write-back of each 8 MiB of
 	// an upload before the commit's fsync.
 	EarlyWriteback bool `mapstructure:"early_writeback"`
+	// MinFree is the free space on the storage filesystem under which
+	// pushes are refused with 507 and health reports storage failing
+	// ("64MiB", "1GiB" or bytes; "0" refuses only when a write fails).
+	MinFree string `mapstructure:"min_free"`
+
+	// S3 (driver "s3"): distribution's s3-aws driver. Replicas share the
+	// bucket. Endpoint is a URL (http:// or https://) of an S3-compatible
+	// server; empty means AWS for the region.
+	S3Bucket        string `mapstructure:"s3_bucket"`
+	S3Region        string `mapstructure:"s3_region"`
+	S3Endpoint      string `mapstructure:"s3_endpoint"`
+	S3AccessKey     string `mapstructure:"s3_access_key"`
+	S3SecretKey     string `mapstructure:"s3_secret_key"`
+	S3PathStyle     bool   `mapstructure:"s3_path_style"`
+	S3RootDirectory string `mapstructure:"s3_root_directory"`
+	// S3ChunkSize is the multipart part size in bytes (>= 5 MiB, S3's
+	// minimum part size). Upload chunks smaller than this cost a copy.
+	S3ChunkSize int64 `mapstructure:"s3_chunk_size"`
+	// S3Redirect answers blob GETs with a 307 to a presigned S3 URL
+	// instead of streaming them through MCR; clients then need a route to
+	// the object store. Off by default.
+	S3Redirect bool `mapstructure:"s3_redirect"`
 }
+
+// MinFreeBytes is storage.min_free in bytes (Validate checks it parses).
+func (s Storage) MinFreeBytes() int64 {
+	n, _ := ParseBytes(s.MinFree)
+	return n
+}
+
+// ParseBytes reads a size: an integer number of bytes with an optional
+// KiB/MiB/GiB/TiB suffix (also k/K/KB, m/M/MB, g/G/GB, t/T/TB; binary).
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	lower := strings.ToLower(t)
+	for _, u := range []struct {
+		suffixes []string
+		m        int64
+	}{
+		{[]string{"tib", "tb", "t"}, 1 << 40},
+		{[]string{"gib", "gb", "g"}, 1 << 30},
+		{[]string{"mib", "mb", "m"}, 1 << 20},
+		{[]string{"kib", "kb", "k"}, 1 << 10},
+		{[]string{"b"}, 1},
+	} {
+		found := false
+		for _, suf := range u.suffixes {
+			if strings.HasSuffix(lower, suf) {
+				lower = strings.TrimSpace(strings.TrimSuffix(lower, suf))
+				mult = u.m
+				found = true
+				break
+			}
+		}
+		if found {
+			break
+		}
+	}
+	n, err := strconv.ParseInt(lower, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is not a size (bytes, or a number with KiB, MiB, GiB or TiB)", s)
+	}
+	return n * mult, nil
+}
+
+// Storage drivers MCR knows.
+const (
+	StorageMCRFS      = "mcrfs"
+	StorageFilesystem = "filesystem"
+	StorageS3         = "s3"
+)
+
+// S3MinChunkSize is S3's smallest multipart part.
+const S3MinChunkSize = 5 << 20
 
 // Identity is the [identity] section: who vouches for users, and the
 // registry tokens MCR issues.
@@ -112,9 +205,12 @@ type MCIAS struct {
 type Web struct {
 	ListenAddr string `mapstructure:"listen_addr"`
 	APIURL     string `mapstructure:"api_url"`
-	CACert     string `mapstructure:"ca_cert"`
-	TLSCert    string `mapstructure:"tls_cert"`
-	TLSKey     string `mapstructure:"tls_key"`
+	// GRPCAddr is mcrsrv's gRPC admin API (host:port) mcr-web talks to;
+	// empty: mcr-web uses the REST API at APIURL for everything.
+	GRPCAddr string `mapstructure:"grpc_addr"`
+	CACert   string `mapstructure:"ca_cert"`
+	TLSCert  string `mapstructure:"tls_cert"`
+	TLSKey   string `mapstructure:"tls_key"`
 }
 
 // Log is the [log] section.
@@ -160,6 +256,7 @@ const (
 )
 
 func setDefaults(v *viper.Viper) {
+	v.SetDefault("server.grpc_addr", ":9443")
 	v.SetDefault("server.read_timeout", "30s")
 	v.SetDefault("server.write_timeout", "0s")
 	v.SetDefault("server.idle_timeout", "120s")
@@ -172,6 +269,12 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("storage.upload_purge_age", "168h")
 	v.SetDefault("storage.manifest_urls_allow", []string{"^https?://"})
 	v.SetDefault("storage.early_writeback", false)
+	v.SetDefault("storage.min_free", "64MiB")
+	v.SetDefault("storage.s3_region", "us-east-1")
+	v.SetDefault("storage.s3_chunk_size", 10<<20)
+	v.SetDefault("storage.s3_path_style", false)
+	v.SetDefault("storage.s3_redirect", false)
+	v.SetDefault("database.driver", DatabaseSQLite)
 	v.SetDefault("identity.provider", ProviderLocal)
 	v.SetDefault("identity.service_name", "mcr")
 	v.SetDefault("identity.issuer", "mcr")
@@ -279,7 +382,16 @@ func (c *Config) Validate() error {
 	req("server.tls_cert", c.Server.TLSCert)
 	req("server.tls_key", c.Server.TLSKey)
 	req("database.path", c.Database.Path)
-	req("storage.layers_path", c.Storage.LayersPath)
+	switch c.Database.Driver {
+	case DatabaseSQLite:
+	case DatabasePostgres:
+		req("database.dsn", c.Database.DSN)
+	default:
+		errs = append(errs, fmt.Errorf("config: database.driver must be %q or %q, got %q", DatabaseSQLite, DatabasePostgres, c.Database.Driver))
+	}
+	if c.Storage.Driver != StorageS3 {
+		req("storage.layers_path", c.Storage.LayersPath)
+	}
 	req("identity.service_name", c.Identity.ServiceName)
 	if c.Server.Pprof && c.Server.MetricsAddr == "" {
 		errs = append(errs, errors.New("config: server.pprof needs server.metrics_addr (profiles are served on the metrics listener)"))
@@ -295,9 +407,22 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("config: identity.provider must be %q or %q, got %q", ProviderLocal, ProviderMCIAS, c.Identity.Provider))
 	}
 	switch c.Storage.Driver {
-	case "mcrfs", "filesystem":
+	case StorageMCRFS, StorageFilesystem:
+	case StorageS3:
+		req("storage.s3_bucket", c.Storage.S3Bucket)
+		if c.Storage.S3Endpoint == "" {
+			req("storage.s3_region", c.Storage.S3Region)
+		} else if !strings.HasPrefix(c.Storage.S3Endpoint, "http://") && !strings.HasPrefix(c.Storage.S3Endpoint, "https://") {
+			errs = append(errs, fmt.Errorf("config: storage.s3_endpoint must be an http:// or https:// URL, got %q", c.Storage.S3Endpoint))
+		}
+		if (c.Storage.S3AccessKey == "") != (c.Storage.S3SecretKey == "") {
+			errs = append(errs, errors.New("config: storage.s3_access_key and storage.s3_secret_key go together (both, or neither for the AWS default credentials)"))
+		}
+		if c.Storage.S3ChunkSize < S3MinChunkSize {
+			errs = append(errs, fmt.Errorf("config: storage.s3_chunk_size must be at least %d (5 MiB), got %d", S3MinChunkSize, c.Storage.S3ChunkSize))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("config: storage.driver must be \"mcrfs\" or \"filesystem\", got %q", c.Storage.Driver))
+		errs = append(errs, fmt.Errorf("config: storage.driver must be \"mcrfs\", \"filesystem\" or \"s3\", got %q", c.Storage.Driver))
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "warning", "error":
@@ -323,6 +448,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage.TagsMaxTags < 1 {
 		errs = append(errs, fmt.Errorf("config: storage.tags_max_tags must be >= 1"))
+	}
+	if _, err := ParseBytes(c.Storage.MinFree); err != nil {
+		errs = append(errs, fmt.Errorf("config: storage.min_free: %w", err))
 	}
 	if c.Audit.RetentionDays < 0 {
 		errs = append(errs, fmt.Errorf("config: audit.retention_days must not be negative"))

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,12 @@ func TestInvalidValues(t *testing.T) {
 		{"negative", []string{"MCR_SERVER_SHUTDOWN_TIMEOUT", "-1s"}, "server.shutdown_timeout"},
 		{"log level", []string{"MCR_LOG_LEVEL", "loud"}, "log.level"},
 		{"driver", []string{"MCR_STORAGE_DRIVER", "s4"}, "storage.driver"},
+		{"database driver", []string{"MCR_DATABASE_DRIVER", "mysql"}, "database.driver"},
+		{"postgres dsn", []string{"MCR_DATABASE_DRIVER", "postgres"}, "database.dsn is required"},
+		{"s3 bucket", []string{"MCR_STORAGE_DRIVER", "s3"}, "storage.s3_bucket is required"},
+		{"s3 endpoint scheme", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_ENDPOINT", "s3.local:9000"}, "storage.s3_endpoint must be an http"},
+		{"s3 half credentials", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_ACCESS_KEY", "k"}, "go together"},
+		{"s3 small chunks", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_CHUNK_SIZE", "1048576"}, "storage.s3_chunk_size must be at least"},
 		{"pprof without listener", []string{"MCR_SERVER_PPROF", "true", "MCR_SERVER_METRICS_ADDR", ""}, "server.pprof needs server.metrics_addr"},
 	}
 	for _, tc := range cases {
@@ -152,6 +159,31 @@ func TestEnvOverrides(t *testing.T) {
 	}
 }
 
+// TestS3FromEnvironment: every S3 key comes from MCR_STORAGE_S3_*, and
+// layers_path is not needed.
+func TestS3FromEnvironment(t *testing.T) {
+	for k, v := range map[string]string{
+		"MCR_STORAGE_DRIVER": "s3", "MCR_STORAGE_S3_BUCKET": "blobs", "MCR_STORAGE_S3_REGION": "eu-west-1",
+		"MCR_STORAGE_S3_ENDPOINT": "http://127.0.0.1:7070", "MCR_STORAGE_S3_ACCESS_KEY": "ak", "MCR_STORAGE_S3_SECRET_KEY": "sk",
+		"MCR_STORAGE_S3_PATH_STYLE": "true", "MCR_STORAGE_S3_CHUNK_SIZE": "8388608", "MCR_STORAGE_S3_REDIRECT": "true",
+		"MCR_STORAGE_S3_ROOT_DIRECTORY": "/mcr",
+	} {
+		t.Setenv(k, v)
+	}
+	c, err := Load(write(t, without("layers_path")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Storage{Driver: "s3", S3Bucket: "blobs", S3Region: "eu-west-1", S3Endpoint: "http://127.0.0.1:7070",
+		S3AccessKey: "ak", S3SecretKey: "sk", S3PathStyle: true, S3ChunkSize: 8 << 20, S3Redirect: true, S3RootDirectory: "/mcr",
+		MinFree: "64MiB"}
+	got := c.Storage
+	got.CatalogMaxEntries, got.TagsMaxTags, got.UploadPurgeAge, got.ManifestURLsAllow = 0, 0, 0, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("storage\n got %+v\nwant %+v", got, want)
+	}
+}
+
 func TestSlogLevel(t *testing.T) {
 	cases := map[string]slog.Level{
 		"debug": slog.LevelDebug, "DEBUG": slog.LevelDebug, "info": slog.LevelInfo, "": slog.LevelInfo,
@@ -160,6 +192,23 @@ func TestSlogLevel(t *testing.T) {
 	for in, want := range cases {
 		if got := (Log{Level: in}).SlogLevel(); got != want {
 			t.Errorf("SlogLevel(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		bad  bool
+	}{
+		{"", 0, false}, {"0", 0, false}, {"4096", 4096, false}, {"64MiB", 64 << 20, false},
+		{"2 MiB", 2 << 20, false}, {"1g", 1 << 30, false}, {"512k", 512 << 10, false}, {"3TB", 3 << 40, false},
+		{"-1", 0, true}, {"lots", 0, true}, {"1.5GiB", 0, true}, {"99999999999TiB", 0, true},
+	} {
+		got, err := ParseBytes(tc.in)
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d (error %v)", tc.in, got, err, tc.want, tc.bad)
 		}
 	}
 }

@@ -17,12 +17,13 @@ import (
 
 // Options are the parts the path is built from.
 type Options struct {
-	Registry http.Handler     // distribution's App: access controller, repository middleware, storage
-	Auth     *authplugin.Edge // bearer authentication and the 401 challenge
-	OCI      ociext.Options   // referrers, subject, sha512, filtered catalog
-	Gate     *gc.Gate         // GC write gate
-	Token    http.Handler     // /v2/token
-	Admin    http.Handler     // /v1/
+	Registry http.Handler                    // distribution's App: access controller, repository middleware, storage
+	Auth     *authplugin.Edge                // bearer authentication and the 401 challenge
+	Storage  func(http.Handler) http.Handler // storageguard.Wrap: a write that failed on a full disk → 507
+	OCI      ociext.Options                  // referrers, subject, sha512, filtered catalog
+	Gate     *gc.Gate                        // GC write gate
+	Token    http.Handler                    // /v2/token
+	Admin    http.Handler                    // /v1/
 }
 
 // Handler is the server's whole handler.
@@ -43,6 +44,7 @@ func V2(o Options) http.Handler {
 		exchange.NoBodyForms, // before anything can call FormValue: distribution's dispatcher does, before its access controller
 		o.Auth.Authenticate,  // the bearer, verified once; none or invalid → 401 challenge, and nothing above has touched the body
 		exchange.CheckInput,  // malformed query/headers → 4xx instead of distribution's 500; only for authenticated callers
+		o.Storage,            // around everything that writes storage (ociext's alias links, distribution): a full disk → 507, no path
 		func(next http.Handler) http.Handler { return ociext.Wrap(next, o.OCI) }, // authorizes, then reads a manifest body (bounded, deadline) — before the gate, so a slow client never holds a GC
 		o.Gate.Wrap, // last before distribution: authenticated writes wait while a GC marks and sweeps; digests remembered on 2xx
 	) // distribution: the access controller evaluates the policy with the edge's identity, then repository middleware (audit) and storage

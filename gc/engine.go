@@ -47,6 +47,19 @@ type Options struct {
 	// RemoveUntagged removes manifests that no tag reaches (directly, as an
 	// index child, or as a referrer of a kept manifest).
 	RemoveUntagged bool
+	// Grace, when set, replaces Engine.Grace for this run (an incident:
+	// the disk is full and young garbage must go). Zero also ignores the
+	// gate's record of recently named digests, so an upload whose
+	// manifest is not pushed yet may lose its blobs.
+	Grace *time.Duration
+}
+
+// grace is the grace period of a run.
+func (e *Engine) grace(opts Options) time.Duration {
+	if opts.Grace != nil {
+		return *opts.Grace
+	}
+	return e.Grace
 }
 
 // ManifestRef names one manifest revision of one repository.
@@ -59,19 +72,23 @@ type ManifestRef struct {
 
 // Result describes one collection.
 type Result struct {
-	DryRun            bool          `json:"dry_run"`
-	Repositories      int           `json:"repositories"`
-	ManifestsMarked   int           `json:"manifests_marked"`
-	BlobsMarked       int           `json:"blobs_marked"`
-	BlobsScanned      int           `json:"blobs_scanned"`
-	BlobsProtected    int           `json:"blobs_protected"`
-	BlobsRemoved      int           `json:"blobs_removed"`
-	BytesFreed        int64         `json:"bytes_freed"`
-	ManifestsRemoved  int           `json:"manifests_removed"`
-	LayerLinksRemoved int           `json:"layer_links_removed"`
-	GateWait          time.Duration `json:"-"`
-	MarkDuration      time.Duration `json:"-"`
-	SweepDuration     time.Duration `json:"-"`
+	DryRun            bool  `json:"dry_run"`
+	Repositories      int   `json:"repositories"`
+	ManifestsMarked   int   `json:"manifests_marked"`
+	BlobsMarked       int   `json:"blobs_marked"`
+	BlobsScanned      int   `json:"blobs_scanned"`
+	BlobsProtected    int   `json:"blobs_protected"`
+	BlobsRemoved      int   `json:"blobs_removed"`
+	BytesFreed        int64 `json:"bytes_freed"`
+	ManifestsRemoved  int   `json:"manifests_removed"`
+	LayerLinksRemoved int   `json:"layer_links_removed"`
+	// BlobsReleased counts removed blobs that a repository deletion
+	// released (removed regardless of the grace period).
+	BlobsReleased int           `json:"blobs_released"`
+	Grace         time.Duration `json:"-"`
+	GateWait      time.Duration `json:"-"`
+	MarkDuration  time.Duration `json:"-"`
+	SweepDuration time.Duration `json:"-"`
 
 	RemovedBlobs     []digest.Digest `json:"-"`
 	RemovedManifests []ManifestRef   `json:"-"`
@@ -82,8 +99,9 @@ func (r *Result) Details() map[string]any {
 	return map[string]any{
 		"repositories": r.Repositories, "manifests_marked": r.ManifestsMarked,
 		"blobs_marked": r.BlobsMarked, "blobs_scanned": r.BlobsScanned, "blobs_protected": r.BlobsProtected,
-		"layer_links_removed": r.LayerLinksRemoved,
-		"gate_wait_ms":        r.GateWait.Milliseconds(), "mark_ms": r.MarkDuration.Milliseconds(),
+		"layer_links_removed": r.LayerLinksRemoved, "blobs_released": r.BlobsReleased,
+		"grace":        r.Grace.String(),
+		"gate_wait_ms": r.GateWait.Milliseconds(), "mark_ms": r.MarkDuration.Milliseconds(),
 		"sweep_ms": r.SweepDuration.Milliseconds(),
 	}
 }
@@ -111,6 +129,13 @@ type Engine struct {
 	// may have removed blobs or links: the server resets its blob
 	// descriptor cache there, so a swept blob answers 404, not a cached 200.
 	AfterRemove func()
+	// Released returns the blobs repository deletions released (optional;
+	// see RepositoryBlobs). Those no repository links any more are removed
+	// regardless of the grace period.
+	Released func(ctx context.Context) ([]digest.Digest, error)
+	// ForgetReleased drops releases recorded before t, after a completed
+	// collection (optional).
+	ForgetReleased func(ctx context.Context, before time.Time) error
 	// AfterPhase is a test hook called after each phase; an error stops the
 	// run there (simulating a crash between phases).
 	AfterPhase func(phase string) error
@@ -136,9 +161,13 @@ func (e *Engine) log() *slog.Logger {
 
 // protected reports whether an unreferenced blob or manifest must stay:
 // written within the grace period, or named by a request within it.
-func (e *Engine) protected(d digest.Digest, mod, now time.Time) bool {
-	if e.Grace > 0 && now.Sub(mod) < e.Grace {
+func (e *Engine) protected(opts Options, d digest.Digest, mod, now time.Time) bool {
+	g := e.grace(opts)
+	if g > 0 && now.Sub(mod) < g {
 		return true
+	}
+	if g == 0 && opts.Grace != nil {
+		return false // the operator asked for no grace at all
 	}
 	return e.Gate.Recent(d)
 }
@@ -166,7 +195,8 @@ func (e *Engine) Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	defer unlock()
-	res := &Result{DryRun: opts.DryRun, GateWait: waited}
+	res := &Result{DryRun: opts.DryRun, GateWait: waited, Grace: e.grace(opts)}
+	runStart := e.clock()
 
 	markStart := time.Now()
 	marked, removeManifests, err := e.mark(ctx, opts, res)
@@ -180,6 +210,11 @@ func (e *Engine) Run(ctx context.Context, opts Options) (*Result, error) {
 	res.SweepDuration = time.Since(sweepStart)
 	if !opts.DryRun && e.AfterRemove != nil {
 		e.AfterRemove()
+	}
+	if err == nil && !opts.DryRun && e.ForgetReleased != nil {
+		if ferr := e.ForgetReleased(ctx, runStart); ferr != nil {
+			err = fmt.Errorf("gc: %w", ferr)
+		}
 	}
 	e.log().Info("gc finished", "dry_run", opts.DryRun, "remove_untagged", opts.RemoveUntagged,
 		"repositories", res.Repositories, "blobs_marked", res.BlobsMarked, "blobs_removed", res.BlobsRemoved,

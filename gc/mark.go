@@ -19,6 +19,11 @@ type repoMark struct {
 	repos      map[string]*repoScan
 	rootExists bool
 	marked     map[digest.Digest]struct{}
+	// released are blobs a repository deletion released that no
+	// repository links any more (removed regardless of grace); noGrace
+	// is an operator's --grace 0s (recently named digests not kept).
+	released map[digest.Digest]bool
+	noGrace  bool
 }
 
 // manifestInfo is what the mark needs from one manifest.
@@ -52,7 +57,7 @@ func (e *Engine) mark(ctx context.Context, opts Options, res *Result) (*repoMark
 			return nil, nil, err
 		}
 		r := repos[name]
-		rm := &repoMarker{engine: e, repo: r, marked: m.marked, now: now}
+		rm := &repoMarker{engine: e, repo: r, marked: m.marked, now: now, opts: opts}
 		drop, err := rm.run(ctx, ns, opts, res)
 		if err != nil {
 			return nil, nil, fmt.Errorf("gc: mark: repository %s: %w", name, err)
@@ -72,6 +77,7 @@ type repoMarker struct {
 	repo   *repoScan
 	marked map[digest.Digest]struct{} // shared by all repositories
 	now    time.Time
+	opts   Options
 
 	// infos holds the readable canonical revisions; aliases maps a
 	// canonical digest to the alias revisions (sha512) that point at it
@@ -162,11 +168,11 @@ func (rm *repoMarker) readRevisions(ctx context.Context, ms distribution.Manifes
 // recently named.
 func (rm *repoMarker) protected(d digest.Digest) bool {
 	r, e := rm.repo, rm.engine
-	if e.protected(d, r.revisions[d].mod, rm.now) {
+	if e.protected(rm.opts, d, r.revisions[d].mod, rm.now) {
 		return true
 	}
 	for _, a := range rm.aliases[d] {
-		if e.protected(a, r.revisions[a].mod, rm.now) {
+		if e.protected(rm.opts, a, r.revisions[a].mod, rm.now) {
 			return true
 		}
 	}

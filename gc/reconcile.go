@@ -191,7 +191,7 @@ func (e *Engine) reconcile(ctx context.Context, dryRun bool, res *ReconcileResul
 	// 3. Blobs nothing links to any more, and blob directories without data.
 	var orphans []digest.Digest
 	for d, bi := range blobs.blobs {
-		if _, ok := referenced[d]; ok || e.protected(d, bi.modTime, now) {
+		if _, ok := referenced[d]; ok || e.protected(Options{}, d, bi.modTime, now) {
 			continue
 		}
 		orphans = append(orphans, d)

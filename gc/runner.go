@@ -87,8 +87,13 @@ func (r *Runner) begin(ctx context.Context, req Request) (*store.GCRun, error) {
 		return nil, err
 	}
 	r.current = run
-	r.audit(store.AuditEvent{Type: "gc_started", ActorID: req.ActorID, Actor: req.Actor, IP: req.IP,
-		Details: map[string]any{"run_id": run.ID, "kind": run.Kind, "dry_run": req.DryRun, "remove_untagged": req.RemoveUntagged}})
+	details := map[string]any{"run_id": run.ID, "kind": run.Kind, "dry_run": req.DryRun, "remove_untagged": req.RemoveUntagged}
+	if req.Grace != nil {
+		details["grace_override"] = req.Grace.String()
+		r.log().Warn("gc: grace period overridden by an operator; uploads in flight younger than it may lose their blobs",
+			"run", run.ID, "grace", req.Grace.String(), "actor", req.Actor)
+	}
+	r.audit(store.AuditEvent{Type: "gc_started", ActorID: req.ActorID, Actor: req.Actor, IP: req.IP, Details: details})
 	return run, nil
 }
 

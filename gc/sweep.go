@@ -30,7 +30,11 @@ func (e *Engine) sweep(ctx context.Context, opts Options, m *repoMark, removeMan
 		return fmt.Errorf("gc: sweep: %s is missing but %d blobs exist; refusing to sweep (storage misconfigured?)", reposRoot, len(all))
 	}
 	aliases := m.blobAliases()
-	cands, err := e.candidates(ctx, all, m, aliases, res)
+	if m.released, err = e.releasedFree(ctx, m); err != nil {
+		return err
+	}
+	m.noGrace = opts.Grace != nil && *opts.Grace == 0
+	cands, err := e.candidates(ctx, opts, all, m, aliases, res)
 	if err != nil {
 		return err
 	}
@@ -50,7 +54,7 @@ func (e *Engine) sweep(ctx context.Context, opts Options, m *repoMark, removeMan
 			return err
 		}
 	}
-	if err := e.removeFiles(ctx, cands, swept, res); err != nil {
+	if err := e.removeFiles(ctx, cands, swept, m.released, res); err != nil {
 		return err
 	}
 	if e.AfterPhase != nil {
@@ -83,6 +87,16 @@ func (m *repoMark) blobAliases() aliasIndex {
 	return aliasOf
 }
 
+// keepRecent reports whether d must stay because a request named it (or
+// an alias) within the grace period — unless a repository deletion
+// released it or the operator asked for no grace.
+func (m *repoMark) keepRecent(g *Gate, a aliasIndex, d digest.Digest) bool {
+	if m.released[d] || m.noGrace {
+		return false
+	}
+	return a.recent(g, d)
+}
+
 // recent reports whether a request named d, or an alias of it, within the
 // grace period.
 func (a aliasIndex) recent(g *Gate, d digest.Digest) bool {
@@ -99,7 +113,7 @@ func (a aliasIndex) recent(g *Gate, d digest.Digest) bool {
 
 // candidates returns the unmarked blobs that are neither young nor
 // recently named, sorted by digest; it counts the protected ones.
-func (e *Engine) candidates(ctx context.Context, all []digest.Digest, m *repoMark, aliases aliasIndex, res *Result) ([]candidate, error) {
+func (e *Engine) candidates(ctx context.Context, opts Options, all []digest.Digest, m *repoMark, aliases aliasIndex, res *Result) ([]candidate, error) {
 	now := e.clock()
 	var cands []candidate
 	for _, d := range all {
@@ -113,7 +127,7 @@ func (e *Engine) candidates(ctx context.Context, all []digest.Digest, m *repoMar
 			}
 			return nil, fmt.Errorf("gc: sweep: %w", err)
 		}
-		if e.protected(d, fi.ModTime(), now) || aliases.recent(e.Gate, d) {
+		if !m.released[d] && (e.protected(opts, d, fi.ModTime(), now) || m.keepRecent(e.Gate, aliases, d)) {
 			res.BlobsProtected++
 			continue
 		}
@@ -131,6 +145,9 @@ func reportDryRun(m *repoMark, removeManifests []ManifestRef, cands []candidate,
 		res.BlobsRemoved++
 		res.BytesFreed += c.size
 		res.RemovedBlobs = append(res.RemovedBlobs, c.d)
+		if m.released[c.d] {
+			res.BlobsReleased++
+		}
 	}
 	for _, r := range m.repos {
 		for d, l := range r.layers {
@@ -165,7 +182,7 @@ func (e *Engine) removeMetadata(ctx context.Context, m *repoMark, removeManifest
 	}
 	// A request may have named a candidate since the decision: keep it.
 	for d := range swept {
-		if aliases.recent(e.Gate, d) {
+		if m.keepRecent(e.Gate, aliases, d) {
 			delete(swept, d)
 			res.BlobsProtected++
 		}
@@ -188,7 +205,7 @@ func (e *Engine) removeMetadata(ctx context.Context, m *repoMark, removeManifest
 
 // removeFiles is the file phase: the directories of the candidates still
 // in swept; only blobs actually removed are counted.
-func (e *Engine) removeFiles(ctx context.Context, cands []candidate, swept map[digest.Digest]bool, res *Result) error {
+func (e *Engine) removeFiles(ctx context.Context, cands []candidate, swept, released map[digest.Digest]bool, res *Result) error {
 	var dirs []string
 	var gone []candidate
 	for _, c := range cands {
@@ -201,6 +218,9 @@ func (e *Engine) removeFiles(ctx context.Context, cands []candidate, swept map[d
 	_, err := deleteAllMark(ctx, e.Driver, dirs, removed)
 	for i, c := range gone {
 		if removed[i] {
+			if released[c.d] {
+				res.BlobsReleased++
+			}
 			res.BlobsRemoved++
 			res.BytesFreed += c.size
 			res.RemovedBlobs = append(res.RemovedBlobs, c.d)

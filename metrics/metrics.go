@@ -59,6 +59,15 @@ func RegisterQueueDepth(f func() float64) {
 	}, f))
 }
 
+// RegisterStorageFree exports mcr_storage_free_bytes, read at scrape time
+// (f returns -1 when the free space cannot be read).
+func RegisterStorageFree(f func() float64) {
+	prometheus.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mcr_storage_free_bytes",
+		Help: "Bytes available to the registry on the blob storage filesystem (-1 if unknown).",
+	}, f))
+}
+
 // Handler serves the default registry in the Prometheus text format.
 func Handler() http.Handler { return promhttp.Handler() }
 

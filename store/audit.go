@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
 // AuditEvent is one row of the audit log.
@@ -42,16 +40,6 @@ type AuditFilter struct {
 // commitSlack bounds how long after its time an event is committed (pull
 // events are batched asynchronously; everything else commits at once).
 const commitSlack = time.Minute
-
-// IsRetryable reports whether err is SQLite saying "busy" or "locked":
-// the write should be tried again, never dropped.
-func IsRetryable(err error) bool {
-	var se sqlite3.Error
-	if errors.As(err, &se) {
-		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
-	}
-	return false
-}
 
 func insertAudit(ctx context.Context, tx *sql.Tx, evs []AuditEvent) error {
 	if len(evs) == 0 {
@@ -156,11 +144,11 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 		var armArgs []any
 		for i, t := range types {
 			arms[i] = `SELECT id FROM (SELECT id FROM audit_log WHERE ` + strings.Join(where, " AND ") +
-				` AND event_type = ? ORDER BY id DESC LIMIT ?)`
+				` AND event_type = ? ORDER BY id DESC LIMIT ?) AS arm`
 			armArgs = append(append(armArgs, args...), t, f.Limit+f.Offset)
 		}
 		q = `SELECT ` + cols + ` FROM audit_log WHERE id IN (SELECT id FROM (` + strings.Join(arms, " UNION ALL ") +
-			`) ORDER BY id DESC LIMIT ? OFFSET ?) ORDER BY id DESC`
+			`) AS arms ORDER BY id DESC LIMIT ? OFFSET ?) ORDER BY id DESC`
 		args = append(armArgs, f.Limit, f.Offset)
 	default:
 		q = `SELECT ` + cols + ` FROM audit_log`

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -14,12 +13,9 @@ import (
 // type index, merged per-type walks, id bounds from time bounds) against a
 // plain filter over all rows, on a log whose times are out of commit order
 // by up to commitSlack, as asynchronous pull batches make them.
-func TestListAuditMatchesScan(t *testing.T) {
-	st, err := Open(filepath.Join(t.TempDir(), "a.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+func TestListAuditMatchesScan(t *testing.T) { eachDialect(t, testListAuditMatchesScan) }
+
+func testListAuditMatchesScan(t *testing.T, st *Store) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
 	types := []string{"manifest_pulled", "manifest_pushed", "blob_uploaded", "login_ok", "repo_deleted"}
@@ -126,12 +122,9 @@ func scanAudit(all []AuditEvent, f AuditFilter) []int64 {
 	return ids
 }
 
-func TestPruneAudit(t *testing.T) {
-	st, err := Open(filepath.Join(t.TempDir(), "a.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+func TestPruneAudit(t *testing.T) { eachDialect(t, testPruneAudit) }
+
+func testPruneAudit(t *testing.T, st *Store) {
 	ctx := context.Background()
 	now := time.Now()
 	var evs []AuditEvent

@@ -82,13 +82,12 @@ func (s *Store) CreateGCRun(ctx context.Context, r *GCRun) error {
 	if err != nil {
 		return fmt.Errorf("store: create gc run: %w", err)
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO gc_runs(kind, started, dry_run, remove_untagged, actor, details_json)
-		VALUES (?,?,?,?,?,?)`, r.Kind, r.Started.UTC().UnixNano(), boolInt(r.DryRun), boolInt(r.RemoveUntagged), r.Actor, details)
+	err = s.db.QueryRowContext(ctx, `INSERT INTO gc_runs(kind, started, dry_run, remove_untagged, actor, details_json)
+		VALUES (?,?,?,?,?,?) RETURNING id`, r.Kind, r.Started.UTC().UnixNano(), boolInt(r.DryRun), boolInt(r.RemoveUntagged), r.Actor, details).Scan(&r.ID)
 	if err != nil {
 		return fmt.Errorf("store: create gc run: %w", err)
 	}
-	r.ID, err = res.LastInsertId()
-	return err
+	return nil
 }
 
 // CompleteGCRun records a run's results and completion time (now when

@@ -6,7 +6,9 @@ import (
 )
 
 // migrations are applied in order, each once, inside one transaction.
-// Append only: never edit a migration that has shipped.
+// Append only: never edit a migration that has shipped. Each one has a
+// PostgreSQL twin at the same index in pgMigrations (postgres.go, which
+// says how to write it).
 var migrations = []string{
 	// 1: local identity accounts and revoked session tokens.
 	`CREATE TABLE users (
@@ -133,10 +135,21 @@ var migrations = []string{
 	`DROP INDEX IF EXISTS audit_log_time;
 	DROP INDEX IF EXISTS audit_log_repo;
 	DROP INDEX IF EXISTS audit_log_actor;`,
+	// 8: blobs a repository deletion released (issue 17): unreferenced by
+	// intent, not in flight, so the next collection may remove them
+	// regardless of the grace period. Times are Unix nanoseconds (UTC).
+	`CREATE TABLE gc_released (
+		digest      TEXT PRIMARY KEY,
+		repository  TEXT NOT NULL,
+		released_at INTEGER NOT NULL
+	) WITHOUT ROWID;`,
 }
 
 // Migrate brings the schema up to date. It is idempotent.
 func (s *Store) Migrate(ctx context.Context) error {
+	if s.postgres {
+		return s.migratePostgres(ctx)
+	}
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))`); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
@@ -161,6 +174,46 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("store: migration %d: %w", i+1, err)
 		}
+	}
+	return nil
+}
+
+// migratePostgres applies pgMigrations in one transaction under an
+// advisory lock, so replicas starting together migrate once (PostgreSQL
+// DDL is transactional: a failed migration leaves nothing behind).
+func (s *Store) migratePostgres(ctx context.Context) error {
+	if len(pgMigrations) != len(migrations) {
+		return fmt.Errorf("store: %d SQLite migrations but %d PostgreSQL ones (see pgMigrations)", len(migrations), len(pgMigrations))
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(migrateLockKey)); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	var current int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version),0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	if current > len(pgMigrations) {
+		return fmt.Errorf("store: database schema version %d is newer than this mcrsrv (%d): upgrade mcrsrv", current, len(pgMigrations))
+	}
+	for i := current; i < len(pgMigrations); i++ {
+		if _, err := tx.ExecContext(ctx, pgMigrations[i]); err != nil {
+			return fmt.Errorf("store: migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version) VALUES (?)`, i+1); err != nil {
+			return fmt.Errorf("store: migration %d: %w", i+1, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
 	}
 	return nil
 }

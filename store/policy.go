@@ -65,12 +65,11 @@ func (s *Store) CreatePolicyRule(ctx context.Context, r *PolicyRule, by string) 
 		return fmt.Errorf("store: create rule: %w", err)
 	}
 	now := time.Now().UTC()
-	res, err := s.db.ExecContext(ctx, `INSERT INTO policy_rules(priority, description, effect, rule_json, enabled, created_by, created_at, updated_by, updated_at)
-		VALUES (?,?,?,?,?,?,?,?,?)`, r.Priority, r.Description, string(r.Effect), body, boolInt(r.Enabled), by, now.Format(time.RFC3339Nano), by, now.Format(time.RFC3339Nano))
+	err = s.db.QueryRowContext(ctx, `INSERT INTO policy_rules(priority, description, effect, rule_json, enabled, created_by, created_at, updated_by, updated_at)
+		VALUES (?,?,?,?,?,?,?,?,?) RETURNING id`, r.Priority, r.Description, string(r.Effect), body, boolInt(r.Enabled), by, now.Format(time.RFC3339Nano), by, now.Format(time.RFC3339Nano)).Scan(&r.ID)
 	if err != nil {
 		return fmt.Errorf("store: create rule: %w", err)
 	}
-	r.ID, _ = res.LastInsertId()
 	r.CreatedBy, r.UpdatedBy, r.CreatedAt, r.UpdatedAt = by, by, now, now
 	return nil
 }

@@ -92,6 +92,9 @@ func (s *Store) applyOnce(ctx context.Context, evs []AuditEvent, ops []IndexOp) 
 	return tx.Commit()
 }
 
+// repoID finds (or, with create, makes) a repository's row. Creation
+// tolerates another writer (replica) creating it first: ON CONFLICT waits
+// for that transaction and the select then sees its row.
 func repoID(ctx context.Context, tx *sql.Tx, name string, create bool, now int64) (int64, error) {
 	var id int64
 	err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id)
@@ -101,11 +104,11 @@ func repoID(ctx context.Context, tx *sql.Tx, name string, create bool, now int64
 		}
 		return id, err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO repositories(name, created_at) VALUES (?, ?)`, name, now)
-	if err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO repositories(name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING`, name, now); err != nil {
 		return 0, err
 	}
-	return res.LastInsertId()
+	err = tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id)
+	return id, err
 }
 
 func applyOp(ctx context.Context, tx *sql.Tx, op IndexOp) (int64, error) {
@@ -126,7 +129,7 @@ func applyOp(ctx context.Context, tx *sql.Tx, op IndexOp) (int64, error) {
 			return 0, err
 		}
 		for _, r := range op.Refs {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO manifest_refs(repo_id, manifest_digest, ref_digest, media_type, size) VALUES (?,?,?,?,?)`,
+			if _, err := tx.ExecContext(ctx, `INSERT INTO manifest_refs(repo_id, manifest_digest, ref_digest, media_type, size) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING`,
 				id, op.Digest, r.Digest, r.MediaType, r.Size); err != nil {
 				return 0, err
 			}
@@ -138,7 +141,7 @@ func applyOp(ctx context.Context, tx *sql.Tx, op IndexOp) (int64, error) {
 				return 0, err
 			}
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE repositories SET last_push = MAX(last_push, ?) WHERE id = ?`, now, id)
+		_, err = tx.ExecContext(ctx, `UPDATE repositories SET last_push = CASE WHEN last_push < ?1 THEN ?1 ELSE last_push END WHERE id = ?2`, now, id)
 		return id, err
 	case OpManifestDelete:
 		id, err := repoID(ctx, tx, op.Repository, false, now)
@@ -182,7 +185,7 @@ func refreshRepoStats(ctx context.Context, tx *sql.Tx, id int64) error {
 		total_size = (SELECT COALESCE(SUM(size),0) FROM manifests WHERE repo_id = ?1)
 		           + (SELECT COALESCE(SUM(size),0) FROM (SELECT ref_digest, MAX(size) AS size FROM manifest_refs
 		              WHERE repo_id = ?1 AND ref_digest NOT IN (SELECT digest FROM manifests WHERE repo_id = ?1)
-		              GROUP BY ref_digest))
+		              GROUP BY ref_digest) AS refs)
 		WHERE id = ?1`, id, manifests)
 	return err
 }

@@ -16,6 +16,10 @@ import (
 // snapshots are taken within one second.
 var snapshotName = regexp.MustCompile(`^mcr-(\d{8}-\d{6})(?:-(\d+))?\.db$`)
 
+// ErrSnapshotUnsupported: snapshots are SQLite files; a PostgreSQL
+// database is backed up with its own tools (pg_dump, base backups).
+var ErrSnapshotUnsupported = errors.New("store: snapshots are for SQLite; back up PostgreSQL with pg_dump or a base backup")
+
 // SnapshotFile is one snapshot in a backups directory.
 type SnapshotFile struct {
 	Path    string
@@ -32,6 +36,9 @@ type SnapshotFile struct {
 // The copy is a complete database: restoring is copying it over mcr.db
 // with the server stopped.
 func (s *Store) Snapshot(ctx context.Context, dir string, keep int) (string, error) {
+	if s.postgres {
+		return "", ErrSnapshotUnsupported
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("store: snapshot: %w", err)
 	}

@@ -1,6 +1,8 @@
 // Package store is MCR's metadata database: SQLite through mattn/go-sqlite3
-// in WAL mode with foreign keys and a busy timeout, schema kept by numbered
-// migrations. Blobs and manifests live in distribution's storage, not here.
+// in WAL mode with foreign keys and a busy timeout (the embedded default),
+// or PostgreSQL through jackc/pgx for replicas that share it; one set of
+// queries (see dialect.go), schema kept by numbered migrations per
+// dialect. Blobs and manifests live in distribution's storage, not here.
 //
 //	st, err := store.Open("/srv/mcr/mcr.db") // creates 0600, migrates
 //	if err != nil { ... }
@@ -29,7 +31,11 @@ var ErrConflict = errors.New("already exists")
 // Store is an open metadata database.
 type Store struct {
 	db   *sql.DB
-	path string
+	path string // SQLite file ("" on PostgreSQL)
+	// postgres: the database is PostgreSQL (OpenPostgres), shared by
+	// replicas; dsn is its connection string (for LISTEN connections).
+	postgres bool
+	dsn      string
 }
 
 // Open opens (creating with mode 0600 if needed) and migrates the database.
@@ -86,7 +92,7 @@ func init() {
 // DB exposes the handle for packages that own their own tables.
 func (s *Store) DB() *sql.DB { return s.db }
 
-// Path is the database file.
+// Path is the database file ("" on PostgreSQL).
 func (s *Store) Path() string { return s.path }
 
 // Close closes the database.

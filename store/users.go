@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
 )
 
@@ -68,15 +67,14 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 	if u.UUID == "" {
 		u.UUID = newUUID()
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO users(uuid, username, password_hash, role, account_type, created_at, updated_at)
-		VALUES (?,?,?,?,?,?,?)`, u.UUID, u.Username, u.PasswordHash, u.Role, u.AccountType, now, now)
+	err := s.db.QueryRowContext(ctx, `INSERT INTO users(uuid, username, password_hash, role, account_type, created_at, updated_at)
+		VALUES (?,?,?,?,?,?,?) RETURNING id`, u.UUID, u.Username, u.PasswordHash, u.Role, u.AccountType, now, now).Scan(&u.ID)
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		if isUniqueViolation(err) {
 			return fmt.Errorf("store: user %q: %w", u.Username, ErrConflict)
 		}
 		return fmt.Errorf("store: create user %q: %w", u.Username, err)
 	}
-	u.ID, _ = res.LastInsertId()
 	return nil
 }
 
@@ -137,7 +135,7 @@ func (s *Store) DeleteUser(ctx context.Context, username string) error {
 
 // RevokeToken records a token id as revoked until it would have expired.
 func (s *Store) RevokeToken(ctx context.Context, jti string, expires time.Time) error {
-	_, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO revoked_tokens(jti, expires_at) VALUES (?, ?)`, jti, expires.Unix())
+	_, err := s.db.ExecContext(ctx, `INSERT INTO revoked_tokens(jti, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING`, jti, expires.Unix())
 	if err != nil {
 		return fmt.Errorf("store: revoke token: %w", err)
 	}

@@ -84,8 +84,14 @@ func failingLines(out []byte) []string {
 // extra OCI_* variables and returns its totals and output.
 func runConformance(t *testing.T, extraEnv ...string) (conformanceTotals, []byte, string) {
 	t.Helper()
+	return runConformanceAt(t, mcrtest.Start(t), extraEnv...)
+}
+
+// runConformanceAt runs the suite against srv (a replica, or a load
+// balancer in front of several: srv.Addr is what the suite dials).
+func runConformanceAt(t *testing.T, srv *mcrtest.Server, extraEnv ...string) (conformanceTotals, []byte, string) {
+	t.Helper()
 	bin := conformanceTool(t)
-	srv := mcrtest.Start(t)
 	results := t.TempDir()
 	env := []string{}
 	for _, kv := range os.Environ() {

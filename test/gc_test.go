@@ -487,8 +487,12 @@ func TestGCUnderLoad(t *testing.T) {
 // orphan upload go (bytes_freed matches their sizes), shared layers stay,
 // a blob uploaded just now survives until the grace period has passed, and
 // a swept blob answers 404 (no descriptor cache answering 200).
-func TestGCSweepsOrphansAfterGrace(t *testing.T) {
-	srv := mcrtest.Start(t, mcrtest.WithConfig("gc.grace", `"2s"`))
+func TestGCSweepsOrphansAfterGrace(t *testing.T) { testGCSweepsOrphansAfterGrace(t) }
+
+// testGCSweepsOrphansAfterGrace runs on a server started with opts (e.g.
+// on S3, see s3_test.go).
+func testGCSweepsOrphansAfterGrace(t *testing.T, opts ...mcrtest.Option) {
+	srv := mcrtest.Start(t, append([]mcrtest.Option{mcrtest.WithConfig("gc.grace", `"2s"`)}, opts...)...)
 	admin := srv.Login(t, "admin", mcrtest.AdminPassword)
 	tok := srv.Token(t, "admin", mcrtest.AdminPassword, "repository:gc/app:pull,push,delete")
 

@@ -54,7 +54,12 @@ func listReferrers(t *testing.T, ctx context.Context, r *orasremote.Repository, 
 // artifactType filter, deletes one, and checks no fallback tag exists.
 func TestOrasReferrers(t *testing.T) {
 	t.Parallel()
-	srv := mcrtest.Start(t)
+	testOrasReferrers(t)
+}
+
+// testOrasReferrers runs on a server started with opts (e.g. on S3).
+func testOrasReferrers(t *testing.T, opts ...mcrtest.Option) {
+	srv := mcrtest.Start(t, opts...)
 	ctx := context.Background()
 	img, err := random.Image(512, 2)
 	if err != nil {
@@ -199,7 +204,12 @@ func TestOCIExtBadInput(t *testing.T) {
 // reads them back by those digests, with the algorithm echoed.
 func TestSHA512RoundTrip(t *testing.T) {
 	t.Parallel()
-	srv := mcrtest.Start(t)
+	testSHA512RoundTrip(t)
+}
+
+// testSHA512RoundTrip runs on a server started with opts (e.g. on S3).
+func testSHA512RoundTrip(t *testing.T, opts ...mcrtest.Option) {
+	srv := mcrtest.Start(t, opts...)
 	tok := srv.Token(t, "admin", mcrtest.AdminPassword, "repository:sha/a:pull,push,delete", "repository:sha/b:pull,push")
 	sum := func(b []byte) string { s := sha512.Sum512(b); return "sha512:" + hex.EncodeToString(s[:]) }
 

@@ -175,6 +175,10 @@ type RulePatch struct {
 type GCRequest struct {
 	DryRun         bool `json:"dry_run,omitempty"`
 	RemoveUntagged bool `json:"remove_untagged,omitempty"`
+	// Grace overrides gc.grace for this run (a Go duration, "0s" for
+	// none; /v1/gc only). Uploads in flight younger than it may lose
+	// their blobs.
+	Grace string `json:"grace,omitempty"`
 }
 
 // GCStarted is the 202 answer of POST /v1/gc and /v1/gc/reconcile.

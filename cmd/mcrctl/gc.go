@@ -14,10 +14,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
 func gcCmd(g *globals) *cobra.Command {
 	var reconcile, dryRun, removeUntagged, wait bool
+	var grace string
 	c := &cobra.Command{
 		Use:   "gc",
 		Short: "Start garbage collection on the server (online: pulls never wait, pushes wait briefly)",
@@ -26,6 +28,11 @@ are removed (blobs younger than the server's gc.grace are kept); with
 --remove-untagged, manifests no tag reaches are removed first. With
 --reconcile, remove instead the files nothing references after a crash
 (for example between the phases of a collection).
+
+With --grace DURATION (for example 0s on a full disk), the server's
+gc.grace is replaced for this run: uploads in flight younger than that
+may lose their blobs. Blobs of repositories deleted through MCR are
+collectable at once in any case.
 
 The run continues on the server; follow it with "mcrctl gc status", or
 pass --wait.`,
@@ -39,7 +46,16 @@ pass --wait.`,
 			if reconcile {
 				path = "/v1/gc/reconcile"
 			}
-			body := apitypes.GCRequest{DryRun: dryRun, RemoveUntagged: removeUntagged}
+			if grace != "" {
+				if reconcile {
+					return cli.Usagef("--grace applies to a collection, not to --reconcile")
+				}
+				if d, err := time.ParseDuration(grace); err != nil || d < 0 {
+					return cli.Usagef("--grace: want a non-negative duration such as 0s or 10m, got %q", grace)
+				}
+				fmt.Fprintf(g.stderr, "WARNING: grace period overridden (%s) for this run: uploads in flight younger than that may lose their blobs\n", grace)
+			}
+			body := apitypes.GCRequest{DryRun: dryRun, RemoveUntagged: removeUntagged, Grace: grace}
 			var started apitypes.GCStarted
 			raw, err := cl.do(context.Background(), http.MethodPost, path, nil, body, &started)
 			if err != nil {
@@ -77,6 +93,7 @@ pass --wait.`,
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be removed, remove nothing")
 	c.Flags().BoolVar(&removeUntagged, "remove-untagged", false, "also remove manifests no tag reaches")
 	c.Flags().BoolVar(&wait, "wait", false, "wait for the run to finish and print its result")
+	c.Flags().StringVar(&grace, "grace", "", "override the server's gc.grace for this run (e.g. 0s); uploads in flight younger than it may lose their blobs")
 
 	status := &cobra.Command{
 		Use:   "status",

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
 	"git.wntrmute.dev/kyle/mcr/config"
@@ -47,6 +48,18 @@ func newEngine(cfg *config.Config, st *store.Store, gate *gc.Gate) *gc.Engine {
 		}
 		return st.ApplyBatch(ctx, nil, ops)
 	}
+	e.Released = func(ctx context.Context) ([]digest.Digest, error) {
+		rel, err := st.ReleasedBlobs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]digest.Digest, 0, len(rel))
+		for d := range rel {
+			out = append(out, digest.Digest(d))
+		}
+		return out, nil
+	}
+	e.ForgetReleased = st.ForgetReleased
 	phase, hold := os.Getenv(crashEnv), os.Getenv(holdEnv)
 	if phase != "" || hold != "" {
 		e.AfterPhase = func(p string) error {
@@ -124,9 +137,9 @@ func gcCmd() *cobra.Command {
 			}
 			defer lock.Unlock()
 			ctx := context.Background()
-			st, err := store.Open(cfg.Database.Path)
+			st, err := openStore(ctx, cfg)
 			if err != nil {
-				return fmt.Errorf("database.path: %w", err)
+				return err
 			}
 			defer st.Close()
 			driver, err := openStorage(ctx, cfg)
@@ -156,6 +169,7 @@ func gcCmd() *cobra.Command {
 	c.Flags().BoolVar(&req.DryRun, "dry-run", false, "report what would be removed, remove nothing")
 	c.Flags().BoolVar(&req.Reconcile, "reconcile", false, "remove files no blob or link references (after a crash) instead of collecting")
 	c.Flags().BoolVar(&req.RemoveUntagged, "remove-untagged", false, "also remove manifests no tag reaches")
+	c.Flags().Var(graceFlag{&req.Options}, "grace", "override gc.grace for this run (e.g. 0s); uploads in flight younger than it may lose their blobs")
 	_ = c.MarkFlagRequired("config")
 	return c
 }
@@ -187,3 +201,24 @@ func printRun(run *store.GCRun, took time.Duration) {
 		fmt.Printf("error: %s\n", run.Error)
 	}
 }
+
+// graceFlag sets Options.Grace only when given.
+type graceFlag struct{ o *gc.Options }
+
+func (g graceFlag) String() string {
+	if g.o == nil || g.o.Grace == nil {
+		return ""
+	}
+	return g.o.Grace.String()
+}
+
+func (g graceFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return fmt.Errorf("want a non-negative duration such as 0s or 10m")
+	}
+	g.o.Grace = &d
+	return nil
+}
+
+func (graceFlag) Type() string { return "duration" }

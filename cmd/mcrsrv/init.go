@@ -22,6 +22,7 @@ import (
 
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
 	"git.wntrmute.dev/kyle/mcr/authplugin/token"
+	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -31,9 +32,10 @@ var configTemplate = template.Must(template.New("mcr.toml").Parse(`# MCR configu
 
 [server]
 listen_addr      = "{{.Listen}}"
+grpc_addr        = "{{.GRPCListen}}"           # gRPC admin API (same certificate); "" disables; $PORT_GRPC overrides
 tls_cert         = "certs/cert.pem"
 tls_key          = "certs/key.pem"
-hostname         = "{{.External}}"  # external host[:port] clients use: token realms and Location headers (the client's Host header is never trusted)
+hostname         = "{{.External}}"  # external host[:port] clients use, named in token realms (the client's Host header is never trusted)
 metrics_addr     = ""                    # e.g. "127.0.0.1:9090" to serve /metrics
 # pprof          = false                 # true: /debug/pprof/ on the metrics listener
 read_timeout     = "30s"                 # request headers; blob bodies are not bounded
@@ -48,6 +50,14 @@ path = "mcr.db"
 layers_path = "layers"
 driver      = "mcrfs"       # MCR's filesystem driver (large buffers, fsync on commit); "filesystem" = upstream's
 # early_writeback = false    # mcrfs: start kernel write-back of each 8 MiB during uploads
+# driver = "s3" keeps blobs in a bucket instead (see docs/configuration.md):
+# s3_bucket = "mcr"
+# s3_endpoint = "https://s3.example:9000"   # empty: AWS in s3_region
+# s3_region = "us-east-1"
+# s3_access_key = ""                        # or MCR_STORAGE_S3_ACCESS_KEY / _SECRET_KEY
+# s3_path_style = true
+# s3_chunk_size = 10485760
+# s3_redirect = false                       # true: blob GETs redirect to presigned S3 URLs
 
 [identity]
 provider     = "local"   # "local" (accounts managed by ` + "`mcrsrv user`" + `) or "mcias"
@@ -64,6 +74,7 @@ tags         = []
 [web]
 listen_addr = "{{.WebListen}}"
 api_url     = "{{.APIURL}}"
+grpc_addr   = "{{.GRPCAddr}}"   # mcr-web talks to mcrsrv over gRPC; "" = REST only
 ca_cert     = "certs/cert.pem"
 
 [log]
@@ -71,19 +82,20 @@ level = "info"
 `))
 
 func initCmd() *cobra.Command {
-	var dir, hostname, listen, webListen string
+	var dir, hostname, listen, grpcListen, webListen string
 	c := &cobra.Command{
 		Use:   "init",
 		Short: "Create a data directory: config, TLS certificate, signing key, database (idempotent, never overwrites)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runInit(dir, hostname, listen, webListen)
+			return runInit(dir, hostname, listen, grpcListen, webListen)
 		},
 	}
 	host, _ := os.Hostname()
 	c.Flags().StringVar(&dir, "dir", "", "data directory (e.g. /srv/mcr)")
 	c.Flags().StringVar(&hostname, "hostname", host, "host name clients use: written to server.hostname (with the listen port) and the self-signed certificate")
 	c.Flags().StringVar(&listen, "listen", ":8443", "registry listen address written to mcr.toml")
+	c.Flags().StringVar(&grpcListen, "grpc-listen", ":9443", `gRPC admin API listen address written to mcr.toml ("" disables it)`)
 	c.Flags().StringVar(&webListen, "web-listen", ":8080", "web UI listen address written to mcr.toml")
 	_ = c.MarkFlagRequired("dir")
 	return c
@@ -91,7 +103,7 @@ func initCmd() *cobra.Command {
 
 func say(format string, args ...any) { fmt.Printf(format+"\n", args...) }
 
-func runInit(dir, hostname, listen, webListen string) error {
+func runInit(dir, hostname, listen, grpcListen, webListen string) error {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -115,7 +127,8 @@ func runInit(dir, hostname, listen, webListen string) error {
 		if err != nil {
 			return fmt.Errorf("init: %w", err)
 		}
-		err = configTemplate.Execute(f, map[string]string{"Listen": listen, "WebListen": webListen, "External": externalHost(hostname, listen), "APIURL": apiURL(listen)})
+		err = configTemplate.Execute(f, map[string]string{"Listen": listen, "GRPCListen": grpcListen,
+			"WebListen": webListen, "External": externalHost(hostname, listen), "APIURL": apiURL(listen), "GRPCAddr": grpcClientAddr(grpcListen)})
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -133,25 +146,52 @@ func runInit(dir, hostname, listen, webListen string) error {
 		}
 		say("wrote self-signed certificate %s (SANs: %s, localhost, 127.0.0.1, ::1)", certPath, hostname)
 	}
-	keysDir := filepath.Join(dir, "keys")
-	if m, _ := filepath.Glob(filepath.Join(keysDir, "*.pem")); len(m) > 0 {
-		say("kept token signing key in %s", keysDir)
-	} else {
-		name, err := token.GenerateSigningKey(keysDir)
-		if err != nil {
-			return fmt.Errorf("init: %w", err)
-		}
-		say("wrote token signing key %s", name)
+	// The rest follows the configuration as the server will read it
+	// (environment overrides included): replicas point keys_dir at shared
+	// storage and the database at a shared PostgreSQL.
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
 	}
-	dbPath := filepath.Join(dir, "mcr.db")
-	st, err := store.Open(dbPath)
+	if err := ensureSigningKey(cfg.Identity.KeysDir); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	st, err := openStore(context.Background(), cfg)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
 	defer st.Close()
 	v, _ := st.SchemaVersion(context.Background())
-	say("database %s at schema version %d", dbPath, v)
+	where := cfg.Database.Path
+	if st.Dialect() == store.DialectPostgres {
+		where = "PostgreSQL (database.dsn)"
+	}
+	say("database %s at schema version %d", where, v)
 	return ensureAdmin(st)
+}
+
+// ensureSigningKey writes a token signing key into keysDir unless one is
+// there. The check and the write hold a lock file in the directory, so
+// replicas initialising a shared keys_dir at once end up with one key.
+func ensureSigningKey(keysDir string) error {
+	if err := os.MkdirAll(keysDir, 0o700); err != nil {
+		return err
+	}
+	unlock, err := lockDir(keysDir)
+	if err != nil {
+		return fmt.Errorf("signing keys: lock %s: %w", keysDir, err)
+	}
+	defer unlock()
+	if m, _ := filepath.Glob(filepath.Join(keysDir, "*.pem")); len(m) > 0 {
+		say("kept token signing key in %s", keysDir)
+		return nil
+	}
+	name, err := token.GenerateSigningKey(keysDir)
+	if err != nil {
+		return err
+	}
+	say("wrote token signing key %s", name)
+	return nil
 }
 
 // ensureAdmin creates the first account, `admin`, when there is none, with
@@ -177,6 +217,11 @@ func ensureAdmin(st *store.Store) error {
 		return fmt.Errorf("init: MCR_ADMIN_PASSWORD: %w", err)
 	}
 	if err := st.CreateUser(ctx, &store.User{Username: "admin", PasswordHash: hash, Role: "admin", AccountType: "human"}); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			// Another replica's init created it first (shared database).
+			say("kept local account admin (created by another replica)")
+			return nil
+		}
 		return fmt.Errorf("init: %w", err)
 	}
 	if generated {
@@ -196,6 +241,16 @@ func apiURL(listen string) string {
 		port = "8443"
 	}
 	return "https://localhost:" + port
+}
+
+// grpcClientAddr is where mcr-web on the same host reaches the gRPC
+// listener ("" when it is disabled).
+func grpcClientAddr(listen string) string {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "" || port == "0" {
+		return ""
+	}
+	return "localhost:" + port
 }
 
 func exists(p string) bool {

@@ -9,6 +9,7 @@ import (
 	"github.com/distribution/reference"
 
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/gc"
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
@@ -16,8 +17,8 @@ import (
 // deleteRepository removes every manifest, tag and link of a repository
 // through distribution, then records repo_deleted (which also drops it
 // from the index) before answering.
-func deleteRepository(ctx context.Context, capt *captured, sink *notifications.Sink, name string, actor *identity.Principal, ip string) error {
-	ns, _, err := capt.get()
+func deleteRepository(ctx context.Context, capt *captured, st *store.Store, sink *notifications.Sink, name string, actor *identity.Principal, ip string) error {
+	ns, driver, err := capt.get()
 	if err != nil {
 		return err
 	}
@@ -30,6 +31,20 @@ func deleteRepository(ctx context.Context, capt *captured, sink *notifications.S
 	})
 	if !ok {
 		return fmt.Errorf("delete repository %q: storage cannot remove repositories", name)
+	}
+	// Its blobs are unreferenced by intent once it is gone: the next
+	// collection may remove them without waiting for the grace period.
+	// Recorded first; a blob still linked (here or elsewhere) stays.
+	blobs, err := gc.RepositoryBlobs(ctx, driver, name)
+	if err != nil {
+		return fmt.Errorf("delete repository %q: %w", name, err)
+	}
+	ds := make([]string, len(blobs))
+	for i, b := range blobs {
+		ds[i] = b.String()
+	}
+	if err := st.ReleaseBlobs(ctx, name, ds); err != nil {
+		return fmt.Errorf("delete repository %q: %w", name, err)
 	}
 	if err := remover.Remove(ctx, named); err != nil {
 		return fmt.Errorf("delete repository %q: %w", name, err)

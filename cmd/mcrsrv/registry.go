@@ -2,12 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // upstream driver, selectable
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"   // tests
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"     // "s3": shared blobs for replicas
 
 	registrymw "github.com/distribution/distribution/v3/registry/middleware/registry"
 	"github.com/distribution/distribution/v3/registry/storage"
@@ -19,6 +25,7 @@ import (
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	_ "git.wntrmute.dev/kyle/mcr/storagedriver" // registers "mcrfs"
+	"git.wntrmute.dev/kyle/mcr/storageguard"
 )
 
 // descriptorCache is distribution's in-memory blob descriptor cache, made
@@ -33,8 +40,26 @@ func init() {
 // storageParams are the storage driver's parameters, the same for the
 // server and the offline commands (reindex, gc).
 func storageParams(cfg *config.Config) configuration.Parameters {
+	if cfg.Storage.Driver == config.StorageS3 {
+		s := cfg.Storage
+		p := configuration.Parameters{
+			"bucket":         s.S3Bucket,
+			"region":         s.S3Region,
+			"forcepathstyle": s.S3PathStyle,
+			"chunksize":      s.S3ChunkSize,
+			"rootdirectory":  s.S3RootDirectory,
+		}
+		if s.S3Endpoint != "" {
+			p["regionendpoint"] = s.S3Endpoint
+			p["secure"] = strings.HasPrefix(s.S3Endpoint, "https://")
+		}
+		if s.S3AccessKey != "" {
+			p["accesskey"], p["secretkey"] = s.S3AccessKey, s.S3SecretKey
+		}
+		return p
+	}
 	p := configuration.Parameters{"rootdirectory": cfg.Storage.LayersPath}
-	if cfg.Storage.Driver == "mcrfs" {
+	if cfg.Storage.Driver == config.StorageMCRFS {
 		p["earlywriteback"] = cfg.Storage.EarlyWriteback
 	}
 	return p
@@ -51,13 +76,15 @@ func openStorage(ctx context.Context, cfg *config.Config) (driver.StorageDriver,
 
 // distributionConfig builds distribution's configuration from mcr.toml, so
 // operators keep one file.
-func distributionConfig(cfg *config.Config, ac *authplugin.Controller, secret string, sink *notifications.Sink, capt *captured) *configuration.Configuration {
+func distributionConfig(cfg *config.Config, ac *authplugin.Controller, secret string, sink *notifications.Sink, capt *captured, guard *storageguard.Guard) *configuration.Configuration {
 	dc := &configuration.Configuration{}
 	dc.Version = "0.1"
 	dc.Storage = configuration.Storage{
 		cfg.Storage.Driver: storageParams(cfg),
 		"delete":           configuration.Parameters{"enabled": true},
-		"redirect":         configuration.Parameters{"disable": true},
+		// Blobs are served through MCR unless S3 redirects are asked for:
+		// clients then need no route to the object store.
+		"redirect": configuration.Parameters{"disable": !(cfg.Storage.Driver == config.StorageS3 && cfg.Storage.S3Redirect)},
 		"maintenance": configuration.Parameters{
 			"uploadpurging": map[any]any{
 				"enabled":  true,
@@ -85,6 +112,8 @@ func distributionConfig(cfg *config.Config, ac *authplugin.Controller, secret st
 	dc.Middleware = map[string][]configuration.Middleware{
 		"registry":   {{Name: captureName, Options: configuration.Parameters{"into": capt}}},
 		"repository": {notifications.Middleware(sink)},
+		// A full disk answers 507 without the driver's path (issue 17).
+		"storage": {guard.Middleware()},
 	}
 	return dc
 }
@@ -98,4 +127,28 @@ func newApp(ctx context.Context, dc *configuration.Configuration) (app *handlers
 		}
 	}()
 	return handlers.NewApp(ctx, dc), nil
+}
+
+// storageCheck is the health check's storage probe: the layers directory
+// exists, or (S3) the bucket answers a stat of the root — through the
+// driver, so credentials and reachability are what is checked. An empty
+// bucket has no root yet; "not found" from S3 still means it answered.
+func storageCheck(cfg *config.Config, capt *captured) error {
+	if cfg.Storage.Driver != config.StorageS3 {
+		_, err := os.Stat(filepath.Clean(cfg.Storage.LayersPath))
+		return err
+	}
+	_, d, err := capt.get()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := d.Stat(ctx, "/"); err != nil {
+		var nf driver.PathNotFoundError
+		if !errors.As(err, &nf) {
+			return fmt.Errorf("storage: %w", err)
+		}
+	}
+	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.wntrmute.dev/kyle/mcr/notifications"
-	"git.wntrmute.dev/kyle/mcr/store"
 )
 
 func reindexCmd() *cobra.Command {
@@ -23,7 +22,7 @@ func reindexCmd() *cobra.Command {
 				return err
 			}
 			ctx := context.Background()
-			st, err := store.Open(cfg.Database.Path)
+			st, err := openStore(ctx, cfg)
 			if err != nil {
 				return err
 			}

@@ -10,11 +10,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
 	"git.wntrmute.dev/kyle/mcr/adminapi"
+	"git.wntrmute.dev/kyle/mcr/adminsvc"
 	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
@@ -27,6 +27,7 @@ import (
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	"git.wntrmute.dev/kyle/mcr/ociext"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
+	"git.wntrmute.dev/kyle/mcr/storageguard"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -81,8 +82,10 @@ func serve(cfg *config.Config) error {
 	if _, err := tls.LoadX509KeyPair(cfg.Server.TLSCert, cfg.Server.TLSKey); err != nil {
 		return fmt.Errorf("server.tls_cert/server.tls_key: %w", err)
 	}
-	if err := os.MkdirAll(cfg.Storage.LayersPath, 0o700); err != nil {
-		return fmt.Errorf("storage.layers_path: %w", err)
+	if cfg.Storage.Driver != config.StorageS3 {
+		if err := os.MkdirAll(cfg.Storage.LayersPath, 0o700); err != nil {
+			return fmt.Errorf("storage.layers_path: %w", err)
+		}
 	}
 	// gc: hold the data-directory lock (offline `mcrsrv gc` refuses while held).
 	dirLock, err := lockDataDir(cfg)
@@ -90,9 +93,9 @@ func serve(cfg *config.Config) error {
 		return err
 	}
 	defer dirLock.Unlock()
-	st, err := store.Open(cfg.Database.Path)
+	st, err := openStore(context.Background(), cfg)
 	if err != nil {
-		return fmt.Errorf("database.path: %w", err)
+		return err
 	}
 	defer st.Close()
 	keys, err := token.LoadKeySet(cfg.Identity.KeysDir)
@@ -125,13 +128,31 @@ func serve(cfg *config.Config) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	guardPath := cfg.Storage.LayersPath
+	if cfg.Storage.Driver == config.StorageS3 {
+		guardPath = "" // object storage: no local filesystem to watch
+	}
+	guard := storageguard.New(guardPath, cfg.Storage.MinFreeBytes())
+	if err := guard.Check(context.Background()); err != nil {
+		// Start anyway, read-only in effect: pulls work, writes get 507,
+		// health says degraded, and GC through this server frees space.
+		slog.Error("storage: cannot take writes; starting read-only until space is freed (pulls work, pushes get 507): delete what is unused and run `mcrctl gc --grace 0s`",
+			"component", "storage", "layers", cfg.Storage.LayersPath, "err", err)
+	}
+	metrics.RegisterStorageFree(func() float64 {
+		free, err := guard.Free()
+		if err != nil {
+			return -1
+		}
+		return float64(free)
+	})
 	// One access controller: distribution calls it for its routes, ociext
 	// for the ones MCR answers itself.
 	ac := authplugin.NewAccessController(engine, cfg.Identity.ServiceName, cfg.Server.Hostname)
 	if cfg.Server.Hostname == "" {
-		slog.Warn("server.hostname is not set: token realms and Location headers follow the client's Host header; set it to the registry's external host[:port]")
+		slog.Warn("server.hostname is not set: token realms follow the client's Host header; set it to the registry's external host[:port]")
 	}
-	app, err := newApp(context.Background(), distributionConfig(cfg, ac, secret, sink, capt))
+	app, err := newApp(context.Background(), distributionConfig(cfg, ac, secret, sink, capt, guard))
 	if err != nil {
 		return err
 	}
@@ -142,30 +163,26 @@ func serve(cfg *config.Config) error {
 	}
 	defer gcs.Close()
 
-	api := adminapi.New(adminapi.Options{
-		Store: st, Authn: authn, Recorder: rec,
+	svc := adminsvc.New(adminsvc.Options{
+		Store: st, Authn: authn, Policy: engine, Recorder: rec,
 		Reload: func() error { return engine.Reload(context.Background()) },
-		OnPolicyChange: func(r *http.Request, ev adminapi.PolicyEvent) {
-			slog.Info(ev.Type, "actor", ev.Actor, "rule", ev.RuleID)
-			details := map[string]any{"rule_id": ev.RuleID}
-			if ev.Rule != nil {
-				details["rule"] = ev.Rule.Rule
-			}
-			rec.record(store.AuditEvent{Type: ev.Type, ActorID: ev.ActorID, Actor: ev.Actor, IP: authplugin.ClientIP(r), Details: details})
-		},
+		Audit:  func(_ context.Context, ev store.AuditEvent) error { return sink.Record(ev) },
 		DeleteRepository: func(ctx context.Context, name string, actor *identity.Principal, ip string) error {
-			return deleteRepository(ctx, capt, sink, name, actor, ip)
+			return deleteRepository(ctx, capt, st, sink, name, actor, ip)
 		},
 		StorageCheck: func() error {
-			_, err := os.Stat(filepath.Clean(cfg.Storage.LayersPath))
-			return err
+			if err := storageCheck(cfg, capt); err != nil {
+				return err
+			}
+			return guard.Check(context.Background())
 		},
 		GC: gcs.runner, Snapshot: gcs.snapshot, // gc
-		OnAdminEvent: func(_ *http.Request, ev store.AuditEvent) { rec.record(ev) },
 	})
+	api := adminapi.New(adminapi.Options{Service: svc})
 	handler := edge.Handler(edge.Options{
 		Registry: app,
 		Auth:     &authplugin.Edge{Authn: authn, Service: cfg.Identity.ServiceName, Hostname: cfg.Server.Hostname, Recorder: rec},
+		Storage:  storageguard.Wrap,
 		OCI: ociext.Options{Store: st, Access: ac, Policy: engine, Registry: capt.get,
 			CatalogMax: cfg.Storage.CatalogMaxEntries, BodyTimeout: cfg.Server.ReadTimeout},
 		Gate: gcs.gate,
@@ -205,21 +222,32 @@ func serve(cfg *config.Config) error {
 		"identity", provider.Name(), "storage", cfg.Storage.Driver, "layers", cfg.Storage.LayersPath)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, cfg.Server.TLSCert, cfg.Server.TLSKey) }()
+	gl, err := startGRPC(cfg, svc)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
 
 	select {
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve: %w", err)
 		}
+	case err := <-gl.failed():
+		_ = srv.Close()
+		return fmt.Errorf("grpc serve: %w", err)
 	case <-ctx.Done():
 		slog.Info("shutting down: draining in-flight requests", "timeout", cfg.Server.ShutdownTimeout)
 		shCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 		defer cancel()
 		start := time.Now()
+		grpcDrained := make(chan struct{})
+		go func() { gl.drain(shCtx); close(grpcDrained) }()
 		if err := srv.Shutdown(shCtx); err != nil {
 			slog.Warn("drain timed out; closing remaining connections", "err", err)
 			_ = srv.Close()
 		}
+		<-grpcDrained
 		slog.Info("drained", "took", time.Since(start).Round(time.Millisecond))
 	}
 	if err := app.Shutdown(); err != nil {

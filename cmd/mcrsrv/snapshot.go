@@ -23,9 +23,9 @@ func snapshotCmd() *cobra.Command {
 				return err
 			}
 			ctx := context.Background()
-			st, err := store.Open(cfg.Database.Path)
+			st, err := openStore(ctx, cfg)
 			if err != nil {
-				return fmt.Errorf("database.path: %w", err)
+				return err
 			}
 			defer st.Close()
 			path, err := st.Snapshot(ctx, filepath.Join(cfg.DataDir(), "backups"), cfg.Snapshot.Keep)

@@ -26,7 +26,7 @@ func openLocalStore(cfgPath string) (*store.Store, error) {
 	if cfg.Identity.Provider != config.ProviderLocal {
 		return nil, fmt.Errorf("identity.provider is %q: accounts are managed in MCIAS, not by mcrsrv", cfg.Identity.Provider)
 	}
-	return store.Open(cfg.Database.Path)
+	return openStore(context.Background(), cfg)
 }
 
 func userCmd() *cobra.Command {

@@ -31,6 +31,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"git.wntrmute.dev/kyle/mcr/internal/pgtest"
 )
 
 // AdminPassword is the password of the `admin` account every server starts with.
@@ -54,6 +56,7 @@ func ModuleRoot() string {
 // Main builds the binaries, runs the tests and cleans up.
 func Main(m *testing.M) int {
 	code := m.Run()
+	pgtest.Stop()
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
 	}
@@ -121,6 +124,7 @@ type Server struct {
 	Dir        string // data directory
 	ConfigPath string
 	Addr       string // 127.0.0.1:port
+	GRPCAddr   string // 127.0.0.1:port of the gRPC admin API
 	URL        string // https://127.0.0.1:port
 	CACert     string // PEM file of the self-signed certificate
 	Output     *SafeBuffer
@@ -155,11 +159,17 @@ func WithEnv(kv ...string) Option { return func(o *options) { o.env = append(o.e
 func WithDir(dir string) Option { return func(o *options) { o.dir = dir } }
 
 // Init creates a data directory with `mcrsrv init` and returns it.
-func Init(t testing.TB, addr string) string {
+// Extra environment (e.g. MCR_DATABASE_DRIVER/MCR_DATABASE_DSN) applies
+// to init as it will to the server.
+func Init(t testing.TB, addr string, env ...string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "srv")
-	cmd := exec.Command(Binary(t, "mcrsrv"), "init", "--dir", dir, "--hostname", "127.0.0.1", "--listen", addr)
-	cmd.Env = append(os.Environ(), "MCR_ADMIN_PASSWORD="+AdminPassword)
+	// Port 0 for gRPC: a server started from this directory never
+	// collides with another on :9443 (Start picks a known free port).
+	// --hostname 127.0.0.1: the address tests reach the server at, so the
+	// token realm init writes into server.hostname matches it.
+	cmd := exec.Command(Binary(t, "mcrsrv"), "init", "--dir", dir, "--hostname", "127.0.0.1", "--listen", addr, "--grpc-listen", "127.0.0.1:0")
+	cmd.Env = append(append(os.Environ(), "MCR_ADMIN_PASSWORD="+AdminPassword), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mcrsrv init: %v\n%s", err, out)
 	}
@@ -174,17 +184,17 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for _, f := range opts {
 		f(&o)
 	}
-	addr := FreeAddr(t)
+	addr, grpcAddr := FreeAddr(t), FreeAddr(t)
 	dir := o.dir
 	if dir == "" {
-		dir = Init(t, addr)
+		dir = Init(t, addr, o.env...)
 	}
 	s := &Server{
-		Dir: dir, ConfigPath: filepath.Join(dir, "mcr.toml"), Addr: addr,
+		Dir: dir, ConfigPath: filepath.Join(dir, "mcr.toml"), Addr: addr, GRPCAddr: grpcAddr,
 		URL: "https://" + addr, CACert: filepath.Join(dir, "certs", "cert.pem"),
 		Output: &SafeBuffer{}, bin: Binary(t, "mcrsrv"),
 	}
-	base := []string{`server.listen_addr="` + addr + `"`}
+	base := []string{`server.listen_addr="` + addr + `"`, `server.grpc_addr="` + grpcAddr + `"`, `web.grpc_addr="` + grpcAddr + `"`}
 	if o.dir != "" { // a reused directory: `init` wrote another port into server.hostname
 		_, port, _ := net.SplitHostPort(addr)
 		base = append(base, `server.hostname="127.0.0.1:`+port+`"`)

@@ -212,7 +212,7 @@ func mcrInit(mcrsrv, dir, addr, webAddr, certFrom string) error {
 			}
 		}
 	}
-	cmd := exec.Command(mcrsrv, "init", "--dir", dir, "--hostname", "localhost", "--listen", addr, "--web-listen", webAddr)
+	cmd := exec.Command(mcrsrv, "init", "--dir", dir, "--hostname", "localhost", "--listen", addr, "--grpc-listen", "", "--web-listen", webAddr)
 	cmd.Env = baseEnv("MCR_ADMIN_PASSWORD=" + adminPassword)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("mcrsrv init: %v\n%s", err, out)

@@ -1,0 +1,79 @@
+package adminsvc
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Code classifies an error the way both transports need: each maps to one
+// HTTP status and one gRPC code.
+type Code int
+
+// The codes. Internal errors carry a message safe to show (never a server
+// path); anything that is not an *Error is Internal with "internal error".
+const (
+	Internal           Code = iota // 500, codes.Internal
+	InvalidArgument                // 400, codes.InvalidArgument
+	Unauthenticated                // 401, codes.Unauthenticated
+	PermissionDenied               // 403, codes.PermissionDenied
+	NotFound                       // 404, codes.NotFound
+	FailedPrecondition             // 409, codes.FailedPrecondition (GC running)
+	TooLarge                       // 413, codes.ResourceExhausted
+	Unimplemented                  // 501, codes.Unimplemented
+	Unavailable                    // 502, codes.Unavailable (identity service down)
+)
+
+var httpStatus = map[Code]int{
+	Internal: http.StatusInternalServerError, InvalidArgument: http.StatusBadRequest,
+	Unauthenticated: http.StatusUnauthorized, PermissionDenied: http.StatusForbidden,
+	NotFound: http.StatusNotFound, FailedPrecondition: http.StatusConflict,
+	TooLarge: http.StatusRequestEntityTooLarge, Unimplemented: http.StatusNotImplemented,
+	Unavailable: http.StatusBadGateway,
+}
+
+// HTTPStatus is the status /v1 answers with for c.
+func (c Code) HTTPStatus() int { return httpStatus[c] }
+
+// Error is the one error type the service returns to clients.
+type Error struct {
+	Code    Code
+	Message string
+	// Err is the cause, logged by the transport, never shown.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Message + ": " + e.Err.Error()
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with a formatted message.
+func Errorf(code Code, format string, args ...any) error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// internal wraps a cause with a message safe to show.
+func internal(msg string, err error) error { return &Error{Code: Internal, Message: msg, Err: err} }
+
+// Classify returns the code and the client-facing message of err, and
+// whether err is unexpected (the transport logs those with their cause).
+func Classify(err error) (code Code, msg string, unexpected bool) {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code, e.Message, e.Code == Internal
+	}
+	return Internal, "internal error", true
+}
+
+// Quote shortens and quotes a client-given value for a message.
+func Quote(s string) string {
+	if len(s) > 256 {
+		s = s[:256] + "…"
+	}
+	return `"` + s + `"`
+}
