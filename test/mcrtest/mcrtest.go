@@ -143,8 +143,9 @@ type Option func(*options)
 type options struct {
 	config []string // extra TOML lines appended per section: "section.key = value"
 	env    []string
-	dir    string
-	noWait bool
+	dir      string
+	hostname string
+	noWait   bool
 }
 
 // WithConfig sets "section.key" to a raw TOML value (quote strings yourself).
@@ -154,6 +155,10 @@ func WithConfig(key, rawValue string) Option {
 
 // WithEnv adds environment variables (KEY=VALUE) to the server process.
 func WithEnv(kv ...string) Option { return func(o *options) { o.env = append(o.env, kv...) } }
+
+// WithHostname sets server.hostname to host:<the server's port>: the name
+// clients reach the registry under, named in its token realm.
+func WithHostname(host string) Option { return func(o *options) { o.hostname = host } }
 
 // WithDir reuses an existing data directory (e.g. to restart a server).
 func WithDir(dir string) Option { return func(o *options) { o.dir = dir } }
@@ -195,8 +200,11 @@ func Start(t testing.TB, opts ...Option) *Server {
 		Output: &SafeBuffer{}, bin: Binary(t, "mcrsrv"),
 	}
 	base := []string{`server.listen_addr="` + addr + `"`, `server.grpc_addr="` + grpcAddr + `"`, `web.grpc_addr="` + grpcAddr + `"`}
-	if o.dir != "" { // a reused directory: `init` wrote another port into server.hostname
-		_, port, _ := net.SplitHostPort(addr)
+	_, port, _ := net.SplitHostPort(addr)
+	switch {
+	case o.hostname != "":
+		base = append(base, `server.hostname="`+o.hostname+`:`+port+`"`)
+	case o.dir != "": // a reused directory: `init` wrote another port into server.hostname
 		base = append(base, `server.hostname="127.0.0.1:`+port+`"`)
 	}
 	if err := setConfig(s.ConfigPath, append(base, o.config...)); err != nil {
