@@ -16,6 +16,7 @@ package exchange
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -61,8 +62,9 @@ type Denial struct {
 
 // HeaderHook runs once, just before the response status is written, with
 // the status and the response headers (which it may change). A non-nil
-// error replaces the response: it is written with errcode.ServeJSON and
-// whatever the handler writes afterwards is discarded.
+// error replaces the response: it is written with errcode.ServeJSON (or
+// with the status given to WithStatus) and whatever the handler writes
+// afterwards is discarded.
 type HeaderHook func(status int, h http.Header) error
 
 type ctxKey struct{}
@@ -111,14 +113,43 @@ func (x *Exchange) header(code int) bool {
 		if err := h(code, x.raw.Header()); err != nil {
 			x.discard = true
 			x.status = statusOf(err)
-			_ = errcode.ServeJSON(x.raw, err)
+			serve(x.raw, err)
 			return false
 		}
 	}
 	return true
 }
 
+// statusError answers an error with a status its code does not carry.
+type statusError struct {
+	status int
+	err    error
+}
+
+func (e statusError) Error() string { return e.err.Error() }
+func (e statusError) Unwrap() error { return e.err }
+
+// WithStatus makes a hook's replacement answer err (in errcode's
+// envelope) with status instead of the status err's code carries, e.g.
+// 507 for "UNKNOWN: registry storage is full".
+func WithStatus(status int, err error) error { return statusError{status: status, err: err} }
+
+// serve writes a hook's replacement answer.
+func serve(w http.ResponseWriter, err error) {
+	se, ok := err.(statusError)
+	if !ok {
+		_ = errcode.ServeJSON(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(se.status)
+	_ = json.NewEncoder(w).Encode(errcode.Errors{se.err})
+}
+
 func statusOf(err error) int {
+	if se, ok := err.(statusError); ok {
+		return se.status
+	}
 	if ec, ok := err.(errcode.ErrorCoder); ok {
 		if sc := ec.ErrorCode().Descriptor().HTTPStatusCode; sc != 0 {
 			return sc

@@ -93,6 +93,10 @@ func TestWriterHooks(t *testing.T) {
 				}
 				return nil
 			}, 403, `{"errors":[{"code":"DENIED","message":"no"}]}` + "\n", ""},
+		{"replaced with a status of its own", func(w http.ResponseWriter) { w.WriteHeader(500); _, _ = w.Write([]byte("/srv/path")) },
+			func(s int, h http.Header) error {
+				return WithStatus(507, errcode.ErrorCodeUnknown.WithMessage("full"))
+			}, 507, `{"errors":[{"code":"UNKNOWN","message":"full"}]}` + "\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var x *Exchange
