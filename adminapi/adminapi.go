@@ -63,6 +63,13 @@ func New(opts Options) *API {
 	if a.svc.HasSnapshot() {
 		admin.POST("/snapshot", a.snapshot)
 	}
+	if a.svc.HasReconcileIndex() {
+		admin.POST("/index/reconcile", a.reconcileIndex)
+	}
+	if a.svc.HasUploads() {
+		admin.GET("/uploads", a.listUploads)
+		admin.POST("/uploads/purge", a.purgeUploads)
+	}
 	return a
 }
 

@@ -66,6 +66,10 @@ var wirePairs = []wirePair{
 	{name: "gc run", server: store.GCRun{}, client: apitypes.GCRun{}},
 	{name: "gc status", server: gcStatus{}, client: apitypes.GCStatus{}},
 	{name: "snapshot", server: snapshotCreated{}, client: apitypes.SnapshotCreated{}},
+	{name: "upload", server: uploadInfo{}, client: apitypes.UploadInfo{}},
+	{name: "upload list", server: uploadList{}, client: apitypes.UploadList{}},
+	{name: "upload purge request", server: uploadPurgeRequest{}, client: apitypes.UploadPurgeRequest{}, request: true},
+	{name: "upload purged", server: uploadPurged{}, client: apitypes.UploadPurged{}},
 }
 
 // wireField is one JSON member as encoding/json sees a struct field.

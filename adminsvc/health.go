@@ -34,7 +34,7 @@ func (s *Service) Health(ctx context.Context, detail bool) *Health {
 		}
 		h.Checks[name] = "ok"
 	}
-	check("database", func() error { return s.opts.Store.Ping(ctx) })
+	check("database", func() error { return s.opts.Store.Healthy(ctx) })
 	check("storage", s.opts.StorageCheck)
 	check("identity", func() error { return s.opts.Authn.Provider.Ping(ctx) })
 	return h

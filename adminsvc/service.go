@@ -45,6 +45,12 @@ type Options struct {
 	// Snapshot writes a database snapshot and returns its path; nil makes
 	// Snapshot Unimplemented.
 	Snapshot func(ctx context.Context) (string, error)
+	// Uploads lists and purges blob uploads; nil makes those operations
+	// Unimplemented.
+	Uploads UploadService
+	// ReconcileIndex brings the repository index in line with storage and
+	// returns what it changed; nil makes it Unimplemented.
+	ReconcileIndex func(ctx context.Context) (any, error)
 }
 
 // Service is the admin API's logic. It is safe for concurrent use.
@@ -59,6 +65,12 @@ func (s *Service) HasGC() bool { return s.opts.GC != nil }
 
 // HasSnapshot reports whether snapshots are wired.
 func (s *Service) HasSnapshot() bool { return s.opts.Snapshot != nil }
+
+// HasUploads reports whether upload listing and purging are wired.
+func (s *Service) HasUploads() bool { return s.opts.Uploads != nil }
+
+// HasReconcileIndex reports whether the index reconcile is wired.
+func (s *Service) HasReconcileIndex() bool { return s.opts.ReconcileIndex != nil }
 
 // Caller is who asks: the authenticated principal (nil before
 // authentication) and the client's address, for the audit log.

@@ -79,6 +79,12 @@ type Database struct {
 	// DSN is a PostgreSQL connection string (URL or key=value), used
 	// when Driver is "postgres". It may carry a password: never logged.
 	DSN string `mapstructure:"dsn"`
+	// CheckTimeout bounds the PRAGMA quick_check at start-up (and each
+	// periodic one); a check cut short is logged, not fatal.
+	CheckTimeout time.Duration `mapstructure:"check_timeout"`
+	// CheckInterval is how often the server re-runs quick_check for
+	// /v1/health?detail=1 (0 turns the periodic check off).
+	CheckInterval time.Duration `mapstructure:"check_interval"`
 }
 
 // Database drivers MCR knows.
@@ -270,6 +276,8 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("storage.manifest_urls_allow", []string{"^https?://"})
 	v.SetDefault("storage.early_writeback", false)
 	v.SetDefault("storage.min_free", "64MiB")
+	v.SetDefault("database.check_timeout", "30s")
+	v.SetDefault("database.check_interval", "1h")
 	v.SetDefault("storage.s3_region", "us-east-1")
 	v.SetDefault("storage.s3_chunk_size", 10<<20)
 	v.SetDefault("storage.s3_path_style", false)
@@ -448,6 +456,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage.TagsMaxTags < 1 {
 		errs = append(errs, fmt.Errorf("config: storage.tags_max_tags must be >= 1"))
+	}
+	pos("database.check_timeout", c.Database.CheckTimeout)
+	if c.Database.CheckInterval < 0 {
+		errs = append(errs, fmt.Errorf("config: database.check_interval must not be negative"))
 	}
 	if _, err := ParseBytes(c.Storage.MinFree); err != nil {
 		errs = append(errs, fmt.Errorf("config: storage.min_free: %w", err))

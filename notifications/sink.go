@@ -37,6 +37,10 @@ type Options struct {
 	SkipPulls bool
 	// OnCommit observes each committed batch (metrics).
 	OnCommit func(n int, took time.Duration)
+	// OnIndexFailure is told the repository of a change storage already
+	// made whose index row could not commit, so that the index is
+	// re-derived from storage instead of drifting (optional).
+	OnIndexFailure func(repository string)
 }
 
 type pending struct {
@@ -116,7 +120,11 @@ func (s *Sink) Write(e events.Event) error {
 	p := pending{ev: ev, done: make(chan error, 1)}
 	s.depth.Add(1)
 	s.in <- p
-	return <-p.done
+	err := <-p.done
+	if err != nil && ev.Op != nil && s.opts.OnIndexFailure != nil {
+		s.opts.OnIndexFailure(ev.Op.Repository)
+	}
+	return err
 }
 
 // Record commits one MCR event (sign-in, admin change) synchronously.

@@ -15,6 +15,10 @@ const (
 	OpManifestDelete = "manifest_delete"
 	OpTagDelete      = "tag_delete"
 	OpRepoDelete     = "repo_delete"
+	// OpRepoPut records a repository that exists on storage without
+	// manifests (every manifest deleted): /v2/_catalog lists it, so the
+	// index does too.
+	OpRepoPut = "repo_put"
 )
 
 // Ref is a descriptor a manifest references (config, layer, child manifest).
@@ -163,20 +167,19 @@ func applyOp(ctx context.Context, tx *sql.Tx, op IndexOp) (int64, error) {
 	case OpRepoDelete:
 		_, err := tx.ExecContext(ctx, `DELETE FROM repositories WHERE name = ?`, op.Repository)
 		return 0, err
+	case OpRepoPut:
+		return repoID(ctx, tx, op.Repository, true, now)
 	}
 	return 0, fmt.Errorf("unknown index op %q", op.Kind)
 }
 
 // refreshRepoStats recomputes a repository's counts and size: manifests
 // plus each distinct non-manifest blob they reference, counted once.
-// A repository left with no manifests is removed from the index.
+// A repository left with no manifests stays, with zero counts, as it
+// stays in /v2/_catalog (its directory remains until it is deleted).
 func refreshRepoStats(ctx context.Context, tx *sql.Tx, id int64) error {
 	var manifests int64
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM manifests WHERE repo_id = ?`, id).Scan(&manifests); err != nil {
-		return err
-	}
-	if manifests == 0 {
-		_, err := tx.ExecContext(ctx, `DELETE FROM repositories WHERE id = ?`, id)
 		return err
 	}
 	_, err := tx.ExecContext(ctx, `UPDATE repositories SET
@@ -381,4 +384,69 @@ func (s *Store) ReplaceIndex(ctx context.Context, ops []IndexOp) error {
 		return fmt.Errorf("store: reindex: %w", err)
 	}
 	return nil
+}
+
+// IndexedRepo is what the index holds for one repository: its manifest
+// digests and tags (tag -> digest).
+type IndexedRepo struct {
+	Manifests map[string]bool
+	Tags      map[string]string
+}
+
+// IndexContents returns the whole index as repository -> contents (for
+// reconciling it against storage).
+func (s *Store) IndexContents(ctx context.Context) (map[string]*IndexedRepo, error) {
+	out := map[string]*IndexedRepo{}
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM repositories`)
+	if err != nil {
+		return nil, fmt.Errorf("store: index contents: %w", err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store: index contents: %w", err)
+		}
+		out[n] = &IndexedRepo{Manifests: map[string]bool{}, Tags: map[string]string{}}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: index contents: %w", err)
+	}
+	rows, err = s.db.QueryContext(ctx, `SELECT r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: index contents: %w", err)
+	}
+	for rows.Next() {
+		var n, d string
+		if err := rows.Scan(&n, &d); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store: index contents: %w", err)
+		}
+		if r := out[n]; r != nil {
+			r.Manifests[d] = true
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: index contents: %w", err)
+	}
+	rows, err = s.db.QueryContext(ctx, `SELECT r.name, t.name, t.digest FROM tags t JOIN repositories r ON r.id = t.repo_id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: index contents: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n, tag, d string
+		if err := rows.Scan(&n, &tag, &d); err != nil {
+			return nil, fmt.Errorf("store: index contents: %w", err)
+		}
+		if r := out[n]; r != nil {
+			r.Tags[tag] = d
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: index contents: %w", err)
+	}
+	return out, nil
 }

@@ -36,6 +36,7 @@ type Store struct {
 	// replicas; dsn is its connection string (for LISTEN connections).
 	postgres bool
 	dsn      string
+	check    checkState
 }
 
 // Open opens (creating with mode 0600 if needed) and migrates the database.

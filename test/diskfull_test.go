@@ -197,6 +197,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	// The client abandons its other uploads of that image: stale uploads,
 	// which `mcrctl uploads purge` removes (below).
+	noUploadData(t, layers, "fill/raw")
 
 	// Keep it full (under storage.min_free) for what follows.
 	filler := fillTo(t, layers, "filler", 1<<20)
@@ -242,6 +243,21 @@ func TestDiskFull(t *testing.T) {
 	ctl := func(args ...string) ctlResult {
 		return ctlRun(t, "", []string{"MCR_TOKEN=" + session}, append(args, "--addr", srv.URL, "--ca-cert", srv.CACert)...)
 	}
+	// The pushes the client abandoned are stale uploads: listed, then
+	// purged (audited), and their space is back.
+	ul := ctl("uploads", "list").want(t, 0, "uploads list", "REPOSITORY", "UPLOAD ID", "SIZE", "AGE")
+	if !strings.Contains(ul.stdout, "fill/img") {
+		t.Fatalf("uploads list shows no abandoned upload of the failed push:\n%s", ul.stdout)
+	}
+	beforePurge := statfsFree(t, layers)
+	ctl("uploads", "purge", "--older-than", "0s").want(t, 0, "uploads purge", "purged ")
+	if statfsFree(t, layers) <= beforePurge {
+		t.Fatalf("uploads purge freed nothing")
+	}
+	if ul := ctl("uploads", "list").want(t, 0, "uploads list after purge"); !strings.Contains(ul.stdout, "0 uploads") {
+		t.Fatalf("uploads left after purge:\n%s", ul.stdout)
+	}
+	ctl("audit", "tail", "--n", "5").want(t, 0, "audit tail", "uploads_purged")
 	before := statfsFree(t, layers)
 	var deleted []string
 	for r := range pushed {

@@ -8,13 +8,16 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -222,4 +225,186 @@ func TestGRPCAuthRolesAndPolicy(t *testing.T) {
 	}
 	_, err = reg.ListRepositories(grpcCtx(t, alice), &mcrv1.ListRepositoriesRequest{})
 	grpcWantCode(t, "ListRepositories after Logout", err, codes.Unauthenticated)
+}
+
+// GarbageCollect while a collection runs: FailedPrecondition with /v1's
+// 409 message. A manifest PUT held in flight keeps the collection waiting
+// at the write gate, so the run lasts until the test lets it finish.
+func TestGRPCGarbageCollectWhileRunning(t *testing.T) {
+	t.Parallel()
+	srv := mcrtest.Start(t, mcrtest.WithConfig("gc.max_wait", `"20s"`))
+	adminTok := polAdminSession(t, srv)
+	push := polAdminToken(t, srv, polPushScope("gc/app"))
+	img := gcImage(t, nil, 1, 4<<10)
+	if err := remote.Write(ref(t, srv, "gc/app:v1"), img, remoteOpts(t, srv, adminAuth(), nil)...); err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := img.RawManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := mcrv1.NewRegistryServiceClient(grpcDial(t, srv))
+	for attempt := 0; attempt < 5; attempt++ {
+		finish := gcSlowPut(t, srv, push, "/v2/gc/app/manifests/held", manifest)
+		first, ferr := reg.GarbageCollect(grpcCtx(t, adminTok), &mcrv1.GarbageCollectRequest{})
+		if ferr != nil {
+			t.Fatalf("GarbageCollect: %v", ferr)
+		}
+		_, err = reg.GarbageCollect(grpcCtx(t, adminTok), &mcrv1.GarbageCollectRequest{})
+		var restMsg map[string]string
+		restStatus := gcAPI(t, srv, http.MethodPost, "/v1/gc", adminTok, nil, &restMsg)
+		_, rerr := reg.Reconcile(grpcCtx(t, adminTok), &mcrv1.ReconcileRequest{})
+		st, stErr := reg.GetGCStatus(grpcCtx(t, adminTok), &mcrv1.GetGCStatusRequest{})
+		if code := finish(); code != http.StatusCreated {
+			t.Errorf("held manifest PUT: %d", code)
+		}
+		gcWaitID(t, reg, adminTok, first.GetId())
+		if status.Code(err) == codes.OK {
+			continue // the first run ended before the second call: try again
+		}
+		grpcWantCode(t, "GarbageCollect while a run is in progress", err, codes.FailedPrecondition, "already running")
+		grpcWantCode(t, "Reconcile while a run is in progress", rerr, codes.FailedPrecondition, "already running")
+		if restStatus == http.StatusConflict && restMsg["error"] != status.Convert(err).Message() {
+			t.Errorf("/v1 409 says %q, gRPC says %q", restMsg["error"], status.Convert(err).Message())
+		}
+		if stErr != nil || !st.GetRunning() || st.GetLastRun().GetId() != first.GetId() {
+			t.Errorf("GetGCStatus while running: %v %v", st, stErr)
+		}
+		return
+	}
+	t.Fatalf("no collection lasted long enough for a second call; last answer %v", err)
+}
+
+// gcWaitID polls GetGCStatus until run id has completed.
+func gcWaitID(t *testing.T, reg mcrv1.RegistryServiceClient, tok string, id int64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := reg.GetGCStatus(grpcCtx(t, tok), &mcrv1.GetGCStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := st.GetLastRun(); r.GetId() >= id && !st.GetRunning() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("gc run %d did not complete", id)
+}
+
+// SIGTERM with a call in flight (a Login the identity service holds):
+// the call completes, new calls are refused, the server exits 0 within
+// the drain.
+func TestGRPCDrainOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	fake, srv := startMCIAS(t, mcrtest.WithConfig("server.shutdown_timeout", `"30s"`))
+	fake.AddUser("carol", "carol-password-1", "human", "user")
+	cc := grpcDial(t, srv)
+	admin := mcrv1.NewAdminServiceClient(cc)
+	if _, err := admin.Health(grpcCtx(t, ""), &mcrv1.HealthRequest{}); err != nil {
+		t.Fatal(err) // the connection is up before the drain starts
+	}
+	release := fake.HoldLogins()
+	defer release()
+	type result struct {
+		r   *mcrv1.LoginResponse
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := admin.Login(grpcCtx(t, ""), &mcrv1.LoginRequest{Username: "carol", Password: "carol-password-1"})
+		done <- result{r, err}
+	}()
+	waitFor(t, "the login to reach the identity service", func() bool { return fake.Held() == 1 })
+	start := time.Now()
+	if err := srv.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the server to start draining", func() bool { return strings.Contains(srv.Output.String(), "shutting down") })
+	// Draining: the listener takes no new connections.
+	fresh := mcrv1.NewAdminServiceClient(grpcDial(t, srv))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	_, err := fresh.Health(ctx, &mcrv1.HealthRequest{})
+	cancel()
+	if err == nil {
+		t.Error("a new connection was served while draining")
+	}
+	select {
+	case <-srv.Done():
+		t.Fatalf("exited before the in-flight call finished: %v", srv.ExitErr())
+	default:
+	}
+	release()
+	res := <-done
+	if res.err != nil || res.r.GetToken() == "" {
+		t.Errorf("in-flight Login: %v %v", res.r, res.err)
+	}
+	select {
+	case <-srv.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("mcrsrv did not exit within the drain")
+	}
+	if err := srv.ExitErr(); err != nil {
+		t.Errorf("exit: %v\n%s", err, srv.Output.String())
+	}
+	t.Logf("SIGTERM to exit with a call in flight: %s", time.Since(start).Round(time.Millisecond))
+}
+
+// waitFor polls cond until it holds (at most 20 s).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Every RPC is counted by method and code on /metrics, and the log
+// records each call (method, peer, code) but never the token.
+func TestGRPCMetricsAndLogs(t *testing.T) {
+	t.Parallel()
+	metricsAddr := mcrtest.FreeAddr(t)
+	srv := mcrtest.Start(t, mcrtest.WithConfig("server.metrics_addr", `"`+metricsAddr+`"`))
+	admin := polAdminSession(t, srv)
+	cc := grpcDial(t, srv)
+	reg := mcrv1.NewRegistryServiceClient(cc)
+	for range 3 {
+		if _, err := reg.ListRepositories(grpcCtx(t, admin), &mcrv1.ListRepositoriesRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := reg.ListRepositories(grpcCtx(t, "wrong-token"), &mcrv1.ListRepositoriesRequest{})
+	grpcWantCode(t, "bad token", err, codes.Unauthenticated)
+	if _, err := mcrv1.NewAdminServiceClient(cc).Health(grpcCtx(t, ""), &mcrv1.HealthRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	samples := metParse(t, metScrape(t, metricsAddr))
+	for _, c := range []struct {
+		method, code string
+		min          float64
+	}{
+		{"/mcr.v1.RegistryService/ListRepositories", "OK", 3},
+		{"/mcr.v1.RegistryService/ListRepositories", "Unauthenticated", 1},
+		{"/mcr.v1.AdminService/Health", "OK", 1},
+	} {
+		v, ok := metSum(samples, "mcr_grpc_requests_total", map[string]string{"method": c.method, "code": c.code})
+		if !ok || v < c.min {
+			t.Errorf("mcr_grpc_requests_total{method=%q,code=%q} = %v (present %v), want ≥ %v", c.method, c.code, v, ok, c.min)
+		}
+	}
+	if _, ok := metSum(samples, "mcr_grpc_request_duration_seconds_count", map[string]string{"method": "/mcr.v1.RegistryService/ListRepositories"}); !ok {
+		t.Error("/metrics has no mcr_grpc_request_duration_seconds for ListRepositories")
+	}
+	log := srv.Output.String()
+	if !strings.Contains(log, "/mcr.v1.RegistryService/ListRepositories") || !strings.Contains(log, "code=Unauthenticated") {
+		t.Errorf("the log does not record the calls:\n%s", log)
+	}
+	for _, secret := range []string{admin, "wrong-token"} {
+		if strings.Contains(log, secret) {
+			t.Errorf("the log contains a token %q", secret[:8])
+		}
+	}
 }

@@ -62,9 +62,19 @@ func (r ctlResult) want(t *testing.T, code int, what string, stdoutHas ...string
 // TestMcrctlRunbook exercises every mcrctl command of the runbook, written
 // as the runbook writes them, against a real server; plus the error paths
 // (TLS, connection, wrong token, permission, usage).
-func TestMcrctlRunbook(t *testing.T) {
+func TestMcrctlRunbook(t *testing.T) { testMcrctlRunbook(t, false) }
+
+// TestMcrctlRunbookGRPC is the same runbook with --grpc: every command
+// over the gRPC API, with the same output and errors.
+func TestMcrctlRunbookGRPC(t *testing.T) { testMcrctlRunbook(t, true) }
+
+func testMcrctlRunbook(t *testing.T, overGRPC bool) {
 	srv := mcrtest.Start(t)
 	addr := []string{"--addr", srv.URL, "--ca-cert", srv.CACert}
+	if overGRPC {
+		// The REST address is unreachable: nothing may silently use it.
+		addr = []string{"--addr", "https://" + mcrtest.FreeAddr(t), "--grpc", srv.GRPCAddr, "--ca-cert", srv.CACert}
+	}
 	ctl := func(stdin string, env []string, args ...string) ctlResult {
 		t.Helper()
 		return ctlRun(t, stdin, env, append(args, addr...)...)
@@ -72,20 +82,36 @@ func TestMcrctlRunbook(t *testing.T) {
 
 	// Health: `mcrctl status --addr https://localhost:8443` prints ok.
 	ctl("", nil, "status").want(t, 0, "status", "ok\n")
-	if r := ctlRun(t, "", nil, "status", "--server", srv.URL, "--ca-cert", srv.CACert); r.stdout != "ok\n" {
-		t.Fatalf("status with --server: %+v", r)
-	}
-	if r := ctlRun(t, "", []string{"MCR_ADDR=" + srv.URL, "MCR_CA_CERT=" + srv.CACert}, "status"); r.stdout != "ok\n" {
-		t.Fatalf("status from $MCR_ADDR: %+v", r)
-	}
-	// Clear connection and TLS errors (exit 1).
-	r := ctlRun(t, "", nil, "status", "--addr", srv.URL)
-	if r.code != 1 || !strings.Contains(r.stderr, "TLS") || !strings.Contains(r.stderr, "--ca-cert") {
-		t.Fatalf("untrusted certificate: %+v", r)
-	}
-	r = ctlRun(t, "", nil, "status", "--addr", "https://"+mcrtest.FreeAddr(t))
-	if r.code != 1 || !strings.Contains(r.stderr, "connection refused") {
-		t.Fatalf("nothing listening: %+v", r)
+	var r ctlResult
+	if overGRPC {
+		if r := ctlRun(t, "", []string{"MCR_GRPC=" + srv.GRPCAddr, "MCR_CA_CERT=" + srv.CACert}, "status"); r.stdout != "ok\n" {
+			t.Fatalf("status from $MCR_GRPC: %+v", r)
+		}
+		r = ctlRun(t, "", nil, "status", "--grpc", srv.GRPCAddr)
+		if r.code != 1 || !strings.Contains(r.stderr, "TLS") || !strings.Contains(r.stderr, "--ca-cert") {
+			t.Fatalf("untrusted certificate: %+v", r)
+		}
+		r = ctlRun(t, "", nil, "status", "--grpc", mcrtest.FreeAddr(t), "--ca-cert", srv.CACert)
+		if r.code != 1 || !strings.Contains(r.stderr, "connection refused") {
+			t.Fatalf("nothing listening: %+v", r)
+		}
+		ctlRun(t, "", nil, "status", "--grpc", "https://x:1").want(t, 2, "--grpc with a URL")
+	} else {
+		if r := ctlRun(t, "", nil, "status", "--server", srv.URL, "--ca-cert", srv.CACert); r.stdout != "ok\n" {
+			t.Fatalf("status with --server: %+v", r)
+		}
+		if r := ctlRun(t, "", []string{"MCR_ADDR=" + srv.URL, "MCR_CA_CERT=" + srv.CACert}, "status"); r.stdout != "ok\n" {
+			t.Fatalf("status from $MCR_ADDR: %+v", r)
+		}
+		// Clear connection and TLS errors (exit 1).
+		r = ctlRun(t, "", nil, "status", "--addr", srv.URL)
+		if r.code != 1 || !strings.Contains(r.stderr, "TLS") || !strings.Contains(r.stderr, "--ca-cert") {
+			t.Fatalf("untrusted certificate: %+v", r)
+		}
+		r = ctlRun(t, "", nil, "status", "--addr", "https://"+mcrtest.FreeAddr(t))
+		if r.code != 1 || !strings.Contains(r.stderr, "connection refused") {
+			t.Fatalf("nothing listening: %+v", r)
+		}
 	}
 
 	// Login: prompted, --password-stdin, --json, wrong password.
@@ -244,5 +270,7 @@ func TestMcrctlRunbook(t *testing.T) {
 		ctl("", env, args...).want(t, 2, "mcrctl "+strings.Join(args, " "))
 	}
 	ctl("", nil, "repo", "list").want(t, 2, "repo list without a token")
-	ctlRun(t, "", nil, "status", "--addr", "::bad").want(t, 2, "bad --addr")
+	if !overGRPC {
+		ctlRun(t, "", nil, "status", "--addr", "::bad").want(t, 2, "bad --addr")
+	}
 }

@@ -87,7 +87,7 @@ func startWeb(t *testing.T, srv *mcrtest.Server) string {
 	t.Helper()
 	addr := mcrtest.FreeAddr(t)
 	cmd := exec.Command(mcrtest.Binary(t, "mcr-web"), "server", "--config", srv.ConfigPath)
-	cmd.Env = append(os.Environ(), "MCR_WEB_API_URL="+srv.URL, "MCR_WEB_LISTEN_ADDR="+addr)
+	cmd.Env = append(os.Environ(), "MCR_WEB_API_URL="+srv.URL, "MCR_WEB_GRPC_ADDR="+srv.GRPCAddr, "MCR_WEB_LISTEN_ADDR="+addr)
 	out := &mcrtest.SafeBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -622,10 +622,20 @@ func TestBrowser(t *testing.T) {
 	d.waitText("#messages", "Repository alice/scratch was deleted")
 	d.waitNoText("#repo-results", "alice/scratch")
 
+	// The policy decides what a user sees: denied pulls on infra/*, alice
+	// finds infra/tools neither listed nor by its address.
+	denyInfra(t, srv, "alice")
 	// A user account sees repositories but no policy or audit pages.
 	d.signOut()
 	d.signIn(web, "alice", "alice-password-1")
-	d.waitText("#stat-repos", "2")
+	d.waitText("#stat-repos", "1")
+	d.open(web + "/repositories")
+	d.waitText("#repo-results", "team/app")
+	if strings.Contains(d.text("#repo-results"), "infra/tools") {
+		t.Error("alice is shown infra/tools, which the policy denies her")
+	}
+	d.open(web + "/repositories/infra/tools")
+	d.waitText("#error-title", "Repository not found")
 	nav := d.text("nav.mainnav")
 	if strings.Contains(nav, "Policies") || strings.Contains(nav, "Audit") {
 		t.Errorf("a user's navigation offers admin pages: %q", nav)
@@ -653,5 +663,36 @@ func TestBrowser(t *testing.T) {
 			t.Logf("browser console (expected): %s", m)
 		}
 	}
+	// mcr-web reached the admin API over gRPC (web.grpc_addr): mcrsrv
+	// logged the calls.
+	for _, m := range []string{"/mcr.v1.AdminService/Login", "/mcr.v1.RegistryService/ListRepositories",
+		"/mcr.v1.RegistryService/GetRepository", "/mcr.v1.PolicyService/CreatePolicyRule", "/mcr.v1.AuditService/ListAuditEvents"} {
+		if !strings.Contains(srv.Output.String(), m) {
+			t.Errorf("mcrsrv logged no gRPC call %s: mcr-web did not use the gRPC API", m)
+		}
+	}
 	t.Logf("browser test took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// denyInfra adds a rule denying user pulls of infra/* (through /v1, as
+// an operator would).
+func denyInfra(t *testing.T, srv *mcrtest.Server, user string) {
+	t.Helper()
+	out, err := srv.Run(t, "", "user", "list", "--config", srv.ConfigPath)
+	if err != nil {
+		t.Fatalf("user list: %v\n%s", err, out)
+	}
+	sub := ""
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && f[0] == user {
+			sub = f[3]
+		}
+	}
+	body, _ := json.Marshal(map[string]any{"priority": 5, "effect": "deny", "subject_uuid": sub,
+		"actions": []string{"registry:pull"}, "repositories": []string{"infra/*"}})
+	resp := srv.Do(t, http.MethodPost, "/v1/policy/rules", srv.Login(t, "admin", mcrtest.AdminPassword), body, "Content-Type", "application/json")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("deny rule: %d", resp.StatusCode)
+	}
 }

@@ -33,6 +33,9 @@ func TestDependencies(t *testing.T) {
 				"git.wntrmute.dev/kyle/mcr/ociext",
 				"git.wntrmute.dev/kyle/mcr/policyplugin",
 				"git.wntrmute.dev/kyle/mcr/adminapi",
+				"git.wntrmute.dev/kyle/mcr/adminsvc",
+				"git.wntrmute.dev/kyle/mcr/grpcapi",
+				"git.wntrmute.dev/kyle/mcr/gc",
 				"git.wntrmute.dev/kyle/mcr/notifications",
 			} {
 				if dep == banned || strings.HasPrefix(dep, banned) && strings.HasSuffix(banned, "/") {

@@ -373,11 +373,11 @@ func isTokenError(err error) bool {
 // fetchManifest gets a pull token for the signed-in user and the manifest
 // body from the registry API.
 func (srv *Server) fetchManifest(r *http.Request, s *Session, name, digest string) ([]byte, error) {
-	tok, err := srv.api.RegistryToken(r.Context(), s.Token, name)
+	tok, err := srv.reg.RegistryToken(r.Context(), s.Token, name)
 	if err != nil {
 		return nil, &manifestFetchError{"registry token", err}
 	}
-	body, _, err := srv.api.Manifest(r.Context(), tok, name, digest)
+	body, _, err := srv.reg.Manifest(r.Context(), tok, name, digest)
 	if err != nil {
 		return nil, &manifestFetchError{"could not fetch the manifest from the registry", err}
 	}

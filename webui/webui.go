@@ -35,6 +35,10 @@ type Options struct {
 	// HTTPClient talks to mcrsrv; it must trust mcrsrv's certificate
 	// ([web] ca_cert).
 	HTTPClient *http.Client
+	// Backend, when set, answers every admin API call (GRPCBackend for
+	// web.grpc_addr); nil uses the REST client of APIURL. APIURL is still
+	// needed for manifest bodies (/v2), which only REST serves.
+	Backend Backend
 	// ServiceName is the token service name ([identity] service_name).
 	ServiceName string
 	// RegistryHost is the host[:port] shown in pull commands; default: the
@@ -56,7 +60,8 @@ type Options struct {
 // Server is the web UI's http.Handler.
 type Server struct {
 	opts   Options
-	api    *Client
+	api    Backend // the admin API (REST or gRPC)
+	reg    *Client // REST: /v2 manifest bodies and the API URL shown
 	sealer *sealer
 	pages  map[string]*template.Template
 	mux    *http.ServeMux
@@ -88,7 +93,10 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{opts: opts, api: api, sealer: sl, log: opts.Logger}
+	srv := &Server{opts: opts, api: api, reg: api, sealer: sl, log: opts.Logger}
+	if opts.Backend != nil {
+		srv.api = opts.Backend
+	}
 	if err := srv.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -310,7 +318,7 @@ func (srv *Server) newView(w http.ResponseWriter, r *http.Request, s *Session, t
 	}
 	return &view{
 		Title: title, Nav: nav, S: s, CSRF: srv.csrfFor(w, r, sid), Version: srv.opts.Version,
-		APIURL: srv.api.URL(), Host: srv.opts.RegistryHost, Now: srv.now(), D: d,
+		APIURL: srv.reg.URL(), Host: srv.opts.RegistryHost, Now: srv.now(), D: d,
 		Flash: flashMessage(r.URL.Query()),
 	}
 }

@@ -225,3 +225,30 @@ type GCStatus struct {
 type SnapshotCreated struct {
 	Path string `json:"path"`
 }
+
+// UploadInfo is one blob upload directory (in progress or abandoned).
+type UploadInfo struct {
+	Repository string    `json:"repository"`
+	ID         string    `json:"id"`
+	Size       int64     `json:"size"`
+	Started    time.Time `json:"started"`
+	Modified   time.Time `json:"modified"`
+	AgeSeconds int64     `json:"age_seconds"`
+}
+
+// UploadList is GET /v1/uploads.
+type UploadList struct {
+	Uploads    []UploadInfo `json:"uploads"`
+	TotalBytes int64        `json:"total_bytes"`
+}
+
+// UploadPurgeRequest is the body of POST /v1/uploads/purge.
+type UploadPurgeRequest struct {
+	OlderThan string `json:"older_than"`
+}
+
+// UploadPurged is the answer of POST /v1/uploads/purge.
+type UploadPurged struct {
+	Purged     []UploadInfo `json:"purged"`
+	BytesFreed int64        `json:"bytes_freed"`
+}

@@ -1,6 +1,8 @@
 // Command mcr-web is MCR's web dashboard (DESIGN §1, §11): it reads the
-// [web] section of mcr.toml and serves the UI, talking to mcrsrv only
-// through its admin REST API at web.api_url.
+// [web] section of mcr.toml and serves the UI, talking to mcrsrv over its
+// gRPC admin API at web.grpc_addr (the REST API at web.api_url when that
+// is empty). web.api_url also serves manifest bodies (/v2), which have no
+// gRPC equivalent.
 //
 //	mcr-web server --config /srv/mcr/mcr.toml
 package main
@@ -26,6 +28,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/grpcclient"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/webui"
 )
@@ -74,6 +77,18 @@ func serverCmd() *cobra.Command {
 
 // apiClient trusts web.ca_cert (or the system roots when it is empty).
 func apiClient(caFile string) (*http.Client, error) {
+	tlsCfg, err := apiTLS(caFile)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsCfg
+	tr.MaxIdleConnsPerHost = 16
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+}
+
+// apiTLS is the TLS configuration of both links to mcrsrv.
+func apiTLS(caFile string) (*tls.Config, error) {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS13}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
@@ -86,10 +101,7 @@ func apiClient(caFile string) (*http.Client, error) {
 		}
 		tlsCfg.RootCAs = pool
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tlsCfg
-	tr.MaxIdleConnsPerHost = 16
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+	return tlsCfg, nil
 }
 
 // sessionKey reads the session key from path, creating it (0600) when
@@ -147,8 +159,22 @@ func serve(cfg *config.Config, keyFile string) error {
 		keyFile = filepath.Join(cfg.DataDir(), "web-session.key")
 	}
 	secure := w.TLSCert != ""
+	var backend webui.Backend
+	via := "rest"
+	if w.GRPCAddr != "" {
+		tlsCfg, err := apiTLS(w.CACert)
+		if err != nil {
+			return err
+		}
+		gc, err := grpcclient.Dial(w.GRPCAddr, tlsCfg)
+		if err != nil {
+			return fmt.Errorf("config: web.grpc_addr: %w", err)
+		}
+		defer gc.Close()
+		backend, via = webui.NewGRPCBackend(gc), "grpc "+w.GRPCAddr
+	}
 	ui, err := webui.New(webui.Options{
-		APIURL: w.APIURL, HTTPClient: hc, ServiceName: cfg.Identity.ServiceName,
+		APIURL: w.APIURL, HTTPClient: hc, Backend: backend, ServiceName: cfg.Identity.ServiceName,
 		RegistryHost: cfg.Server.Hostname, SessionKey: sessionKey(keyFile), Secure: secure, Version: version,
 	})
 	if err != nil {
@@ -168,7 +194,7 @@ func serve(cfg *config.Config, keyFile string) error {
 		scheme = "https"
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS13}
 	}
-	slog.Info("mcr-web listening", "addr", ln.Addr().String(), "url", scheme+"://"+displayAddr(ln.Addr().String()), "api_url", w.APIURL, "version", version)
+	slog.Info("mcr-web listening", "addr", ln.Addr().String(), "url", scheme+"://"+displayAddr(ln.Addr().String()), "api_url", w.APIURL, "admin_api", via, "version", version)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
+	"git.wntrmute.dev/kyle/mcr/grpcclient"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
@@ -32,9 +33,54 @@ type client struct {
 	token string
 }
 
-// newClient builds a client from the global flags; needToken demands a
-// token (from --token or $MCR_TOKEN).
-func (g *globals) client(needToken bool) (*client, error) {
+// client builds the backend the global flags select (gRPC with --grpc,
+// else REST at --addr); needToken demands a token (from --token or
+// $MCR_TOKEN).
+func (g *globals) client(needToken bool) (backend, error) {
+	if strings.TrimSpace(g.grpcAddr) == "" {
+		c, err := g.restClient(needToken)
+		if err != nil {
+			return nil, err
+		}
+		return restBackend{c: c}, nil
+	}
+	addr := strings.TrimSpace(g.grpcAddr)
+	if strings.Contains(addr, "://") {
+		return nil, cli.Usagef("--grpc %q: want HOST:PORT such as mcr.example.net:9443", g.grpcAddr)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, cli.Usagef("--grpc %q: want HOST:PORT such as mcr.example.net:9443", g.grpcAddr)
+	}
+	tlsCfg, err := g.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	tok, err := g.bearer(needToken)
+	if err != nil {
+		return nil, err
+	}
+	c, err := grpcclient.Dial(addr, tlsCfg)
+	if err != nil {
+		return nil, err
+	}
+	return grpcBackend{c: c, token: tok}, nil
+}
+
+// bearer is the token of --token or $MCR_TOKEN.
+func (g *globals) bearer(needToken bool) (string, error) {
+	tok := g.token
+	if tok == "" {
+		tok = os.Getenv("MCR_TOKEN")
+	}
+	tok = strings.TrimSpace(tok)
+	if needToken && tok == "" {
+		return "", cli.Usagef("no token: pass --token or set MCR_TOKEN (get one with `mcrctl login`)")
+	}
+	return tok, nil
+}
+
+// restClient is the /v1 client of --addr.
+func (g *globals) restClient(needToken bool) (*client, error) {
 	raw := strings.TrimSpace(g.addr)
 	if raw == "" {
 		return nil, cli.Usagef("--addr is empty")
@@ -51,6 +97,22 @@ func (g *globals) client(needToken bool) (*client, error) {
 	if err != nil || timeout <= 0 {
 		return nil, cli.Usagef("--timeout %q: want a duration such as 60s", g.timeout)
 	}
+	tlsCfg, err := g.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsCfg
+	tok, err := g.bearer(needToken)
+	if err != nil {
+		return nil, err
+	}
+	return &client{base: u, http: &http.Client{Transport: tr, Timeout: timeout}, token: tok}, nil
+}
+
+// tlsConfig trusts --ca-cert (or the standard data directory's
+// certificate) in addition to the system roots.
+func (g *globals) tlsConfig() (*tls.Config, error) {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	caCert := g.caCert
 	if caCert == "" {
@@ -76,17 +138,7 @@ func (g *globals) client(needToken bool) (*client, error) {
 		}
 		tlsCfg.RootCAs = pool
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tlsCfg
-	tok := g.token
-	if tok == "" {
-		tok = os.Getenv("MCR_TOKEN")
-	}
-	tok = strings.TrimSpace(tok)
-	if needToken && tok == "" {
-		return nil, cli.Usagef("no token: pass --token or set MCR_TOKEN (get one with `mcrctl login`)")
-	}
-	return &client{base: u, http: &http.Client{Transport: tr, Timeout: timeout}, token: tok}, nil
+	return tlsCfg, nil
 }
 
 // apiError is a non-2xx answer.
@@ -209,18 +261,6 @@ func explainTransport(base *url.URL, err error) error {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// printJSON writes raw JSON indented, with a trailing newline.
-func (g *globals) printJSON(raw []byte) error {
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, bytes.TrimSpace(raw), "", "  "); err != nil {
-		_, err = g.stdout.Write(append(bytes.TrimSpace(raw), '\n'))
-		return err
-	}
-	buf.WriteByte('\n')
-	_, err := g.stdout.Write(buf.Bytes())
-	return err
 }
 
 // printValue writes v as indented JSON.

@@ -5,10 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
+	"git.wntrmute.dev/kyle/mcr/grpcclient"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
@@ -57,31 +55,20 @@ func statusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			q := url.Values{}
-			if detail {
-				q.Set("detail", "1")
-			}
-			var body struct {
-				Status string            `json:"status"`
-				Checks map[string]string `json:"checks"`
-			}
-			raw, err := cl.do(context.Background(), http.MethodGet, "/v1/health", q, nil, &body)
+			status, checks, err := cl.Health(context.Background(), detail)
 			if err != nil {
-				if ae, ok := err.(*apiError); ok {
-					_ = json.Unmarshal(raw, &body)
-					if len(body.Checks) > 0 {
-						return fmt.Errorf("unhealthy (%d): %s", ae.Status, fmtChecks(body.Checks))
-					}
-					return fmt.Errorf("unhealthy: %v", ae)
-				}
 				return err
 			}
 			if g.json {
-				return g.printJSON(raw)
+				body := map[string]any{"status": status}
+				if checks != nil {
+					body["checks"] = checks
+				}
+				return g.printValue(body)
 			}
-			fmt.Fprintln(g.stdout, body.Status)
-			if detail && len(body.Checks) > 0 {
-				fmt.Fprintln(g.stdout, fmtChecks(body.Checks))
+			fmt.Fprintln(g.stdout, status)
+			if detail && len(checks) > 0 {
+				fmt.Fprintln(g.stdout, fmtChecks(checks))
 			}
 			return nil
 		},
@@ -116,42 +103,21 @@ func repoCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var all []json.RawMessage
-			var repos []apitypes.RepoSummary
+			repos := []apitypes.RepoSummary{}
 			last := ""
 			for {
-				q := url.Values{"n": {"1000"}}
-				if filter != "" {
-					q.Set("q", filter)
-				}
-				if last != "" {
-					q.Set("last", last)
-				}
-				var page struct {
-					Repositories []json.RawMessage `json:"repositories"`
-					Next         string            `json:"next"`
-				}
-				if _, err := cl.do(context.Background(), http.MethodGet, "/v1/repositories", q, nil, &page); err != nil {
+				page, err := cl.Repositories(context.Background(), filter, last, 1000)
+				if err != nil {
 					return err
 				}
-				for _, r := range page.Repositories {
-					var s apitypes.RepoSummary
-					if err := json.Unmarshal(r, &s); err != nil {
-						return fmt.Errorf("unexpected repository entry: %w", err)
-					}
-					repos = append(repos, s)
-				}
-				all = append(all, page.Repositories...)
+				repos = append(repos, page.Repositories...)
 				if page.Next == "" || len(page.Repositories) == 0 || page.Next == last {
 					break
 				}
 				last = page.Next
 			}
 			if g.json {
-				if all == nil {
-					all = []json.RawMessage{}
-				}
-				return g.printValue(map[string]any{"repositories": all})
+				return g.printValue(map[string]any{"repositories": repos})
 			}
 			tw := g.table()
 			fmt.Fprintln(tw, "NAME\tTAGS\tMANIFESTS\tSIZE\tLAST PUSH")
@@ -191,7 +157,7 @@ func repoCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("not confirmed; nothing deleted")
 				}
 			}
-			if _, err := cl.do(context.Background(), http.MethodDelete, "/v1/repositories/"+name, nil, nil, nil); err != nil {
+			if err := cl.DeleteRepository(context.Background(), name); err != nil {
 				return err
 			}
 			if g.json {
@@ -217,15 +183,14 @@ func snapshotCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var resp apitypes.SnapshotCreated
-			raw, err := cl.do(context.Background(), http.MethodPost, "/v1/snapshot", nil, nil, &resp)
+			path, err := cl.Snapshot(context.Background())
 			if err != nil {
 				return err
 			}
 			if g.json {
-				return g.printJSON(raw)
+				return g.printValue(apitypes.SnapshotCreated{Path: path})
 			}
-			fmt.Fprintln(g.stdout, resp.Path)
+			fmt.Fprintln(g.stdout, path)
 			return nil
 		},
 	}
@@ -248,16 +213,9 @@ func auditCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			q := url.Values{"n": {strconv.Itoa(n)}}
-			for k, v := range map[string]string{"event_type": eventType, "repository": repository, "actor_id": actorID, "since": since} {
-				if v != "" {
-					q.Set(k, v)
-				}
-			}
-			var page struct {
-				Events []json.RawMessage `json:"events"`
-			}
-			if _, err := cl.do(context.Background(), http.MethodGet, "/v1/audit", q, nil, &page); err != nil {
+			page, err := cl.Audit(context.Background(), grpcclient.AuditQuery{N: n, EventType: eventType,
+				Repository: repository, ActorID: actorID, Since: since})
+			if err != nil {
 				return err
 			}
 			// The API answers newest first; a tail reads oldest first.
@@ -266,17 +224,13 @@ func auditCmd(g *globals) *cobra.Command {
 			}
 			if g.json {
 				if page.Events == nil {
-					page.Events = []json.RawMessage{}
+					page.Events = []apitypes.AuditEvent{}
 				}
 				return g.printValue(map[string]any{"events": page.Events})
 			}
 			tw := g.table()
 			fmt.Fprintln(tw, "TIME\tEVENT\tACTOR\tREPOSITORY\tREFERENCE\tIP\tDETAILS")
-			for _, raw := range page.Events {
-				var e apitypes.AuditEvent
-				if err := json.Unmarshal(raw, &e); err != nil {
-					return fmt.Errorf("unexpected audit entry: %w", err)
-				}
+			for _, e := range page.Events {
 				ref := e.Digest
 				if e.Tag != "" {
 					ref = e.Tag

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -42,10 +41,6 @@ pass --wait.`,
 			if err != nil {
 				return err
 			}
-			path := "/v1/gc"
-			if reconcile {
-				path = "/v1/gc/reconcile"
-			}
 			if grace != "" {
 				if reconcile {
 					return cli.Usagef("--grace applies to a collection, not to --reconcile")
@@ -56,14 +51,14 @@ pass --wait.`,
 				fmt.Fprintf(g.stderr, "WARNING: grace period overridden (%s) for this run: uploads in flight younger than that may lose their blobs\n", grace)
 			}
 			body := apitypes.GCRequest{DryRun: dryRun, RemoveUntagged: removeUntagged, Grace: grace}
-			var started apitypes.GCStarted
-			raw, err := cl.do(context.Background(), http.MethodPost, path, nil, body, &started)
+			id, err := cl.StartGC(context.Background(), reconcile, body)
 			if err != nil {
 				return err
 			}
+			started := apitypes.GCStarted{ID: id}
 			if !wait {
 				if g.json {
-					return g.printJSON(raw)
+					return g.printValue(started)
 				}
 				what := "gc"
 				if reconcile {
@@ -104,13 +99,12 @@ pass --wait.`,
 			if err != nil {
 				return err
 			}
-			var st apitypes.GCStatus
-			raw, err := cl.do(context.Background(), http.MethodGet, "/v1/gc/status", nil, nil, &st)
+			st, err := cl.GCStatus(context.Background())
 			if err != nil {
 				return err
 			}
 			if g.json {
-				return g.printJSON(raw)
+				return g.printValue(st)
 			}
 			fmt.Fprintf(g.stdout, "running: %s\n", yesNo(st.Running))
 			if st.LastRun == nil {
@@ -126,10 +120,10 @@ pass --wait.`,
 }
 
 // waitRun polls the status until run id has completed.
-func waitRun(cl *client, id int64) (*apitypes.GCRun, error) {
+func waitRun(cl backend, id int64) (*apitypes.GCRun, error) {
 	for {
-		var st apitypes.GCStatus
-		if _, err := cl.do(context.Background(), http.MethodGet, "/v1/gc/status", nil, nil, &st); err != nil {
+		st, err := cl.GCStatus(context.Background())
+		if err != nil {
 			return nil, err
 		}
 		if st.LastRun != nil && st.LastRun.ID >= id && (st.LastRun.ID > id || st.LastRun.Completed != nil) {

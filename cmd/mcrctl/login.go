@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
 
@@ -72,9 +71,7 @@ is printed.`,
 			if password == "" {
 				return cli.Usagef("an empty password was given")
 			}
-			var resp apitypes.LoginResult
-			raw, err := cl.do(context.Background(), http.MethodPost, "/v1/auth/login", nil,
-				apitypes.LoginRequest{Username: username, Password: password}, &resp)
+			resp, err := cl.Login(context.Background(), username, password)
 			if err != nil {
 				if ae, ok := err.(*apiError); ok && ae.Status == http.StatusUnauthorized {
 					return fmt.Errorf("login failed: %s", ae.Message)
@@ -82,7 +79,7 @@ is printed.`,
 				return err
 			}
 			if g.json {
-				return g.printJSON(raw)
+				return g.printValue(resp)
 			}
 			fmt.Fprintln(g.stdout, resp.Token)
 			if resp.ExpiresAt != "" {

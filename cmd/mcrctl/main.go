@@ -23,11 +23,12 @@ var version = "dev"
 
 // globals are the flags every command shares.
 type globals struct {
-	addr    string
-	caCert  string
-	token   string
-	json    bool
-	timeout string
+	addr     string
+	grpcAddr string
+	caCert   string
+	token    string
+	json     bool
+	timeout  string
 
 	stdin  io.Reader
 	stdout io.Writer
@@ -81,11 +82,12 @@ Exit codes: 0 ok, 1 the operation failed, 2 usage error.`,
 	pf.StringVar(&g.addr, "server", def, "alias of --addr")
 	_ = pf.MarkHidden("server")
 	pf.StringVar(&g.caCert, "ca-cert", os.Getenv("MCR_CA_CERT"), "PEM file of the CA (or self-signed certificate) to trust ($MCR_CA_CERT; else /srv/mcr/certs/cert.pem if readable)")
+	pf.StringVar(&g.grpcAddr, "grpc", os.Getenv("MCR_GRPC"), "use the gRPC API at HOST:PORT (e.g. localhost:9443) instead of REST ($MCR_GRPC)")
 	pf.StringVar(&g.token, "token", "", "bearer token from \"mcrctl login\" (default $MCR_TOKEN)")
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables")
 	pf.StringVar(&g.timeout, "timeout", "60s", "request timeout")
 
-	root.AddCommand(loginCmd(g), statusCmd(g), repoCmd(g), gcCmd(g), policyCmd(g), auditCmd(g), snapshotCmd(g), versionCmd(g))
+	root.AddCommand(loginCmd(g), statusCmd(g), repoCmd(g), gcCmd(g), policyCmd(g), auditCmd(g), snapshotCmd(g), uploadsCmd(g), indexCmd(g), versionCmd(g))
 	return root
 }
 

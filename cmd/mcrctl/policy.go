@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -94,13 +92,12 @@ func policyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var page apitypes.RuleList
-			raw, err := cl.do(context.Background(), http.MethodGet, "/v1/policy/rules", url.Values{"n": {"1000"}}, nil, &page)
+			page, err := cl.Rules(context.Background())
 			if err != nil {
 				return err
 			}
 			if g.json {
-				return g.printJSON(raw)
+				return g.printValue(page)
 			}
 			tw := g.table()
 			fmt.Fprintln(tw, "ID\tPRIORITY\tEFFECT\tENABLED\tACTIONS\tREPOSITORIES\tROLES\tACCOUNT TYPES\tSUBJECT\tDESCRIPTION")
@@ -147,7 +144,8 @@ func policyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.sendRule(cl, http.MethodPost, "/v1/policy/rules", body, "created")
+			r, err := cl.CreateRule(context.Background(), body)
+			return g.printRule(r, err, "created")
 		},
 	}
 	cf.register(create.Flags(), false)
@@ -168,7 +166,6 @@ func policyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path := "/v1/policy/rules/" + strconv.FormatInt(id, 10)
 			var body any
 			if uf.file != "" {
 				b, err := readBody(uf.file, g.stdin)
@@ -195,8 +192,8 @@ func policyCmd(g *globals) *cobra.Command {
 				if matchChanged {
 					// The API replaces all matching fields at once: start
 					// from the rule as it is.
-					var cur apitypes.PolicyRule
-					if _, err := cl.do(context.Background(), http.MethodGet, path, nil, nil, &cur); err != nil {
+					cur, err := cl.Rule(context.Background(), id)
+					if err != nil {
 						return err
 					}
 					m := cur.Match()
@@ -225,7 +222,8 @@ func policyCmd(g *globals) *cobra.Command {
 				}
 				body = patch
 			}
-			return g.sendRule(cl, http.MethodPatch, path, body, "updated")
+			r, err := cl.PatchRule(context.Background(), id, body)
+			return g.printRule(r, err, "updated")
 		},
 	}
 	uf.register(update.Flags(), true)
@@ -243,7 +241,7 @@ func policyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := cl.do(context.Background(), http.MethodDelete, "/v1/policy/rules/"+strconv.FormatInt(id, 10), nil, nil, nil); err != nil {
+			if err := cl.DeleteRule(context.Background(), id); err != nil {
 				return err
 			}
 			if g.json {
@@ -256,15 +254,13 @@ func policyCmd(g *globals) *cobra.Command {
 	return group("policy", "Policy rules", list, create, update, del)
 }
 
-// sendRule sends a rule create or change and reports the rule it returns.
-func (g *globals) sendRule(cl *client, method, path string, body any, verb string) error {
-	var r apitypes.PolicyRule
-	raw, err := cl.do(context.Background(), method, path, nil, body, &r)
+// printRule reports the rule a create or change returned.
+func (g *globals) printRule(r *apitypes.PolicyRule, err error, verb string) error {
 	if err != nil {
 		return err
 	}
 	if g.json {
-		return g.printJSON(raw)
+		return g.printValue(r)
 	}
 	fmt.Fprintf(g.stdout, "%s rule %d\n", verb, r.ID)
 	return nil

@@ -37,6 +37,7 @@ func versionCmd() *cobra.Command {
 
 func serverCmd() *cobra.Command {
 	var cfgPath string
+	var fullCheck bool
 	c := &cobra.Command{
 		Use:   "server",
 		Short: "Serve the registry, token endpoint and admin API",
@@ -46,10 +47,11 @@ func serverCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return serve(cfg)
+			return serve(cfg, serveOptions{integrityCheck: fullCheck})
 		},
 	}
 	c.Flags().StringVar(&cfgPath, "config", "", "path to mcr.toml")
+	c.Flags().BoolVar(&fullCheck, "integrity-check", false, "run the full PRAGMA integrity_check at start-up instead of quick_check (slower: also verifies index contents)")
 	_ = c.MarkFlagRequired("config")
 	return c
 }

@@ -96,3 +96,28 @@ func startAuditPruner(st *store.Store, retentionDays int) (stop func()) {
 	}()
 	return func() { cancel(); <-done }
 }
+
+// uploadService lists and purges blob uploads on the App's storage.
+type uploadService struct{ capt *captured }
+
+func (u uploadService) List(ctx context.Context) ([]gc.Upload, error) {
+	_, d, err := u.capt.get()
+	if err != nil {
+		return nil, err
+	}
+	return gc.ListUploads(ctx, d)
+}
+
+func (u uploadService) Purge(ctx context.Context, olderThan time.Duration) ([]gc.Upload, error) {
+	_, d, err := u.capt.get()
+	if err != nil {
+		return nil, err
+	}
+	purged, err := gc.PurgeUploads(ctx, d, olderThan, time.Now())
+	var bytes int64
+	for _, p := range purged {
+		bytes += p.Size
+	}
+	slog.Info("uploads purged", "older_than", olderThan, "uploads", len(purged), "bytes", bytes, "err", err)
+	return purged, err
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -76,8 +77,81 @@ func openProvider(cfg *config.Config, st *store.Store, issuer *token.Issuer) (id
 	}
 }
 
-// serve runs the registry until SIGTERM/SIGINT, then drains.
-func serve(cfg *config.Config) error {
+// serveOptions are the server's command-line switches.
+type serveOptions struct {
+	// integrityCheck runs integrity_check at start-up instead of quick_check.
+	integrityCheck bool
+}
+
+// serve runs the registry until SIGTERM/SIGINT, then drains. A damaged
+// database fails start-up with one message that says so and points to the
+// restore procedure, whichever step first tripped over it.
+func serve(cfg *config.Config, so serveOptions) error {
+	err := serveRegistry(cfg, so)
+	if err != nil && store.IsCorrupt(err) {
+		return corruptDatabase(cfg, err)
+	}
+	return err
+}
+
+// corruptDatabase is the start-up failure for a damaged database.
+func corruptDatabase(cfg *config.Config, err error) error {
+	return fmt.Errorf("database: %s is corrupt; refusing to start. Restore it from the newest snapshot "+
+		"(docs/runbook.md, \"Restore from snapshot\"): keep the damaged file (mv %[1]s %[1]s.corrupt, with its -wal and -shm), "+
+		"copy %[2]s/mcr-YYYYMMDD-HHMMSS.db to %[1]s, start the server; the repository index is rebuilt from storage in the background. Cause: %[3]w",
+		cfg.Database.Path, filepath.Join(cfg.DataDir(), "backups"), err)
+}
+
+// checkDatabase runs the start-up integrity check within
+// database.check_timeout.
+func checkDatabase(cfg *config.Config, st *store.Store, full bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Database.CheckTimeout)
+	defer cancel()
+	start := time.Now()
+	res := st.Check(ctx, full)
+	switch {
+	case res.Err != nil:
+		return fmt.Errorf("database: integrity check: %w", res.Err)
+	case res.Incomplete:
+		slog.Warn("database: integrity check did not finish within database.check_timeout; starting anyway (run `sqlite3 mcr.db 'PRAGMA integrity_check'` offline)",
+			"component", "database", "timeout", cfg.Database.CheckTimeout, "full", full)
+	default:
+		slog.Info("database: integrity check ok", "component", "database", "full", full, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// startDatabaseChecks re-runs quick_check every database.check_interval;
+// the result feeds /v1/health?detail=1.
+func startDatabaseChecks(cfg *config.Config, st *store.Store) (stop func()) {
+	if cfg.Database.CheckInterval <= 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(cfg.Database.CheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			cctx, ccancel := context.WithTimeout(ctx, cfg.Database.CheckTimeout)
+			res := st.Check(cctx, false)
+			ccancel()
+			if res.Err != nil {
+				slog.Error("database: periodic integrity check found damage; restore from a snapshot (docs/runbook.md)",
+					"component", "database", "err", res.Err)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func serveRegistry(cfg *config.Config, so serveOptions) error {
 	setupLogging(cfg.Log.SlogLevel())
 	if _, err := tls.LoadX509KeyPair(cfg.Server.TLSCert, cfg.Server.TLSKey); err != nil {
 		return fmt.Errorf("server.tls_cert/server.tls_key: %w", err)
@@ -98,6 +172,11 @@ func serve(cfg *config.Config) error {
 		return err
 	}
 	defer st.Close()
+	if err := checkDatabase(cfg, st, so.integrityCheck); err != nil {
+		return err
+	}
+	stopChecks := startDatabaseChecks(cfg, st)
+	defer stopChecks()
 	keys, err := token.LoadKeySet(cfg.Identity.KeysDir)
 	if err != nil {
 		return fmt.Errorf("identity.keys_dir: %w", err)
@@ -112,7 +191,9 @@ func serve(cfg *config.Config) error {
 		return fmt.Errorf("policy: %w", err)
 	}
 	authn := &authplugin.Authenticator{Issuer: issuer, Provider: provider}
-	sink := notifications.NewSink(st, notifications.Options{OnCommit: metrics.ObserveCommit, SkipPulls: !cfg.Audit.RecordPulls})
+	ix := newIndexer(st)
+	sink := notifications.NewSink(st, notifications.Options{OnCommit: metrics.ObserveCommit, SkipPulls: !cfg.Audit.RecordPulls,
+		OnIndexFailure: ix.markDirty})
 	metrics.RegisterQueueDepth(func() float64 { return float64(sink.Depth()) })
 	defer func() {
 		if err := sink.Close(); err != nil {
@@ -121,6 +202,7 @@ func serve(cfg *config.Config) error {
 	}()
 	rec := auditRecorder{sink: sink}
 	capt := &captured{}
+	ix.capt = capt
 
 	secret := cfg.Server.HTTPSecret
 	if secret == "" {
@@ -177,6 +259,10 @@ func serve(cfg *config.Config) error {
 			return guard.Check(context.Background())
 		},
 		GC: gcs.runner, Snapshot: gcs.snapshot, // gc
+		Uploads: uploadService{capt: capt},
+		ReconcileIndex: func(ctx context.Context) (any, error) {
+			return ix.reconcile(ctx, nil)
+		},
 	})
 	api := adminapi.New(adminapi.Options{Service: svc})
 	handler := edge.Handler(edge.Options{
@@ -227,6 +313,10 @@ func serve(cfg *config.Config) error {
 		_ = srv.Close()
 		return err
 	}
+	ixCtx, ixCancel := context.WithCancel(context.Background())
+	ixDone := make(chan struct{})
+	go func() { defer close(ixDone); ix.run(ixCtx) }()
+	defer func() { ixCancel(); <-ixDone }()
 
 	select {
 	case err := <-errc:

@@ -86,6 +86,8 @@ type Server struct {
 	loginCalls    int
 	logoutCalls   int
 	lastLogin     LoginRequest
+	hold          chan struct{} // non-nil: logins wait until it is closed
+	held          int           // logins waiting on hold
 }
 
 // New starts a fake MCIAS over TLS (1.3 minimum) and closes it when the
@@ -265,6 +267,31 @@ func (s *Server) LastLogin() LoginRequest {
 	return l
 }
 
+// HoldLogins makes every login wait until release is called (for tests
+// that need a call in flight for as long as they choose); Held reports
+// how many are waiting.
+func (s *Server) HoldLogins() (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan struct{})
+	s.hold = ch
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.hold == ch {
+			close(ch)
+			s.hold = nil
+		}
+	}
+}
+
+// Held is the number of logins waiting for release (see HoldLogins).
+func (s *Server) Held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
+}
+
 // gate counts requests and applies the down state before routing.
 func (s *Server) gate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -277,8 +304,17 @@ func (s *Server) gate(next http.Handler) http.Handler {
 		case "/v1/auth/logout":
 			s.logoutCalls++
 		}
-		down, mode := s.down, s.downMode
+		down, mode, hold := s.down, s.downMode, s.hold
+		if hold != nil && r.URL.Path == "/v1/auth/login" {
+			s.held++
+		}
 		s.mu.Unlock()
+		if hold != nil && r.URL.Path == "/v1/auth/login" {
+			<-hold
+			s.mu.Lock()
+			s.held--
+			s.mu.Unlock()
+		}
 		if !down {
 			next.ServeHTTP(w, r)
 			return

@@ -1088,6 +1088,357 @@ func (x *SnapshotResponse) GetPath() string {
 	return ""
 }
 
+// Upload is one blob upload directory.
+type Upload struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Repository    string                 `protobuf:"bytes,1,opt,name=repository,proto3" json:"repository,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Size          int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Started       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=started,proto3" json:"started,omitempty"`
+	Modified      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=modified,proto3" json:"modified,omitempty"`
+	AgeSeconds    int64                  `protobuf:"varint,6,opt,name=age_seconds,json=ageSeconds,proto3" json:"age_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Upload) Reset() {
+	*x = Upload{}
+	mi := &file_mcr_v1_registry_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Upload) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Upload) ProtoMessage() {}
+
+func (x *Upload) ProtoReflect() protoreflect.Message {
+	mi := &file_mcr_v1_registry_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Upload.ProtoReflect.Descriptor instead.
+func (*Upload) Descriptor() ([]byte, []int) {
+	return file_mcr_v1_registry_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *Upload) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+func (x *Upload) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Upload) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *Upload) GetStarted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Started
+	}
+	return nil
+}
+
+func (x *Upload) GetModified() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Modified
+	}
+	return nil
+}
+
+func (x *Upload) GetAgeSeconds() int64 {
+	if x != nil {
+		return x.AgeSeconds
+	}
+	return 0
+}
+
+type ListUploadsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUploadsRequest) Reset() {
+	*x = ListUploadsRequest{}
+	mi := &file_mcr_v1_registry_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUploadsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUploadsRequest) ProtoMessage() {}
+
+func (x *ListUploadsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mcr_v1_registry_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUploadsRequest.ProtoReflect.Descriptor instead.
+func (*ListUploadsRequest) Descriptor() ([]byte, []int) {
+	return file_mcr_v1_registry_proto_rawDescGZIP(), []int{19}
+}
+
+type ListUploadsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uploads       []*Upload              `protobuf:"bytes,1,rep,name=uploads,proto3" json:"uploads,omitempty"`
+	TotalBytes    int64                  `protobuf:"varint,2,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUploadsResponse) Reset() {
+	*x = ListUploadsResponse{}
+	mi := &file_mcr_v1_registry_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUploadsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUploadsResponse) ProtoMessage() {}
+
+func (x *ListUploadsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mcr_v1_registry_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUploadsResponse.ProtoReflect.Descriptor instead.
+func (*ListUploadsResponse) Descriptor() ([]byte, []int) {
+	return file_mcr_v1_registry_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListUploadsResponse) GetUploads() []*Upload {
+	if x != nil {
+		return x.Uploads
+	}
+	return nil
+}
+
+func (x *ListUploadsResponse) GetTotalBytes() int64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
+}
+
+type PurgeUploadsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A Go duration such as "24h"; "0s" removes every upload.
+	OlderThan     string `protobuf:"bytes,1,opt,name=older_than,json=olderThan,proto3" json:"older_than,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeUploadsRequest) Reset() {
+	*x = PurgeUploadsRequest{}
+	mi := &file_mcr_v1_registry_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeUploadsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeUploadsRequest) ProtoMessage() {}
+
+func (x *PurgeUploadsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mcr_v1_registry_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeUploadsRequest.ProtoReflect.Descriptor instead.
+func (*PurgeUploadsRequest) Descriptor() ([]byte, []int) {
+	return file_mcr_v1_registry_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *PurgeUploadsRequest) GetOlderThan() string {
+	if x != nil {
+		return x.OlderThan
+	}
+	return ""
+}
+
+type PurgeUploadsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Purged        []*Upload              `protobuf:"bytes,1,rep,name=purged,proto3" json:"purged,omitempty"`
+	BytesFreed    int64                  `protobuf:"varint,2,opt,name=bytes_freed,json=bytesFreed,proto3" json:"bytes_freed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeUploadsResponse) Reset() {
+	*x = PurgeUploadsResponse{}
+	mi := &file_mcr_v1_registry_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeUploadsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeUploadsResponse) ProtoMessage() {}
+
+func (x *PurgeUploadsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mcr_v1_registry_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeUploadsResponse.ProtoReflect.Descriptor instead.
+func (*PurgeUploadsResponse) Descriptor() ([]byte, []int) {
+	return file_mcr_v1_registry_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PurgeUploadsResponse) GetPurged() []*Upload {
+	if x != nil {
+		return x.Purged
+	}
+	return nil
+}
+
+func (x *PurgeUploadsResponse) GetBytesFreed() int64 {
+	if x != nil {
+		return x.BytesFreed
+	}
+	return 0
+}
+
+type ReconcileIndexRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconcileIndexRequest) Reset() {
+	*x = ReconcileIndexRequest{}
+	mi := &file_mcr_v1_registry_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileIndexRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileIndexRequest) ProtoMessage() {}
+
+func (x *ReconcileIndexRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mcr_v1_registry_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileIndexRequest.ProtoReflect.Descriptor instead.
+func (*ReconcileIndexRequest) Descriptor() ([]byte, []int) {
+	return file_mcr_v1_registry_proto_rawDescGZIP(), []int{23}
+}
+
+type ReconcileIndexResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What changed, as /v1/index/reconcile answers it.
+	Result        *structpb.Struct `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconcileIndexResponse) Reset() {
+	*x = ReconcileIndexResponse{}
+	mi := &file_mcr_v1_registry_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileIndexResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileIndexResponse) ProtoMessage() {}
+
+func (x *ReconcileIndexResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mcr_v1_registry_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileIndexResponse.ProtoReflect.Descriptor instead.
+func (*ReconcileIndexResponse) Descriptor() ([]byte, []int) {
+	return file_mcr_v1_registry_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReconcileIndexResponse) GetResult() *structpb.Struct {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
 var File_mcr_v1_registry_proto protoreflect.FileDescriptor
 
 const file_mcr_v1_registry_proto_rawDesc = "" +
@@ -1169,7 +1520,32 @@ const file_mcr_v1_registry_proto_rawDesc = "" +
 	"\blast_run\x18\x02 \x01(\v2\r.mcr.v1.GCRunR\alastRun\"\x11\n" +
 	"\x0fSnapshotRequest\"&\n" +
 	"\x10SnapshotResponse\x12\x12\n" +
-	"\x04path\x18\x01 \x01(\tR\x04path2\xa7\x04\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"\xdb\x01\n" +
+	"\x06Upload\x12\x1e\n" +
+	"\n" +
+	"repository\x18\x01 \x01(\tR\n" +
+	"repository\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x124\n" +
+	"\astarted\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x126\n" +
+	"\bmodified\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bmodified\x12\x1f\n" +
+	"\vage_seconds\x18\x06 \x01(\x03R\n" +
+	"ageSeconds\"\x14\n" +
+	"\x12ListUploadsRequest\"`\n" +
+	"\x13ListUploadsResponse\x12(\n" +
+	"\auploads\x18\x01 \x03(\v2\x0e.mcr.v1.UploadR\auploads\x12\x1f\n" +
+	"\vtotal_bytes\x18\x02 \x01(\x03R\n" +
+	"totalBytes\"4\n" +
+	"\x13PurgeUploadsRequest\x12\x1d\n" +
+	"\n" +
+	"older_than\x18\x01 \x01(\tR\tolderThan\"_\n" +
+	"\x14PurgeUploadsResponse\x12&\n" +
+	"\x06purged\x18\x01 \x03(\v2\x0e.mcr.v1.UploadR\x06purged\x12\x1f\n" +
+	"\vbytes_freed\x18\x02 \x01(\x03R\n" +
+	"bytesFreed\"\x17\n" +
+	"\x15ReconcileIndexRequest\"I\n" +
+	"\x16ReconcileIndexResponse\x12/\n" +
+	"\x06result\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x06result2\x8b\x06\n" +
 	"\x0fRegistryService\x12U\n" +
 	"\x10ListRepositories\x12\x1f.mcr.v1.ListRepositoriesRequest\x1a .mcr.v1.ListRepositoriesResponse\x12L\n" +
 	"\rGetRepository\x12\x1c.mcr.v1.GetRepositoryRequest\x1a\x1d.mcr.v1.GetRepositoryResponse\x12U\n" +
@@ -1177,7 +1553,10 @@ const file_mcr_v1_registry_proto_rawDesc = "" +
 	"\x0eGarbageCollect\x12\x1d.mcr.v1.GarbageCollectRequest\x1a\x1e.mcr.v1.GarbageCollectResponse\x12@\n" +
 	"\tReconcile\x12\x18.mcr.v1.ReconcileRequest\x1a\x19.mcr.v1.ReconcileResponse\x12F\n" +
 	"\vGetGCStatus\x12\x1a.mcr.v1.GetGCStatusRequest\x1a\x1b.mcr.v1.GetGCStatusResponse\x12=\n" +
-	"\bSnapshot\x12\x17.mcr.v1.SnapshotRequest\x1a\x18.mcr.v1.SnapshotResponseB,Z*git.wntrmute.dev/kyle/mcr/gen/mcr/v1;mcrv1b\x06proto3"
+	"\bSnapshot\x12\x17.mcr.v1.SnapshotRequest\x1a\x18.mcr.v1.SnapshotResponse\x12F\n" +
+	"\vListUploads\x12\x1a.mcr.v1.ListUploadsRequest\x1a\x1b.mcr.v1.ListUploadsResponse\x12I\n" +
+	"\fPurgeUploads\x12\x1b.mcr.v1.PurgeUploadsRequest\x1a\x1c.mcr.v1.PurgeUploadsResponse\x12O\n" +
+	"\x0eReconcileIndex\x12\x1d.mcr.v1.ReconcileIndexRequest\x1a\x1e.mcr.v1.ReconcileIndexResponseB,Z*git.wntrmute.dev/kyle/mcr/gen/mcr/v1;mcrv1b\x06proto3"
 
 var (
 	file_mcr_v1_registry_proto_rawDescOnce sync.Once
@@ -1191,7 +1570,7 @@ func file_mcr_v1_registry_proto_rawDescGZIP() []byte {
 	return file_mcr_v1_registry_proto_rawDescData
 }
 
-var file_mcr_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_mcr_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_mcr_v1_registry_proto_goTypes = []any{
 	(*ListRepositoriesRequest)(nil),  // 0: mcr.v1.ListRepositoriesRequest
 	(*ListRepositoriesResponse)(nil), // 1: mcr.v1.ListRepositoriesResponse
@@ -1211,41 +1590,59 @@ var file_mcr_v1_registry_proto_goTypes = []any{
 	(*GetGCStatusResponse)(nil),      // 15: mcr.v1.GetGCStatusResponse
 	(*SnapshotRequest)(nil),          // 16: mcr.v1.SnapshotRequest
 	(*SnapshotResponse)(nil),         // 17: mcr.v1.SnapshotResponse
-	(*Repository)(nil),               // 18: mcr.v1.Repository
-	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),          // 20: google.protobuf.Struct
+	(*Upload)(nil),                   // 18: mcr.v1.Upload
+	(*ListUploadsRequest)(nil),       // 19: mcr.v1.ListUploadsRequest
+	(*ListUploadsResponse)(nil),      // 20: mcr.v1.ListUploadsResponse
+	(*PurgeUploadsRequest)(nil),      // 21: mcr.v1.PurgeUploadsRequest
+	(*PurgeUploadsResponse)(nil),     // 22: mcr.v1.PurgeUploadsResponse
+	(*ReconcileIndexRequest)(nil),    // 23: mcr.v1.ReconcileIndexRequest
+	(*ReconcileIndexResponse)(nil),   // 24: mcr.v1.ReconcileIndexResponse
+	(*Repository)(nil),               // 25: mcr.v1.Repository
+	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),          // 27: google.protobuf.Struct
 }
 var file_mcr_v1_registry_proto_depIdxs = []int32{
-	18, // 0: mcr.v1.ListRepositoriesResponse.repositories:type_name -> mcr.v1.Repository
-	19, // 1: mcr.v1.Tag.updated_at:type_name -> google.protobuf.Timestamp
-	19, // 2: mcr.v1.Manifest.created_at:type_name -> google.protobuf.Timestamp
+	25, // 0: mcr.v1.ListRepositoriesResponse.repositories:type_name -> mcr.v1.Repository
+	26, // 1: mcr.v1.Tag.updated_at:type_name -> google.protobuf.Timestamp
+	26, // 2: mcr.v1.Manifest.created_at:type_name -> google.protobuf.Timestamp
 	4,  // 3: mcr.v1.Manifest.layers:type_name -> mcr.v1.Descriptor
-	18, // 4: mcr.v1.GetRepositoryResponse.repository:type_name -> mcr.v1.Repository
+	25, // 4: mcr.v1.GetRepositoryResponse.repository:type_name -> mcr.v1.Repository
 	3,  // 5: mcr.v1.GetRepositoryResponse.tags:type_name -> mcr.v1.Tag
 	5,  // 6: mcr.v1.GetRepositoryResponse.manifests:type_name -> mcr.v1.Manifest
-	19, // 7: mcr.v1.GCRun.started:type_name -> google.protobuf.Timestamp
-	19, // 8: mcr.v1.GCRun.completed:type_name -> google.protobuf.Timestamp
-	20, // 9: mcr.v1.GCRun.details:type_name -> google.protobuf.Struct
+	26, // 7: mcr.v1.GCRun.started:type_name -> google.protobuf.Timestamp
+	26, // 8: mcr.v1.GCRun.completed:type_name -> google.protobuf.Timestamp
+	27, // 9: mcr.v1.GCRun.details:type_name -> google.protobuf.Struct
 	14, // 10: mcr.v1.GetGCStatusResponse.last_run:type_name -> mcr.v1.GCRun
-	0,  // 11: mcr.v1.RegistryService.ListRepositories:input_type -> mcr.v1.ListRepositoriesRequest
-	2,  // 12: mcr.v1.RegistryService.GetRepository:input_type -> mcr.v1.GetRepositoryRequest
-	7,  // 13: mcr.v1.RegistryService.DeleteRepository:input_type -> mcr.v1.DeleteRepositoryRequest
-	9,  // 14: mcr.v1.RegistryService.GarbageCollect:input_type -> mcr.v1.GarbageCollectRequest
-	11, // 15: mcr.v1.RegistryService.Reconcile:input_type -> mcr.v1.ReconcileRequest
-	13, // 16: mcr.v1.RegistryService.GetGCStatus:input_type -> mcr.v1.GetGCStatusRequest
-	16, // 17: mcr.v1.RegistryService.Snapshot:input_type -> mcr.v1.SnapshotRequest
-	1,  // 18: mcr.v1.RegistryService.ListRepositories:output_type -> mcr.v1.ListRepositoriesResponse
-	6,  // 19: mcr.v1.RegistryService.GetRepository:output_type -> mcr.v1.GetRepositoryResponse
-	8,  // 20: mcr.v1.RegistryService.DeleteRepository:output_type -> mcr.v1.DeleteRepositoryResponse
-	10, // 21: mcr.v1.RegistryService.GarbageCollect:output_type -> mcr.v1.GarbageCollectResponse
-	12, // 22: mcr.v1.RegistryService.Reconcile:output_type -> mcr.v1.ReconcileResponse
-	15, // 23: mcr.v1.RegistryService.GetGCStatus:output_type -> mcr.v1.GetGCStatusResponse
-	17, // 24: mcr.v1.RegistryService.Snapshot:output_type -> mcr.v1.SnapshotResponse
-	18, // [18:25] is the sub-list for method output_type
-	11, // [11:18] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	26, // 11: mcr.v1.Upload.started:type_name -> google.protobuf.Timestamp
+	26, // 12: mcr.v1.Upload.modified:type_name -> google.protobuf.Timestamp
+	18, // 13: mcr.v1.ListUploadsResponse.uploads:type_name -> mcr.v1.Upload
+	18, // 14: mcr.v1.PurgeUploadsResponse.purged:type_name -> mcr.v1.Upload
+	27, // 15: mcr.v1.ReconcileIndexResponse.result:type_name -> google.protobuf.Struct
+	0,  // 16: mcr.v1.RegistryService.ListRepositories:input_type -> mcr.v1.ListRepositoriesRequest
+	2,  // 17: mcr.v1.RegistryService.GetRepository:input_type -> mcr.v1.GetRepositoryRequest
+	7,  // 18: mcr.v1.RegistryService.DeleteRepository:input_type -> mcr.v1.DeleteRepositoryRequest
+	9,  // 19: mcr.v1.RegistryService.GarbageCollect:input_type -> mcr.v1.GarbageCollectRequest
+	11, // 20: mcr.v1.RegistryService.Reconcile:input_type -> mcr.v1.ReconcileRequest
+	13, // 21: mcr.v1.RegistryService.GetGCStatus:input_type -> mcr.v1.GetGCStatusRequest
+	16, // 22: mcr.v1.RegistryService.Snapshot:input_type -> mcr.v1.SnapshotRequest
+	19, // 23: mcr.v1.RegistryService.ListUploads:input_type -> mcr.v1.ListUploadsRequest
+	21, // 24: mcr.v1.RegistryService.PurgeUploads:input_type -> mcr.v1.PurgeUploadsRequest
+	23, // 25: mcr.v1.RegistryService.ReconcileIndex:input_type -> mcr.v1.ReconcileIndexRequest
+	1,  // 26: mcr.v1.RegistryService.ListRepositories:output_type -> mcr.v1.ListRepositoriesResponse
+	6,  // 27: mcr.v1.RegistryService.GetRepository:output_type -> mcr.v1.GetRepositoryResponse
+	8,  // 28: mcr.v1.RegistryService.DeleteRepository:output_type -> mcr.v1.DeleteRepositoryResponse
+	10, // 29: mcr.v1.RegistryService.GarbageCollect:output_type -> mcr.v1.GarbageCollectResponse
+	12, // 30: mcr.v1.RegistryService.Reconcile:output_type -> mcr.v1.ReconcileResponse
+	15, // 31: mcr.v1.RegistryService.GetGCStatus:output_type -> mcr.v1.GetGCStatusResponse
+	17, // 32: mcr.v1.RegistryService.Snapshot:output_type -> mcr.v1.SnapshotResponse
+	20, // 33: mcr.v1.RegistryService.ListUploads:output_type -> mcr.v1.ListUploadsResponse
+	22, // 34: mcr.v1.RegistryService.PurgeUploads:output_type -> mcr.v1.PurgeUploadsResponse
+	24, // 35: mcr.v1.RegistryService.ReconcileIndex:output_type -> mcr.v1.ReconcileIndexResponse
+	26, // [26:36] is the sub-list for method output_type
+	16, // [16:26] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_mcr_v1_registry_proto_init() }
@@ -1260,7 +1657,7 @@ func file_mcr_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mcr_v1_registry_proto_rawDesc), len(file_mcr_v1_registry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

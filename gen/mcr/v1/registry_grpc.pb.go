@@ -26,6 +26,9 @@ const (
 	RegistryService_Reconcile_FullMethodName        = "/mcr.v1.RegistryService/Reconcile"
 	RegistryService_GetGCStatus_FullMethodName      = "/mcr.v1.RegistryService/GetGCStatus"
 	RegistryService_Snapshot_FullMethodName         = "/mcr.v1.RegistryService/Snapshot"
+	RegistryService_ListUploads_FullMethodName      = "/mcr.v1.RegistryService/ListUploads"
+	RegistryService_PurgeUploads_FullMethodName     = "/mcr.v1.RegistryService/PurgeUploads"
+	RegistryService_ReconcileIndex_FullMethodName   = "/mcr.v1.RegistryService/ReconcileIndex"
 )
 
 // RegistryServiceClient is the client API for RegistryService service.
@@ -52,6 +55,14 @@ type RegistryServiceClient interface {
 	GetGCStatus(ctx context.Context, in *GetGCStatusRequest, opts ...grpc.CallOption) (*GetGCStatusResponse, error)
 	// POST /v1/snapshot (admin)
 	Snapshot(ctx context.Context, in *SnapshotRequest, opts ...grpc.CallOption) (*SnapshotResponse, error)
+	// GET /v1/uploads (admin): blob uploads in progress or abandoned.
+	ListUploads(ctx context.Context, in *ListUploadsRequest, opts ...grpc.CallOption) (*ListUploadsResponse, error)
+	// POST /v1/uploads/purge (admin): remove uploads started at least
+	// older_than ago; audited uploads_purged.
+	PurgeUploads(ctx context.Context, in *PurgeUploadsRequest, opts ...grpc.CallOption) (*PurgeUploadsResponse, error)
+	// POST /v1/index/reconcile (admin): re-derive the repository index from
+	// storage where they differ; audited index_reconciled.
+	ReconcileIndex(ctx context.Context, in *ReconcileIndexRequest, opts ...grpc.CallOption) (*ReconcileIndexResponse, error)
 }
 
 type registryServiceClient struct {
@@ -132,6 +143,36 @@ func (c *registryServiceClient) Snapshot(ctx context.Context, in *SnapshotReques
 	return out, nil
 }
 
+func (c *registryServiceClient) ListUploads(ctx context.Context, in *ListUploadsRequest, opts ...grpc.CallOption) (*ListUploadsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUploadsResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ListUploads_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) PurgeUploads(ctx context.Context, in *PurgeUploadsRequest, opts ...grpc.CallOption) (*PurgeUploadsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PurgeUploadsResponse)
+	err := c.cc.Invoke(ctx, RegistryService_PurgeUploads_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) ReconcileIndex(ctx context.Context, in *ReconcileIndexRequest, opts ...grpc.CallOption) (*ReconcileIndexResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReconcileIndexResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ReconcileIndex_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegistryServiceServer is the server API for RegistryService service.
 // All implementations must embed UnimplementedRegistryServiceServer
 // for forward compatibility.
@@ -156,6 +197,14 @@ type RegistryServiceServer interface {
 	GetGCStatus(context.Context, *GetGCStatusRequest) (*GetGCStatusResponse, error)
 	// POST /v1/snapshot (admin)
 	Snapshot(context.Context, *SnapshotRequest) (*SnapshotResponse, error)
+	// GET /v1/uploads (admin): blob uploads in progress or abandoned.
+	ListUploads(context.Context, *ListUploadsRequest) (*ListUploadsResponse, error)
+	// POST /v1/uploads/purge (admin): remove uploads started at least
+	// older_than ago; audited uploads_purged.
+	PurgeUploads(context.Context, *PurgeUploadsRequest) (*PurgeUploadsResponse, error)
+	// POST /v1/index/reconcile (admin): re-derive the repository index from
+	// storage where they differ; audited index_reconciled.
+	ReconcileIndex(context.Context, *ReconcileIndexRequest) (*ReconcileIndexResponse, error)
 	mustEmbedUnimplementedRegistryServiceServer()
 }
 
@@ -186,6 +235,15 @@ func (UnimplementedRegistryServiceServer) GetGCStatus(context.Context, *GetGCSta
 }
 func (UnimplementedRegistryServiceServer) Snapshot(context.Context, *SnapshotRequest) (*SnapshotResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Snapshot not implemented")
+}
+func (UnimplementedRegistryServiceServer) ListUploads(context.Context, *ListUploadsRequest) (*ListUploadsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListUploads not implemented")
+}
+func (UnimplementedRegistryServiceServer) PurgeUploads(context.Context, *PurgeUploadsRequest) (*PurgeUploadsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PurgeUploads not implemented")
+}
+func (UnimplementedRegistryServiceServer) ReconcileIndex(context.Context, *ReconcileIndexRequest) (*ReconcileIndexResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReconcileIndex not implemented")
 }
 func (UnimplementedRegistryServiceServer) mustEmbedUnimplementedRegistryServiceServer() {}
 func (UnimplementedRegistryServiceServer) testEmbeddedByValue()                         {}
@@ -334,6 +392,60 @@ func _RegistryService_Snapshot_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryService_ListUploads_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUploadsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ListUploads(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ListUploads_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ListUploads(ctx, req.(*ListUploadsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_PurgeUploads_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PurgeUploadsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).PurgeUploads(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_PurgeUploads_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).PurgeUploads(ctx, req.(*PurgeUploadsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ReconcileIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReconcileIndexRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ReconcileIndex(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ReconcileIndex_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ReconcileIndex(ctx, req.(*ReconcileIndexRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RegistryService_ServiceDesc is the grpc.ServiceDesc for RegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -368,6 +480,18 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Snapshot",
 			Handler:    _RegistryService_Snapshot_Handler,
+		},
+		{
+			MethodName: "ListUploads",
+			Handler:    _RegistryService_ListUploads_Handler,
+		},
+		{
+			MethodName: "PurgeUploads",
+			Handler:    _RegistryService_PurgeUploads_Handler,
+		},
+		{
+			MethodName: "ReconcileIndex",
+			Handler:    _RegistryService_ReconcileIndex_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,90 @@
+package adminsvc
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestCheckPage(t *testing.T) {
+	for _, c := range []struct {
+		n, offset, want int
+		err             string
+	}{
+		{0, 0, 50, ""}, {1, 0, 1, ""}, {1000, 5, 1000, ""},
+		{-1, 0, 0, "n: must be a positive integer"}, {1001, 0, 0, "n: must be at most 1000"},
+		{10, -1, 0, "offset: must be a non-negative integer"},
+	} {
+		got, err := CheckPage(c.n, c.offset, 50, 1000)
+		if c.err != "" {
+			if code, msg, _ := Classify(err); code != InvalidArgument || msg != c.err {
+				t.Errorf("CheckPage(%d, %d) = %v, want InvalidArgument %q", c.n, c.offset, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("CheckPage(%d, %d) = %d, %v; want %d", c.n, c.offset, got, err, c.want)
+		}
+	}
+}
+
+func TestCheckRepoName(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{
+		{"app", true}, {"team/app", true}, {"a/b/c-d_e.f", true},
+		{"", false}, {"a..b", false}, {"/abs", false}, {"trailing/", false}, {"sp ace", false},
+		{strings.Repeat("x", 300) + "!", false},
+	} {
+		err := CheckRepoName(c.name)
+		if (err == nil) != c.ok {
+			t.Errorf("CheckRepoName(%q) = %v, want ok=%v", c.name, err, c.ok)
+		}
+		if err != nil {
+			if code, msg, _ := Classify(err); code != InvalidArgument || len(msg) > 300 {
+				t.Errorf("CheckRepoName(%q): %v %q", c.name, code, msg)
+			}
+		}
+	}
+}
+
+func TestClassifyAndHTTPStatus(t *testing.T) {
+	cause := errors.New("open /srv/mcr/mcr.db: permission denied")
+	for _, c := range []struct {
+		err        error
+		code       Code
+		status     int
+		msg        string
+		unexpected bool
+	}{
+		{Errorf(InvalidArgument, "bad %s", "x"), InvalidArgument, 400, "bad x", false},
+		{Errorf(Unauthenticated, "who"), Unauthenticated, 401, "who", false},
+		{Errorf(PermissionDenied, "no"), PermissionDenied, 403, "no", false},
+		{Errorf(NotFound, "gone"), NotFound, 404, "gone", false},
+		{Errorf(FailedPrecondition, "busy"), FailedPrecondition, 409, "busy", false},
+		{Errorf(TooLarge, "big"), TooLarge, 413, "big", false},
+		{Errorf(Unimplemented, "n/a"), Unimplemented, 501, "n/a", false},
+		{Errorf(Unavailable, "down"), Unavailable, 502, "down", false},
+		// A cause is logged, never shown: no server path in the message.
+		{internal("reading the audit log failed", cause), Internal, 500, "reading the audit log failed", true},
+		{fmt.Errorf("wrapped: %w", Errorf(NotFound, "gone")), NotFound, 404, "gone", false},
+		{cause, Internal, 500, "internal error", true},
+	} {
+		code, msg, unexpected := Classify(c.err)
+		if code != c.code || msg != c.msg || unexpected != c.unexpected || code.HTTPStatus() != c.status {
+			t.Errorf("Classify(%v) = %v %q %v (HTTP %d), want %v %q %v (HTTP %d)", c.err, code, msg, unexpected,
+				code.HTTPStatus(), c.code, c.msg, c.unexpected, c.status)
+		}
+		if strings.Contains(msg, "/srv/") {
+			t.Errorf("message %q names a server path", msg)
+		}
+	}
+	for code := Internal; code <= Unavailable; code++ {
+		if code.HTTPStatus() < http.StatusBadRequest {
+			t.Errorf("code %d has no HTTP status", code)
+		}
+	}
+}
