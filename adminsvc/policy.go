@@ -2,6 +2,7 @@ package adminsvc
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
@@ -108,7 +109,7 @@ func (s *Service) CreateRule(ctx context.Context, c Caller, req RuleCreate) (*st
 	if req.Enabled != nil {
 		r.Enabled = *req.Enabled
 	}
-	req.RuleMatch.apply(&r.Rule)
+	req.apply(&r.Rule)
 	if err := validateRule(&r.Rule); err != nil {
 		return nil, err
 	}
@@ -194,7 +195,7 @@ func (s *Service) policyChanged(ctx context.Context, c Caller, typ string, id in
 			Details: map[string]any{"rule_id": id, "change": typ, "error": reloadErr.Error()}}); err != nil {
 			auditErr = err
 		}
-		return &Error{Code: Internal, Err: reloadErr, Message: "policy rule " + itoa(id) +
+		return &Error{Code: Internal, Err: errors.Join(reloadErr, auditErr), Message: "policy rule " + itoa(id) +
 			" was saved, but reloading the policy failed: the previous rules are still enforced (see the server log)"}
 	}
 	return auditErr

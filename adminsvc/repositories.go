@@ -48,14 +48,14 @@ func CheckRepoName(name string) error {
 }
 
 // CheckPage validates paging parameters; n 0 means def.
-func CheckPage(n, offset, def, max int) (int, error) {
+func CheckPage(n, offset, def, most int) (int, error) {
 	switch {
 	case n == 0:
 		n = def
 	case n < 0:
 		return 0, Errorf(InvalidArgument, "n: must be a positive integer")
-	case n > max:
-		return 0, Errorf(InvalidArgument, "n: must be at most %d", max)
+	case n > most:
+		return 0, Errorf(InvalidArgument, "n: must be at most %d", most)
 	}
 	if offset < 0 {
 		return 0, Errorf(InvalidArgument, "offset: must be a non-negative integer")

@@ -54,7 +54,7 @@ func (a *Authenticator) verifyAccess(tok string) (*token.Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.cache().Put(ttlcache.Key(tok), c, c.ExpiresAt.Time.Add(10*time.Second), a.Issuer.Now())
+	a.cache().Put(ttlcache.Key(tok), c, c.ExpiresAt.Add(10*time.Second), a.Issuer.Now())
 	return c, nil
 }
 

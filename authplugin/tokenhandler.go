@@ -239,7 +239,7 @@ func (h *TokenHandler) respond(w http.ResponseWriter, p *identity.Principal, sco
 		if i > 0 {
 			resp.Scope += " "
 		}
-		resp.Scope += token.Scope{Type: a.Type, Name: a.Name, Actions: a.Actions}.String()
+		resp.Scope += token.Scope(a).String()
 	}
 	refreshTTL := h.RefreshTTL
 	if _, ok := h.Authn.Provider.(identity.Refresher); !ok {

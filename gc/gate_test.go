@@ -50,7 +50,7 @@ func doAs(h http.Handler, authz, method, target string) *httptest.ResponseRecord
 func TestGateReadsNeverWaitWritesWaitThenProceed(t *testing.T) {
 	g := NewGate(5*time.Second, time.Hour)
 	var served atomic.Int32
-	h := gated(g, func(w http.ResponseWriter, r *http.Request) { served.Add(1); w.WriteHeader(http.StatusAccepted) })
+	h := gated(g, func(w http.ResponseWriter, _ *http.Request) { served.Add(1); w.WriteHeader(http.StatusAccepted) })
 
 	unlock, err := g.Lock(context.Background())
 	if err != nil {
@@ -87,7 +87,7 @@ func TestGateReadsNeverWaitWritesWaitThenProceed(t *testing.T) {
 
 func TestGateTimesOutWith503(t *testing.T) {
 	g := NewGate(300*time.Millisecond, time.Hour)
-	h := gated(g, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusCreated) })
+	h := gated(g, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusCreated) })
 	unlock, err := g.Lock(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func TestGateLockWaitsForManifestWritesNotUploads(t *testing.T) {
 	g := NewGate(10*time.Second, time.Hour)
 	release := make(chan struct{})
 	entered := make(chan struct{}, 2)
-	h := gated(g, func(w http.ResponseWriter, r *http.Request) {
+	h := gated(g, func(w http.ResponseWriter, _ *http.Request) {
 		entered <- struct{}{}
 		<-release
 		w.WriteHeader(http.StatusCreated)

@@ -53,9 +53,13 @@ func TestReleasedByRepositoryDelete(t *testing.T) {
 		t.Fatalf("released %v, want 4 blobs", rel)
 	}
 	named, _ := reference.WithName("team/old")
-	if err := f.ns.(interface {
+	remover, ok := f.ns.(interface {
 		Remove(context.Context, reference.Named) error
-	}).Remove(f.ctx, named); err != nil {
+	})
+	if !ok {
+		t.Fatalf("namespace %T cannot remove a repository", f.ns)
+	}
+	if err := remover.Remove(f.ctx, named); err != nil {
 		t.Fatal(err)
 	}
 	var forgotten bool

@@ -147,7 +147,11 @@ func TestSnapshotKeepsNewest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer restored.Close()
+	defer func() {
+		if err := restored.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if runs, err := restored.ListGCRuns(ctx, 10); err != nil || len(runs) != 1 {
 		t.Fatalf("snapshot content: %v %v", runs, err)
 	}

@@ -44,10 +44,10 @@ func ListUploads(ctx context.Context, d storagedriver.StorageDriver) ([]Upload, 
 			return false, nil
 		}
 		base := path.Base(fi.Path())
-		switch {
-		case base == "_layers" || base == "_manifests":
+		switch base {
+		case "_layers", "_manifests":
 			return false, nil
-		case base == "_uploads":
+		case "_uploads":
 			ups, err := readUploads(ctx, d, fi.Path())
 			if err != nil {
 				return false, err

@@ -18,11 +18,11 @@ func TestEveryMethodHasAnAccessClass(t *testing.T) {
 		"/mcr.v1.RegistryService/ListRepositories": "user", "/mcr.v1.RegistryService/GetRepository": "user",
 		"/mcr.v1.RegistryService/DeleteRepository": "admin", "/mcr.v1.RegistryService/GarbageCollect": "admin",
 		"/mcr.v1.RegistryService/Reconcile": "admin", "/mcr.v1.RegistryService/GetGCStatus": "admin",
-		"/mcr.v1.RegistryService/Snapshot": "admin",
+		"/mcr.v1.RegistryService/Snapshot":      "admin",
 		"/mcr.v1.PolicyService/ListPolicyRules": "admin", "/mcr.v1.PolicyService/GetPolicyRule": "admin",
 		"/mcr.v1.PolicyService/CreatePolicyRule": "admin", "/mcr.v1.PolicyService/UpdatePolicyRule": "admin",
 		"/mcr.v1.PolicyService/DeletePolicyRule": "admin",
-		"/mcr.v1.AuditService/ListAuditEvents": "admin",
+		"/mcr.v1.AuditService/ListAuditEvents":   "admin",
 	}
 	seen := 0
 	for _, sd := range []grpc.ServiceDesc{mcrv1.AdminService_ServiceDesc, mcrv1.RegistryService_ServiceDesc,

@@ -45,7 +45,10 @@ func Dial(addr string, cfg *tls.Config) (*Client, error) {
 	}
 	cfg = cfg.Clone()
 	cfg.MinVersion = tls.VersionTLS13
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	// Answers as large as /v1's (a repository with thousands of
+	// manifests) fit: 64 MiB, what mcrctl accepts over REST.
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
 		return nil, fmt.Errorf("grpc %s: %w", addr, err)
 	}

@@ -2,6 +2,7 @@ package ociext
 
 import (
 	"context"
+	"errors"
 	"path"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -41,7 +42,7 @@ func (h *handler) removeAliasLink(ctx context.Context, repo, section, alias stri
 	}
 	p := path.Dir(linkPath(repo, section, digest.Digest(alias)))
 	if err := d.Delete(ctx, p); err != nil {
-		if _, ok := err.(storagedriver.PathNotFoundError); ok {
+		if errors.As(err, new(storagedriver.PathNotFoundError)) {
 			return nil
 		}
 		return err

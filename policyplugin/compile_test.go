@@ -55,8 +55,8 @@ func TestCompiledMatchesReference(t *testing.T) {
 	globs := []string{"a", "a/*", "*", "a*", "*/a", "a/?", "[ab]/*", "a[", "prod/*", "prod/*/app", `a\/b`, "**"}
 	effects := []Effect{EffectAllow, EffectAllow, EffectDeny, "bogus"}
 
-	pickN := func(pool []string, max int) []string {
-		n := rng.IntN(max + 1)
+	pickN := func(pool []string, most int) []string {
+		n := rng.IntN(most + 1)
 		out := make([]string, 0, n)
 		for range n {
 			out = append(out, pool[rng.IntN(len(pool))])

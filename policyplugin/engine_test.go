@@ -251,12 +251,12 @@ func TestEngineConcurrent(t *testing.T) {
 			defer evalWG.Done()
 			for range 5000 {
 				eff, r := e.Evaluate(system().do(ActionPull, "ci/app"))
-				if !(eff == EffectDeny && r == nil) && !(eff == EffectAllow && r != nil && r.ID == 100) {
+				if (eff != EffectDeny || r != nil) && (eff != EffectAllow || r == nil || r.ID != 100) {
 					errc <- fmt.Errorf("system pull: %s %+v", eff, r)
 					return
 				}
 				eff, r = e.Evaluate(human(RoleUser).do(ActionPush, "x"))
-				if !(eff == EffectAllow && r != nil && r.ID == -2) && !(eff == EffectDeny && r != nil && r.ID == 200) {
+				if (eff != EffectAllow || r == nil || r.ID != -2) && (eff != EffectDeny || r == nil || r.ID != 200) {
 					errc <- fmt.Errorf("user push: %s %+v", eff, r)
 					return
 				}

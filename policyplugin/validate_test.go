@@ -19,7 +19,7 @@ func TestRuleValidate(t *testing.T) {
 		wantField string // "" = valid
 		wantMsg   string // substring of the message
 	}{
-		{"valid", func(r *Rule) {}, "", ""},
+		{"valid", func(*Rule) {}, "", ""},
 		{"valid minimal", func(r *Rule) { r.Roles, r.AccountTypes, r.SubjectUUID, r.Repositories = nil, nil, "", nil }, "", ""},
 		{"valid deny", func(r *Rule) { r.Effect = EffectDeny }, "", ""},
 		{"priority zero", func(r *Rule) { r.Priority = 0 }, "priority", "must be >= 1"},

@@ -87,8 +87,9 @@ const (
 
 	// DefaultWriteBufferSize is the default size of a FileWriter buffer.
 	DefaultWriteBufferSize = 1 << 20
-	// MinWriteBufferSize and MaxWriteBufferSize bound writebuffersize.
+	// MinWriteBufferSize is the smallest writebuffersize accepted.
 	MinWriteBufferSize = 4 << 10
+	// MaxWriteBufferSize is the largest writebuffersize accepted.
 	MaxWriteBufferSize = 64 << 20
 
 	// writebackChunk is how many bytes a FileWriter lets accumulate before
@@ -345,7 +346,7 @@ func (d *fsDriver) GetContent(_ context.Context, path string) ([]byte, error) {
 func (d *fsDriver) PutContent(_ context.Context, path string, contents []byte) (retErr error) {
 	target := d.fullPath(path)
 	dir := filepath.Dir(target)
-	if err := os.MkdirAll(dir, 0o777); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
 
@@ -387,7 +388,7 @@ func createTemp(dir, name string) (*os.File, error) {
 			return nil, err
 		}
 		p := filepath.Join(dir, "."+name+"."+hex.EncodeToString(rnd[:])+".tmp")
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, os.ErrExist) {
 			continue
 		}
@@ -430,11 +431,11 @@ func (d *fsDriver) Reader(_ context.Context, path string, offset int64) (io.Read
 	}
 	pos, err := f.Seek(offset, io.SeekStart)
 	if err != nil {
-		f.Close()
+		_ = f.Close() // read-only; the seek error is the one to report
 		return nil, err
 	}
 	if pos < offset {
-		f.Close()
+		_ = f.Close() // read-only; nothing was written
 		return nil, driver.InvalidOffsetError{Path: path, Offset: offset}
 	}
 	return f, nil
@@ -443,26 +444,26 @@ func (d *fsDriver) Reader(_ context.Context, path string, offset int64) (io.Read
 // Writer opens path for writing, creating parent directories as needed.
 // With append the writer continues at the end of the existing content;
 // otherwise the content is truncated.
-func (d *fsDriver) Writer(_ context.Context, path string, append bool) (driver.FileWriter, error) {
+func (d *fsDriver) Writer(_ context.Context, path string, appendTo bool) (driver.FileWriter, error) {
 	full := d.fullPath(path)
-	if err := os.MkdirAll(filepath.Dir(full), 0o777); err != nil {
+	if err := os.MkdirAll(filepath.Dir(full), 0o750); err != nil {
 		return nil, err
 	}
 
 	flags := os.O_WRONLY | os.O_CREATE
-	if !append {
+	if !appendTo {
 		flags |= os.O_TRUNC
 	}
-	f, err := os.OpenFile(full, flags, 0o666)
+	f, err := os.OpenFile(full, flags, 0o600)
 	if err != nil {
 		return nil, err
 	}
 
 	var offset int64
-	if append {
+	if appendTo {
 		offset, err = f.Seek(0, io.SeekEnd)
 		if err != nil {
-			f.Close()
+			_ = f.Close() // nothing was written; the seek error is the one to report
 			return nil, err
 		}
 	}
@@ -491,7 +492,7 @@ func (d *fsDriver) List(_ context.Context, path string) ([]string, error) {
 		}
 		return nil, err
 	}
-	defer dir.Close()
+	defer func() { _ = dir.Close() }() // read-only listing: a close error carries nothing
 
 	names, err := dir.Readdirnames(0)
 	if err != nil {
@@ -515,7 +516,7 @@ func (d *fsDriver) Move(_ context.Context, sourcePath, destPath string) error {
 		return driver.PathNotFoundError{Path: sourcePath}
 	}
 	destDir := filepath.Dir(dest)
-	if err := os.MkdirAll(destDir, 0o777); err != nil {
+	if err := os.MkdirAll(destDir, 0o750); err != nil {
 		return err
 	}
 	if err := os.Rename(source, dest); err != nil {

@@ -84,7 +84,12 @@ func (fw *fileWriter) checkWritable() error {
 // active returns the buffer to fill, allocating it from the pool if needed.
 func (fw *fileWriter) active() *[]byte {
 	if fw.buf == nil {
-		fw.buf = fw.d.bufPool.Get().(*[]byte)
+		b, ok := fw.d.bufPool.Get().(*[]byte)
+		if !ok { // the pool holds only *[]byte (see bufPool.New)
+			s := make([]byte, 0, fw.d.bufSize)
+			b = &s
+		}
+		fw.buf = b
 		*fw.buf = (*fw.buf)[:0]
 	}
 	return fw.buf

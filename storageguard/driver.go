@@ -94,7 +94,7 @@ func (w *guardedWriter) fail(err error) error {
 	if err == nil || !IsFull(err) {
 		return err
 	}
-	_ = w.FileWriter.Cancel(w.ctx) // removes the partial file
+	_ = w.Cancel(w.ctx) // removes the partial file
 	return w.d.full(w.ctx, err)
 }
 

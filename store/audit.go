@@ -50,7 +50,7 @@ func insertAudit(ctx context.Context, tx *sql.Tx, evs []AuditEvent) error {
 	if err != nil {
 		return err
 	}
-	defer stmt.Close()
+	defer func() { _ = stmt.Close() }() // the transaction's commit reports what matters
 	for _, e := range evs {
 		details := "{}"
 		if len(e.Details) > 0 {

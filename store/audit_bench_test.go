@@ -23,7 +23,11 @@ func benchApplyBatchPulls(b *testing.B, repos int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	defer func() {
+		if err := st.Close(); err != nil {
+			b.Error(err)
+		}
+	}()
 	ctx := context.Background()
 	const batch = 128
 	mk := func(i int) []AuditEvent {

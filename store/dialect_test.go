@@ -44,12 +44,20 @@ func TestMigrationsHaveBothDialects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lite.Close()
+	defer func() {
+		if err := lite.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	pg, err := OpenPostgres(ctx, pgtest.DSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pg.Close()
+	defer func() {
+		if err := pg.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	liteSchema := schemaOf(t, lite, `SELECT m.name || '.' || p.name FROM sqlite_master m, pragma_table_info(m.name) p
 		WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'`)
 	pgSchema := schemaOf(t, pg, `SELECT table_name || '.' || column_name FROM information_schema.columns WHERE table_schema = 'public'`)
@@ -117,7 +125,11 @@ func TestConcurrentOpenPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	var n int
 	if err := st.db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(migrations) {
 		t.Fatalf("schema_migrations rows: %d (%v), want %d", n, err, len(migrations))

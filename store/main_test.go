@@ -20,7 +20,11 @@ func eachDialect(t *testing.T, f func(t *testing.T, st *Store)) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer st.Close()
+		defer func() {
+			if err := st.Close(); err != nil {
+				t.Error(err)
+			}
+		}()
 		f(t, st)
 	})
 	t.Run(DialectPostgres, func(t *testing.T) {
@@ -28,7 +32,11 @@ func eachDialect(t *testing.T, f func(t *testing.T, st *Store)) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer st.Close()
+		defer func() {
+			if err := st.Close(); err != nil {
+				t.Error(err)
+			}
+		}()
 		f(t, st)
 	})
 }

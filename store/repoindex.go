@@ -60,7 +60,7 @@ func (s *Store) ApplyBatch(ctx context.Context, evs []AuditEvent, ops []IndexOp)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("store: apply batch: %w (last: %v)", ctx.Err(), err)
+			return fmt.Errorf("store: apply batch: %w (last: %w)", ctx.Err(), err)
 		case <-time.After(backoff):
 		}
 		if backoff < time.Second {

@@ -16,7 +16,7 @@ import (
 // snapshots are taken within one second.
 var snapshotName = regexp.MustCompile(`^mcr-(\d{8}-\d{6})(?:-(\d+))?\.db$`)
 
-// ErrSnapshotUnsupported: snapshots are SQLite files; a PostgreSQL
+// ErrSnapshotUnsupported is returned for a PostgreSQL store: snapshots are SQLite files; a PostgreSQL
 // database is backed up with its own tools (pg_dump, base backups).
 var ErrSnapshotUnsupported = errors.New("store: snapshots are for SQLite; back up PostgreSQL with pg_dump or a base backup")
 
@@ -84,8 +84,11 @@ func syncFile(path string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	return f.Sync()
+	if err := f.Sync(); err != nil {
+		_ = f.Close() // the sync error is the one to report
+		return err
+	}
+	return f.Close()
 }
 
 // ListSnapshots returns the snapshots in dir, oldest first.

@@ -179,7 +179,11 @@ func audOpenDB(t testing.TB, srv *mcrtest.Server) *sql.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	return db
 }
 
@@ -439,7 +443,9 @@ func TestAuditKill9KeepsAcknowledgedPushes(t *testing.T) {
 			t.Errorf("after kill -9: %d manifest_pushed rows for acknowledged push %s (%s), want 1", n, r, d)
 		}
 	}
-	db.Close()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	// And through the API of a server restarted on the same directory.
 	srv2 := mcrtest.Start(t, mcrtest.WithDir(srv.Dir))
@@ -477,7 +483,11 @@ func TestAuditSIGTERMLosesNothing(t *testing.T) {
 
 	const ops, workers = 1000, 16
 	client := srv.Client()
-	client.Transport.(*http.Transport).MaxIdleConnsPerHost = workers
+	tr, ok := client.Transport.(*http.Transport)
+	if !ok {
+		t.Fatalf("client transport %T", client.Transport)
+	}
+	tr.MaxIdleConnsPerHost = workers
 	var pushes, pulls, failures atomic.Int32
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -760,7 +770,11 @@ func TestAuditBusyDatabaseIsRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	tx, err := db.Begin()
 	if err != nil {
 		t.Fatalf("take the write lock: %v", err)

@@ -187,7 +187,7 @@ func TestAuthNegatives(t *testing.T) {
 		}
 		// Verify it as a client would, with the server's public key.
 		c := jwt.MapClaims{}
-		tok, err := jwt.ParseWithClaims(tr.Token, c, func(tk *jwt.Token) (any, error) { return &key.PublicKey, nil },
+		tok, err := jwt.ParseWithClaims(tr.Token, c, func(*jwt.Token) (any, error) { return &key.PublicKey, nil },
 			jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer("mcr"), jwt.WithAudience("mcr"), jwt.WithExpirationRequired(), jwt.WithIssuedAt())
 		if err != nil {
 			t.Fatalf("the server's token does not verify with its own key: %v", err)
@@ -313,7 +313,11 @@ func TestAuthNegatives(t *testing.T) {
 			t.Fatal(err)
 		}
 		pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-		raw := elliptic.MarshalCompressed(elliptic.P256(), key.PublicKey.X, key.PublicKey.Y)
+		unc, err := key.PublicKey.Bytes() // 0x04 || X || Y
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := append([]byte{2 | unc[len(unc)-1]&1}, unc[1:33]...) // the compressed point
 		for _, secret := range [][]byte{pemKey, der, raw} {
 			expectRejected(t, srv, forge(t, jwt.SigningMethodHS256, secret, kid, claims(nil)), repo)
 		}

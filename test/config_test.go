@@ -321,7 +321,7 @@ func cfgRefusesConnections(addr string) bool {
 	if err != nil {
 		return true
 	}
-	c.Close()
+	_ = c.Close() // only whether it connects matters
 	return false
 }
 

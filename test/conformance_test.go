@@ -37,7 +37,7 @@ func conformanceTool(t *testing.T) string {
 		cmd := exec.Command("go", "build", "-o", conformanceBin, "github.com/opencontainers/distribution-spec/conformance")
 		cmd.Dir = mcrtest.ModuleRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
-			conformanceErr = fmt.Errorf("build conformance tool: %v\n%s", err, out)
+			conformanceErr = fmt.Errorf("build conformance tool: %w\n%s", err, out)
 		}
 	})
 	if conformanceErr != nil {
@@ -126,7 +126,7 @@ func runConformanceAt(t *testing.T, srv *mcrtest.Server, extraEnv ...string) (co
 
 // keepResults copies results.yaml out of the test's temporary directory
 // (removed when the test ends) so it can be read after a failure.
-func keepResults(t *testing.T, path string) string {
+func keepResults(path string) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return path + " (unreadable: " + err.Error() + ")"
@@ -135,7 +135,7 @@ func keepResults(t *testing.T, path string) string {
 	if err != nil {
 		return path
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // best effort: a missing file only loses the report
 	if _, err := f.Write(data); err != nil {
 		return path
 	}
@@ -154,7 +154,7 @@ func TestConformance(t *testing.T) {
 			for _, l := range failingLines(out) {
 				t.Log(l)
 			}
-			t.Logf("results: %s", keepResults(t, results))
+			t.Logf("results: %s", keepResults(results))
 			t.Errorf("conformance (sha512 and referrers disabled): %d failed, %d errors, %d passed; want 0, 0, > 700",
 				tot["FAIL"], tot["Error"], tot["Pass"])
 		}
@@ -173,7 +173,7 @@ func TestConformance(t *testing.T) {
 			for _, l := range failingLines(out) {
 				t.Log(l)
 			}
-			t.Logf("results: %s", keepResults(t, results))
+			t.Logf("results: %s", keepResults(results))
 			t.Errorf("conformance (default profile): %d failed, %d errors, %d passed; want 0, 0, > 800",
 				tot["FAIL"], tot["Error"], tot["Pass"])
 		}

@@ -65,7 +65,11 @@ func fillTo(t *testing.T, dir, name string, leave int64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() {
+		if err := f.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	buf := make([]byte, 64<<10)
 	for {
 		free := statfsFree(t, dir)
@@ -285,7 +289,9 @@ func TestDiskFull(t *testing.T) {
 	}
 
 	// 6. 100 % full: the server starts read-only and recovers.
-	srv.Stop(t)
+	if err := srv.Stop(t); err != nil {
+		t.Fatalf("stopping mcrsrv: %v", err)
+	}
 	full := fillTo(t, layers, "filler-2", 0)
 	srv.Restart(t) // waits for /v1/health 200
 	if code, checks := healthDetail(t, srv); code != http.StatusServiceUnavailable || checks["storage"] == "ok" {
@@ -313,12 +319,18 @@ func TestDiskFull(t *testing.T) {
 
 	// 7. Nothing corrupt.
 	gcPullAll(t, srv, pushed)
-	srv.Stop(t)
+	if err := srv.Stop(t); err != nil {
+		t.Fatalf("stopping mcrsrv: %v", err)
+	}
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(srv.Dir, "mcr.db")+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	var res string
 	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil || res != "ok" {
 		t.Fatalf("integrity_check: %q %v", res, err)

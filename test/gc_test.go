@@ -142,12 +142,12 @@ func gcRunE(srv *mcrtest.Server, token string) (gcRunJSON, error) {
 		ID int64 `json:"id"`
 	}
 	if code, err := call(http.MethodPost, "/v1/gc", &started); err != nil || code != http.StatusAccepted {
-		return gcRunJSON{}, fmt.Errorf("POST /v1/gc: %d %v", code, err)
+		return gcRunJSON{}, fmt.Errorf("POST /v1/gc: %d %w", code, err)
 	}
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		var st gcStatusJSON
 		if code, err := call(http.MethodGet, "/v1/gc/status", &st); err != nil || code != 200 {
-			return gcRunJSON{}, fmt.Errorf("gc status: %d %v", code, err)
+			return gcRunJSON{}, fmt.Errorf("gc status: %d %w", code, err)
 		}
 		if st.LastRun != nil && st.LastRun.ID == started.ID && st.LastRun.Completed != nil {
 			if st.LastRun.Error != "" {
@@ -599,7 +599,7 @@ func gcSlowPut(t *testing.T, srv *mcrtest.Server, token, path string, body []byt
 		path, srv.Addr, token, len(body))
 	_, _ = conn.Write(body[:1])
 	return func() int {
-		defer conn.Close()
+		defer func() { _ = conn.Close() }() // the response was read; nothing left to report
 		_, _ = conn.Write(body[1:])
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {

@@ -132,7 +132,11 @@ func TestGRPCParity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer gc.Close()
+	defer func() {
+		if err := gc.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -383,7 +387,9 @@ func TestGRPCParity(t *testing.T) {
 	restDo(t, srv, restCall{method: "GET", path: "/v1/audit?n=3", token: admin}, &first)
 	before := int64(0)
 	if first.Next != "" {
-		fmt.Sscan(first.Next, &before)
+		if _, err := fmt.Sscan(first.Next, &before); err != nil {
+			t.Fatalf("audit next cursor %q: %v", first.Next, err)
+		}
 	}
 	for _, c := range []struct {
 		q      grpcclient.AuditQuery

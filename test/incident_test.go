@@ -26,7 +26,11 @@ func incCheckpoint(t *testing.T, dbPath string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if _, err := db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 		t.Fatalf("checkpoint: %v", err)
 	}
@@ -40,7 +44,11 @@ func incDamage(t *testing.T, dbPath string, first, count int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() {
+		if err := f.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	const page = 4096
 	junk := []byte(strings.Repeat("\xde\xad\xbe\xef", page/4))
 	for p := first; p < first+count; p++ {
@@ -209,7 +217,11 @@ func TestIndexRepairedAfterFailedWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if _, err := db.Exec(`CREATE TRIGGER inject_fail BEFORE DELETE ON manifests BEGIN SELECT RAISE(ABORT, 'injected failure'); END`); err != nil {
 		t.Fatal(err)
 	}

@@ -456,7 +456,9 @@ func TestIndexRepositoriesMatchRegistryAndReindex(t *testing.T) {
 			t.Fatalf("damage the index: %s: %v", q, err)
 		}
 	}
-	db.Close()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := srv.Run(t, "", "reindex", "--config", srv.ConfigPath); err != nil {
 		t.Fatalf("mcrsrv reindex (server stopped): %v\n%s", err, out)
 	}

@@ -38,7 +38,7 @@ func metParse(t testing.TB, text string) []metSample {
 			continue
 		}
 		s := metSample{Labels: map[string]string{}}
-		rest := line
+		var rest string
 		if i := strings.IndexAny(line, "{ "); i >= 0 && line[i] == '{' {
 			s.Name = line[:i]
 			end := strings.LastIndex(line, "}")
@@ -158,13 +158,13 @@ func TestMetricsAfterPushAndDenial(t *testing.T) {
 	expectStatus(t, tokenGET(t, srv, "bob", "not-the-password", "", nil), http.StatusUnauthorized)
 
 	samples := metParse(t, metScrape(t, metricsAddr))
-	atLeast := func(name string, labels map[string]string, min float64) {
+	atLeast := func(name string, labels map[string]string, least float64) {
 		t.Helper()
 		v, ok := metSum(samples, name, labels)
 		if !ok {
 			t.Errorf("/metrics has no %s%v", name, labels)
-		} else if v < min {
-			t.Errorf("/metrics: %s%v = %v, want ≥ %v", name, labels, v, min)
+		} else if v < least {
+			t.Errorf("/metrics: %s%v = %v, want ≥ %v", name, labels, v, least)
 		}
 	}
 	atLeast("mcr_http_requests_total", map[string]string{"route": "manifest", "method": "PUT", "status": "201"}, 1)

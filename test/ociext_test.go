@@ -37,7 +37,7 @@ func orasRepo(t *testing.T, srv *mcrtest.Server, repo string) *orasremote.Reposi
 	return r
 }
 
-func listReferrers(t *testing.T, ctx context.Context, r *orasremote.Repository, subject ocispec.Descriptor, artifactType string) []ocispec.Descriptor {
+func listReferrers(ctx context.Context, t *testing.T, r *orasremote.Repository, subject ocispec.Descriptor, artifactType string) []ocispec.Descriptor {
 	t.Helper()
 	var all []ocispec.Descriptor
 	if err := r.Referrers(ctx, subject, artifactType, func(ds []ocispec.Descriptor) error {
@@ -89,7 +89,7 @@ func testOrasReferrers(t *testing.T, opts ...mcrtest.Option) {
 	sbom := attach("application/vnd.example.sbom+json", "sbom-content")
 	sig := attach("application/vnd.example.signature", "signature-content")
 
-	all := listReferrers(t, ctx, repo, subject, "")
+	all := listReferrers(ctx, t, repo, subject, "")
 	if len(all) != 2 {
 		t.Fatalf("referrers: %d, want 2: %+v", len(all), all)
 	}
@@ -103,7 +103,7 @@ func testOrasReferrers(t *testing.T, opts ...mcrtest.Option) {
 	if got[sbom.Digest].Annotations["org.opencontainers.image.created"] == "" {
 		t.Fatalf("annotations missing from referrer descriptor: %+v", got[sbom.Digest])
 	}
-	filtered := listReferrers(t, ctx, repo, subject, "application/vnd.example.signature")
+	filtered := listReferrers(ctx, t, repo, subject, "application/vnd.example.signature")
 	if len(filtered) != 1 || filtered[0].Digest != sig.Digest {
 		t.Fatalf("filtered referrers: %+v", filtered)
 	}
@@ -126,7 +126,7 @@ func testOrasReferrers(t *testing.T, opts ...mcrtest.Option) {
 	if err := repo.Delete(ctx, sbom); err != nil {
 		t.Fatalf("delete referrer: %v", err)
 	}
-	left := listReferrers(t, ctx, repo, subject, "")
+	left := listReferrers(ctx, t, repo, subject, "")
 	if len(left) != 1 || left[0].Digest != sig.Digest {
 		t.Fatalf("after delete: %+v", left)
 	}

@@ -1088,7 +1088,12 @@ func TestPolicyRulesAPICRUDAndPagination(t *testing.T) {
 		var out []int64
 		rules, _ := obj["rules"].([]any)
 		for _, r := range rules {
-			out = append(out, int64(r.(map[string]any)["id"].(float64)))
+			rule, _ := r.(map[string]any)
+			id, ok := rule["id"].(float64)
+			if !ok {
+				t.Fatalf("rule without a numeric id: %v", r)
+			}
+			out = append(out, int64(id))
 		}
 		return out, obj
 	}

@@ -35,11 +35,14 @@ func v1RepoNames(t *testing.T, srv *mcrtest.Server, tok string, n int) ([]string
 			t.Fatalf("GET /v1/repositories: %d %s", status, raw)
 		}
 		if total < 0 {
-			total = int(obj["total"].(float64))
+			n, _ := obj["total"].(float64)
+			total = int(n)
 		}
 		repos, _ := obj["repositories"].([]any)
 		for _, r := range repos {
-			names = append(names, r.(map[string]any)["name"].(string))
+			repo, _ := r.(map[string]any)
+			name, _ := repo["name"].(string)
+			names = append(names, name)
 		}
 		next, _ := obj["next"].(string)
 		if next == "" {
@@ -81,12 +84,12 @@ func TestV1RepositoriesFollowPolicy(t *testing.T) {
 	}
 	// Offset paging counts visible repositories only.
 	status, obj, raw := polAPI(t, srv, http.MethodGet, "/v1/repositories?n=1&offset=2", alice, nil)
-	if repos, _ := obj["repositories"].([]any); status != 200 || len(repos) != 1 || repos[0].(map[string]any)["name"] != "dev/lib" {
+	if repos, _ := obj["repositories"].([]any); status != 200 || len(repos) != 1 || nameOf(repos[0]) != "dev/lib" {
 		t.Errorf("alice offset=2: %d %s, want only dev/lib", status, raw)
 	}
 	// A substring query never reveals a hidden name.
 	status, obj, raw = polAPI(t, srv, http.MethodGet, "/v1/repositories?q=secret", alice, nil)
-	if repos, _ := obj["repositories"].([]any); status != 200 || len(repos) != 0 || obj["total"].(float64) != 0 {
+	if repos, _ := obj["repositories"].([]any); status != 200 || len(repos) != 0 || obj["total"] != float64(0) {
 		t.Errorf("alice q=secret: %d %s, want no repositories", status, raw)
 	}
 
@@ -131,7 +134,11 @@ func TestPolicyReloadFailureAnswers500(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if _, err := db.Exec(`INSERT INTO policy_rules(priority, description, effect, rule_json, enabled, created_by, created_at, updated_by, updated_at)
 		VALUES (50, 'corrupt', 'allow', '{not json', 1, 'test', '2026-01-01T00:00:00Z', 'test', '2026-01-01T00:00:00Z')`); err != nil {
 		t.Fatal(err)
@@ -150,10 +157,11 @@ func TestPolicyReloadFailureAnswers500(t *testing.T) {
 	if status != 200 || len(evs) != 1 {
 		t.Fatalf("audit policy_reload_failed: %d %s, want one event", status, raw)
 	}
-	if d := evs[0].(map[string]any)["details"].(map[string]any); d["change"] != "policy_rule_created" || d["error"] == "" {
+	ev, _ := evs[0].(map[string]any)
+	if d, _ := ev["details"].(map[string]any); d["change"] != "policy_rule_created" || d["error"] == "" {
 		t.Errorf("policy_reload_failed details: %v", d)
 	}
-	if status, obj, raw = polAPI(t, srv, http.MethodGet, "/v1/audit?event_type=policy_rule_created", adminTok, nil); status != 200 || len(obj["events"].([]any)) != 1 {
+	if status, obj, raw = polAPI(t, srv, http.MethodGet, "/v1/audit?event_type=policy_rule_created", adminTok, nil); status != 200 || len(asList(obj["events"])) != 1 {
 		t.Errorf("audit policy_rule_created: %d %s, want the stored change recorded", status, raw)
 	}
 	// Repaired, the next change reloads and answers 2xx.
@@ -162,4 +170,17 @@ func TestPolicyReloadFailureAnswers500(t *testing.T) {
 	}
 	polCreateRule(t, srv, adminTok, map[string]any{"priority": 11, "effect": "allow", "roles": []string{"user"},
 		"actions": []string{"registry:pull"}, "repositories": []string{"ops/*"}})
+}
+
+// nameOf is the "name" of a decoded JSON object ("" if it has none).
+func nameOf(v any) string {
+	m, _ := v.(map[string]any)
+	s, _ := m["name"].(string)
+	return s
+}
+
+// asList is a decoded JSON array (nil if v is not one).
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
 }

@@ -20,22 +20,38 @@ import (
 // JSON types come from adminapi/apitypes, which imports only the standard
 // library, so the UI never links the store.
 type (
-	LoginResult  = apitypes.LoginResult  // POST /v1/auth/login
-	RepoSummary  = apitypes.RepoSummary  // one row of GET /v1/repositories
-	RepoList     = apitypes.RepoList     // GET /v1/repositories
-	TagInfo      = apitypes.TagInfo      // a tag and its manifest
-	Ref          = apitypes.Ref          // a descriptor a manifest references
-	ManifestInfo = apitypes.ManifestInfo // an indexed manifest
-	RepoDetail   = apitypes.RepoDetail   // GET /v1/repositories/{name}
-	AuditEvent   = apitypes.AuditEvent   // one audit log row
-	AuditPage    = apitypes.AuditPage    // GET /v1/audit
-	PolicyRule   = apitypes.PolicyRule   // a stored policy rule
-	RuleList     = apitypes.RuleList     // GET /v1/policy/rules
-	RuleCreate   = apitypes.RuleCreate   // POST /v1/policy/rules
-	RulePatch    = apitypes.RulePatch    // PATCH /v1/policy/rules/{id}
-	GCRun        = apitypes.GCRun        // one garbage collection run
-	GCStatus     = apitypes.GCStatus     // GET /v1/gc/status
-	GCOptions    = apitypes.GCRequest    // POST /v1/gc, /v1/gc/reconcile
+	// LoginResult is POST /v1/auth/login (apitypes.LoginResult).
+	LoginResult = apitypes.LoginResult
+	// RepoSummary is one row of GET /v1/repositories (apitypes.RepoSummary).
+	RepoSummary = apitypes.RepoSummary
+	// RepoList is GET /v1/repositories (apitypes.RepoList).
+	RepoList = apitypes.RepoList
+	// TagInfo is a tag and its manifest (apitypes.TagInfo).
+	TagInfo = apitypes.TagInfo
+	// Ref is a descriptor a manifest references (apitypes.Ref).
+	Ref = apitypes.Ref
+	// ManifestInfo is an indexed manifest (apitypes.ManifestInfo).
+	ManifestInfo = apitypes.ManifestInfo
+	// RepoDetail is GET /v1/repositories/{name} (apitypes.RepoDetail).
+	RepoDetail = apitypes.RepoDetail
+	// AuditEvent is one audit log row (apitypes.AuditEvent).
+	AuditEvent = apitypes.AuditEvent
+	// AuditPage is GET /v1/audit (apitypes.AuditPage).
+	AuditPage = apitypes.AuditPage
+	// PolicyRule is a stored policy rule (apitypes.PolicyRule).
+	PolicyRule = apitypes.PolicyRule
+	// RuleList is GET /v1/policy/rules (apitypes.RuleList).
+	RuleList = apitypes.RuleList
+	// RuleCreate is POST /v1/policy/rules (apitypes.RuleCreate).
+	RuleCreate = apitypes.RuleCreate
+	// RulePatch is PATCH /v1/policy/rules/{id} (apitypes.RulePatch).
+	RulePatch = apitypes.RulePatch
+	// GCRun is one garbage collection run (apitypes.GCRun).
+	GCRun = apitypes.GCRun
+	// GCStatus is GET /v1/gc/status (apitypes.GCStatus).
+	GCStatus = apitypes.GCStatus
+	// GCOptions is POST /v1/gc, /v1/gc/reconcile (apitypes.GCRequest).
+	GCOptions = apitypes.GCRequest
 )
 
 // APIError is a non-2xx answer from mcrsrv.
@@ -67,6 +83,16 @@ func statusOf(err error) int {
 		return ae.Status
 	}
 	return 0
+}
+
+// messageOf is the registry's message in an *APIError anywhere in err's
+// chain, or err's text.
+func messageOf(err error) string {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Message
+	}
+	return err.Error()
 }
 
 // Client talks to mcrsrv.

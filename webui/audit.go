@@ -111,7 +111,7 @@ func (srv *Server) audit(w http.ResponseWriter, r *http.Request, s *Session) err
 				d.MoreURL = d.With("before", page.Next)
 			}
 		case statusOf(err) == http.StatusBadRequest:
-			d.Error = "The registry rejected the filter: " + err.(*APIError).Message + "."
+			d.Error = "The registry rejected the filter: " + messageOf(err) + "."
 		default:
 			return err
 		}

@@ -60,25 +60,30 @@ func (b *GRPCBackend) fail(err error) error {
 	return err
 }
 
+// Login implements Backend over gRPC.
 func (b *GRPCBackend) Login(ctx context.Context, username, password string) (*LoginResult, error) {
 	r, err := b.c.Login(ctx, username, password)
 	return r, b.fail(err)
 }
 
+// Logout implements Backend over gRPC.
 func (b *GRPCBackend) Logout(ctx context.Context, token string) error {
 	return b.fail(b.c.Logout(ctx, token))
 }
 
+// Repositories implements Backend over gRPC.
 func (b *GRPCBackend) Repositories(ctx context.Context, token, filter, last string, n, offset int) (*RepoList, error) {
 	r, err := b.c.Repositories(ctx, token, filter, last, n, offset)
 	return r, b.fail(err)
 }
 
+// Repository implements Backend over gRPC.
 func (b *GRPCBackend) Repository(ctx context.Context, token, name string) (*RepoDetail, error) {
 	r, err := b.c.Repository(ctx, token, name)
 	return r, b.fail(err)
 }
 
+// DeleteRepository implements Backend over gRPC.
 func (b *GRPCBackend) DeleteRepository(ctx context.Context, token, name string) error {
 	return b.fail(b.c.DeleteRepository(ctx, token, name))
 }
@@ -111,35 +116,42 @@ func (b *GRPCBackend) Audit(ctx context.Context, token string, q url.Values) (*A
 	return r, b.fail(err)
 }
 
+// Rules implements Backend over gRPC.
 func (b *GRPCBackend) Rules(ctx context.Context, token string) (*RuleList, error) {
 	r, err := b.c.Rules(ctx, token, 1000, 0)
 	return r, b.fail(err)
 }
 
+// Rule implements Backend over gRPC.
 func (b *GRPCBackend) Rule(ctx context.Context, token string, id int64) (*PolicyRule, error) {
 	r, err := b.c.Rule(ctx, token, id)
 	return r, b.fail(err)
 }
 
+// CreateRule implements Backend over gRPC.
 func (b *GRPCBackend) CreateRule(ctx context.Context, token string, rc RuleCreate) (*PolicyRule, error) {
 	r, err := b.c.CreateRule(ctx, token, rc)
 	return r, b.fail(err)
 }
 
+// PatchRule implements Backend over gRPC.
 func (b *GRPCBackend) PatchRule(ctx context.Context, token string, id int64, p RulePatch) (*PolicyRule, error) {
 	r, err := b.c.PatchRule(ctx, token, id, p)
 	return r, b.fail(err)
 }
 
+// DeleteRule implements Backend over gRPC.
 func (b *GRPCBackend) DeleteRule(ctx context.Context, token string, id int64) error {
 	return b.fail(b.c.DeleteRule(ctx, token, id))
 }
 
+// GCStatus implements Backend over gRPC.
 func (b *GRPCBackend) GCStatus(ctx context.Context, token string) (*GCStatus, error) {
 	r, err := b.c.GCStatus(ctx, token)
 	return r, b.fail(err)
 }
 
+// StartGC implements Backend over gRPC.
 func (b *GRPCBackend) StartGC(ctx context.Context, token string, reconcile bool, o GCOptions) (int64, error) {
 	id, err := b.c.StartGC(ctx, token, reconcile, o)
 	return id, b.fail(err)

@@ -78,7 +78,7 @@ func (srv *Server) gcStart(w http.ResponseWriter, r *http.Request, s *Session) e
 		errMsg = "A garbage collection is already running; wait for it to finish."
 	case statusOf(err) == http.StatusNotFound || statusOf(err) == http.StatusNotImplemented:
 	case statusOf(err) == http.StatusBadRequest:
-		errMsg = "The registry refused to start: " + err.(*APIError).Message + "."
+		errMsg = "The registry refused to start: " + messageOf(err) + "."
 	default:
 		return err
 	}

@@ -167,7 +167,7 @@ func (srv *Server) policyCreate(w http.ResponseWriter, r *http.Request, s *Sessi
 	})
 	if err != nil {
 		if statusOf(err) == http.StatusBadRequest {
-			return again("The registry rejected the rule: " + err.(*APIError).Message + ".")
+			return again("The registry rejected the rule: " + messageOf(err) + ".")
 		}
 		return err
 	}
@@ -268,7 +268,7 @@ func (srv *Server) policyUpdate(w http.ResponseWriter, r *http.Request, s *Sessi
 	updated, err := srv.api.PatchRule(r.Context(), s.Token, id, RulePatch{Priority: &text.Priority, Description: &text.Description})
 	if err != nil {
 		if statusOf(err) == http.StatusBadRequest {
-			return again("The registry rejected the change: " + err.(*APIError).Message + ".")
+			return again("The registry rejected the change: " + messageOf(err) + ".")
 		}
 		if statusOf(err) == http.StatusNotFound {
 			return ruleNotFound(id)

@@ -330,8 +330,9 @@ func (srv *Server) manifestDetail(w http.ResponseWriter, r *http.Request, s *Ses
 	}
 	body, err := srv.fetchManifest(r, s, name, digest)
 	if err != nil {
-		if statusOf(err) == http.StatusUnauthorized && isTokenError(err) {
-			return err.(*manifestFetchError).err
+		var fe *manifestFetchError
+		if statusOf(err) == http.StatusUnauthorized && isTokenError(err) && errors.As(err, &fe) {
+			return fe.err
 		}
 		d.FetchError = err.Error()
 	} else {

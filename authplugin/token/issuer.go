@@ -145,7 +145,7 @@ func (is *Issuer) Verify(use, token string) (*Claims, error) {
 		jwt.WithTimeFunc(is.now),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
 	}
 	if c.Use != use {
 		return nil, fmt.Errorf("%w: token use %q, want %q", ErrTokenInvalid, c.Use, use)

@@ -61,11 +61,18 @@ func GenerateSigningKey(dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("signing key: %w", err)
 	}
-	defer f.Close()
 	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+		_ = f.Close() // the encode error is the one to report
 		return "", fmt.Errorf("signing key: %w", err)
 	}
-	return name, f.Sync()
+	if err := f.Sync(); err != nil {
+		_ = f.Close() // the sync error is the one to report
+		return "", fmt.Errorf("signing key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("signing key: %w", err)
+	}
+	return name, nil
 }
 
 // LoadKeySet reads every *.pem private key in dir.

@@ -181,7 +181,9 @@ func benchDB(b *testing.B, rows int) (string, time.Time) {
 			}
 			var maxT int64
 			err = st.DB().QueryRow(`SELECT MAX(event_time) FROM audit_log`).Scan(&maxT)
-			st.Close()
+			if cerr := st.Close(); err == nil {
+				err = cerr
+			}
 			if err != nil {
 				dbErr = err
 				return
@@ -198,7 +200,7 @@ func benchDB(b *testing.B, rows int) (string, time.Time) {
 	return dbPath, dbEnd
 }
 
-func generate(b *testing.B, path string, rows int) (time.Time, error) {
+func generate(_ *testing.B, path string, rows int) (time.Time, error) {
 	tmp := path + ".tmp"
 	for _, p := range []string{tmp, tmp + "-wal", tmp + "-shm"} {
 		_ = os.Remove(p)
@@ -214,7 +216,7 @@ func generate(b *testing.B, path string, rows int) (time.Time, error) {
 	// once); the file is switched back to WAL mode at the end.
 	for _, p := range []string{`PRAGMA journal_mode=MEMORY`, `PRAGMA synchronous=OFF`, `PRAGMA cache_size=-1500000`} {
 		if _, err := db.Exec(p); err != nil {
-			st.Close()
+			_ = st.Close() // the error below is the one to report
 			return time.Time{}, fmt.Errorf("%s: %w", p, err)
 		}
 	}
@@ -240,7 +242,7 @@ func generate(b *testing.B, path string, rows int) (time.Time, error) {
 		if err := st.ApplyBatch(ctx, evs, nil); err != nil {
 			for range batches {
 			}
-			st.Close()
+			_ = st.Close() // the error below is the one to report
 			return time.Time{}, err
 		}
 		done += len(evs)
@@ -250,7 +252,7 @@ func generate(b *testing.B, path string, rows int) (time.Time, error) {
 		}
 	}
 	if _, err := db.Exec(`PRAGMA journal_mode=WAL`); err != nil {
-		st.Close()
+		_ = st.Close() // the error below is the one to report
 		return time.Time{}, err
 	}
 	// No ANALYZE: production databases never run it, so the planner sees
@@ -426,7 +428,9 @@ func BenchmarkAuditQuery(b *testing.B) {
 			report(b, l)
 		})
 	}
-	st.Close()
+	if err := st.Close(); err != nil {
+		b.Error(err)
+	}
 
 	srv := startOnCopy(b, path, true)
 	tok := srv.Login(b, "admin", mcrtest.AdminPassword)
@@ -486,7 +490,9 @@ func startOnCopy(b *testing.B, bigDB string, recordPulls bool, opts ...mcrtest.O
 		_ = trows.Scan(&n)
 		tables = append(tables, n)
 	}
-	trows.Close()
+	if err := trows.Close(); err != nil {
+		b.Fatal(err)
+	}
 	for _, tbl := range tables {
 		for _, q := range []string{`DELETE FROM main."` + tbl + `"`, `INSERT INTO main."` + tbl + `" SELECT * FROM init."` + tbl + `"`} {
 			if _, err := db.Exec(q); err != nil {
@@ -497,7 +503,9 @@ func startOnCopy(b *testing.B, bigDB string, recordPulls bool, opts ...mcrtest.O
 	if _, err := db.Exec(`DETACH DATABASE init`); err != nil {
 		b.Fatal(err)
 	}
-	db.Close()
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
 	for _, p := range []string{initDB, initDB + "-wal", initDB + "-shm"} {
 		_ = os.Remove(p)
 	}
@@ -515,13 +523,13 @@ func copyFile(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }() // read-only
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
 	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
+		_ = out.Close() // the copy error is the one to report
 		return err
 	}
 	return out.Close()
@@ -655,7 +663,11 @@ func countPulls(b *testing.B, srv *mcrtest.Server, prefix string) int64 {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	defer func() {
+		if err := st.Close(); err != nil {
+			b.Error(err)
+		}
+	}()
 	var n int64
 	if err := st.DB().QueryRow(`SELECT COUNT(*) FROM audit_log WHERE event_type = 'manifest_pulled' AND (repository = ?1 OR repository LIKE ?1 || '-%')`, prefix).Scan(&n); err != nil {
 		b.Fatal(err)
@@ -827,7 +839,7 @@ func cpuProfile(metricsAddr string, secs int, path string) error {
 		return err
 	}
 	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
+		_ = f.Close() // the copy error is the one to report
 		return fmt.Errorf("cpu profile: %w", err)
 	}
 	return f.Close()

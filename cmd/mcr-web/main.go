@@ -81,7 +81,11 @@ func apiClient(caFile string) (*http.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	def, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return nil, errors.New("http.DefaultTransport is not an *http.Transport")
+	}
+	tr := def.Clone()
 	tr.TLSClientConfig = tlsCfg
 	tr.MaxIdleConnsPerHost = 16
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
@@ -170,7 +174,7 @@ func serve(cfg *config.Config, keyFile string) error {
 		if err != nil {
 			return fmt.Errorf("config: web.grpc_addr: %w", err)
 		}
-		defer gc.Close()
+		defer cli.Closing("the gRPC connection", gc.Close)
 		backend, via = webui.NewGRPCBackend(gc), "grpc "+w.GRPCAddr
 	}
 	ui, err := webui.New(webui.Options{

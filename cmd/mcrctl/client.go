@@ -51,6 +51,10 @@ func (g *globals) client(needToken bool) (backend, error) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, cli.Usagef("--grpc %q: want HOST:PORT such as mcr.example.net:9443", g.grpcAddr)
 	}
+	timeout, err := time.ParseDuration(g.timeout)
+	if err != nil || timeout <= 0 {
+		return nil, cli.Usagef("--timeout %q: want a duration such as 60s", g.timeout)
+	}
 	tlsCfg, err := g.tlsConfig()
 	if err != nil {
 		return nil, err
@@ -63,7 +67,7 @@ func (g *globals) client(needToken bool) (backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return grpcBackend{c: c, token: tok}, nil
+	return grpcBackend{c: c, token: tok, timeout: timeout}, nil
 }
 
 // bearer is the token of --token or $MCR_TOKEN.
@@ -101,7 +105,11 @@ func (g *globals) restClient(needToken bool) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	def, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return nil, errors.New("http.DefaultTransport is not an *http.Transport")
+	}
+	tr := def.Clone()
 	tr.TLSClientConfig = tlsCfg
 	tok, err := g.bearer(needToken)
 	if err != nil {
@@ -238,24 +246,24 @@ func explainTransport(base *url.URL, err error) error {
 	case errors.As(err, &unknownCA):
 		return fmt.Errorf("TLS: the certificate of %s is not signed by a trusted CA; pass its CA (or the server's self-signed certificate, e.g. /srv/mcr/certs/cert.pem) with --ca-cert", base.Host)
 	case errors.As(err, &hostErr):
-		return fmt.Errorf("TLS: the certificate of %s is not valid for %q (%v); use the host name the certificate names in --addr", base.Host, base.Hostname(), hostErr)
+		return fmt.Errorf("TLS: the certificate of %s is not valid for %q (%w); use the host name the certificate names in --addr", base.Host, base.Hostname(), hostErr)
 	case errors.As(err, &certInv):
-		return fmt.Errorf("TLS: the certificate of %s is invalid: %v", base.Host, certInv)
+		return fmt.Errorf("TLS: the certificate of %s is invalid: %w", base.Host, certInv)
 	case errors.As(err, &recHdr):
-		return fmt.Errorf("TLS: %s did not answer with TLS (is it plain HTTP? try http:// in --addr): %v", base.Host, err)
+		return fmt.Errorf("TLS: %s did not answer with TLS (is it plain HTTP? try http:// in --addr): %w", base.Host, err)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("cannot connect to %s: connection refused (is mcrsrv running? check --addr)", base.Host)
 	case errors.As(err, &dnsErr):
-		return fmt.Errorf("cannot resolve %s: %v (check --addr)", base.Hostname(), dnsErr)
+		return fmt.Errorf("cannot resolve %s: %w (check --addr)", base.Hostname(), dnsErr)
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return fmt.Errorf("%s did not answer in time (--timeout): %v", base.Host, err)
+		return fmt.Errorf("%s did not answer in time (--timeout): %w", base.Host, err)
 	case errors.As(err, &opErr):
-		return fmt.Errorf("cannot connect to %s: %v (check --addr)", base.Host, opErr)
+		return fmt.Errorf("cannot connect to %s: %w (check --addr)", base.Host, opErr)
 	}
 	if strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:") {
-		return fmt.Errorf("TLS handshake with %s failed: %v", base.Host, err)
+		return fmt.Errorf("TLS handshake with %s failed: %w", base.Host, err)
 	}
-	return fmt.Errorf("request to %s failed: %v", base.Host, err)
+	return fmt.Errorf("request to %s failed: %w", base.Host, err)
 }
 
 func isTimeout(err error) bool {

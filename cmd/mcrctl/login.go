@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -40,7 +41,7 @@ read from stdin with --password-stdin, otherwise prompted for (without
 echo on a terminal). With --json the whole answer (token, expiry, roles)
 is printed.`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
+		RunE: func(_ *cobra.Command, _ []string) error {
 			cl, err := g.client(false)
 			if err != nil {
 				return err
@@ -73,7 +74,8 @@ is printed.`,
 			}
 			resp, err := cl.Login(context.Background(), username, password)
 			if err != nil {
-				if ae, ok := err.(*apiError); ok && ae.Status == http.StatusUnauthorized {
+				var ae *apiError
+				if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
 					return fmt.Errorf("login failed: %s", ae.Message)
 				}
 				return err

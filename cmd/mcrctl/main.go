@@ -70,7 +70,7 @@ with --ca-cert or $MCR_CA_CERT.
 Exit codes: 0 ok, 1 the operation failed, 2 usage error.`,
 		Version: version,
 		Args:    cobra.NoArgs,
-		RunE: func(c *cobra.Command, args []string) error {
+		RunE: func(c *cobra.Command, _ []string) error {
 			c.SetOut(c.ErrOrStderr())
 			_ = c.Help()
 			return cli.Usagef("a command is required")

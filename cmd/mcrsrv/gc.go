@@ -14,6 +14,7 @@ import (
 
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/gc"
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -131,17 +132,17 @@ func gcCmd() *cobra.Command {
 			lock, err := gc.LockDataDir(cfg.DataDir())
 			if err != nil {
 				if errors.Is(err, gc.ErrLocked) {
-					return fmt.Errorf("refusing to run: a server is running on %s (%v); collect online with `mcrctl gc` instead", cfg.DataDir(), err)
+					return fmt.Errorf("refusing to run: a server is running on %s (%w); collect online with `mcrctl gc` instead", cfg.DataDir(), err)
 				}
 				return err
 			}
-			defer lock.Unlock()
+			defer cli.Closing("the data-directory lock", lock.Unlock)
 			ctx := context.Background()
 			st, err := openStore(ctx, cfg)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer cli.Closing("the database", st.Close)
 			driver, err := openStorage(ctx, cfg)
 			if err != nil {
 				return err

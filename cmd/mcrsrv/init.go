@@ -23,6 +23,7 @@ import (
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
 	"git.wntrmute.dev/kyle/mcr/authplugin/token"
 	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -87,7 +88,7 @@ func initCmd() *cobra.Command {
 		Use:   "init",
 		Short: "Create a data directory: config, TLS certificate, signing key, database (idempotent, never overwrites)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(_ *cobra.Command, _ []string) error {
 			return runInit(dir, hostname, listen, grpcListen, webListen)
 		},
 	}
@@ -160,7 +161,7 @@ func runInit(dir, hostname, listen, grpcListen, webListen string) error {
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	defer st.Close()
+	defer cli.Closing("the database", st.Close)
 	v, _ := st.SchemaVersion(context.Background())
 	where := cfg.Database.Path
 	if st.Dialect() == store.DialectPostgres {
@@ -318,7 +319,7 @@ func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 		return err
 	}
 	if err := pem.Encode(f, &pem.Block{Type: typ, Bytes: der}); err != nil {
-		f.Close()
+		_ = f.Close() // the encode error is the one to report
 		return err
 	}
 	return f.Close()

@@ -84,7 +84,7 @@ func distributionConfig(cfg *config.Config, ac *authplugin.Controller, secret st
 		"delete":           configuration.Parameters{"enabled": true},
 		// Blobs are served through MCR unless S3 redirects are asked for:
 		// clients then need no route to the object store.
-		"redirect": configuration.Parameters{"disable": !(cfg.Storage.Driver == config.StorageS3 && cfg.Storage.S3Redirect)},
+		"redirect": configuration.Parameters{"disable": cfg.Storage.Driver != config.StorageS3 || !cfg.Storage.S3Redirect},
 		"maintenance": configuration.Parameters{
 			"uploadpurging": map[any]any{
 				"enabled":  true,

@@ -7,6 +7,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage"
 	"github.com/spf13/cobra"
 
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/notifications"
 )
 
@@ -26,7 +27,7 @@ func reindexCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer cli.Closing("the database", st.Close)
 			driver, err := openStorage(ctx, cfg)
 			if err != nil {
 				return err

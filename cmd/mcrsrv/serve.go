@@ -24,6 +24,7 @@ import (
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/edge"
 	"git.wntrmute.dev/kyle/mcr/edge/exchange"
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	"git.wntrmute.dev/kyle/mcr/ociext"
@@ -166,12 +167,12 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 	if err != nil {
 		return err
 	}
-	defer dirLock.Unlock()
+	defer cli.Closing("the data-directory lock", dirLock.Unlock)
 	st, err := openStore(context.Background(), cfg)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer cli.Closing("the database", st.Close)
 	if err := checkDatabase(cfg, st, so.integrityCheck); err != nil {
 		return err
 	}
@@ -286,7 +287,7 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 		}
 		msrv := &http.Server{Handler: metrics.DebugHandler(cfg.Server.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = msrv.Serve(ml) }()
-		defer msrv.Close()
+		defer cli.Closing("the metrics listener", msrv.Close)
 		slog.Info("metrics listening", "addr", ml.Addr().String(), "pprof", cfg.Server.Pprof)
 	}
 	srv := &http.Server{

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -27,7 +28,7 @@ func snapshotCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer cli.Closing("the database", st.Close)
 			path, err := st.Snapshot(ctx, filepath.Join(cfg.DataDir(), "backups"), cfg.Snapshot.Keep)
 			if err != nil {
 				return err

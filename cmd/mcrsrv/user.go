@@ -71,7 +71,7 @@ func userCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer cli.Closing("the database", st.Close)
 			u := &store.User{Username: username, PasswordHash: hash, Role: role, AccountType: accountType}
 			if err := st.CreateUser(context.Background(), u); err != nil {
 				return err
@@ -96,7 +96,7 @@ func userCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer cli.Closing("the database", st.Close)
 			users, err := st.ListUsers(context.Background())
 			if err != nil {
 				return err
@@ -119,7 +119,7 @@ func userCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer cli.Closing("the database", st.Close)
 			if err := st.DeleteUser(context.Background(), delName); err != nil {
 				return err
 			}

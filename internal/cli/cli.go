@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -42,6 +43,16 @@ func Run(root *cobra.Command, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "%s: %v\n", root.Name(), err)
 	return ExitCode(err)
+}
+
+// Closing runs a deferred close (or unlock) of what, whose error has no
+// caller left to return to, and logs its failure rather than dropping it.
+//
+//	defer cli.Closing("the database", st.Close)
+func Closing(what string, closeFn func() error) {
+	if err := closeFn(); err != nil {
+		slog.Error("closing "+what, "err", err)
+	}
 }
 
 // ExitCode is 2 for usage errors (ours or cobra's), 1 for anything else,

@@ -133,7 +133,7 @@ func DSN(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("connect to the test cluster: %v", err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }() // the database was created; closing is best effort
 	if _, err := conn.Exec(ctx, `CREATE DATABASE `+name); err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
@@ -199,7 +199,11 @@ func start() (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.port = l.Addr().(*net.TCPAddr).Port
+	addr, ok := l.Addr().(*net.TCPAddr)
+	if !ok {
+		return nil, fmt.Errorf("listener address %v is not TCP", l.Addr())
+	}
+	c.port = addr.Port
 	_ = l.Close()
 	c.proc = c.command("postgres", "-D", c.data(), "-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(c.port),
 		"-c", "unix_socket_directories="+dir, "-c", "fsync=off", "-c", "synchronous_commit=off",

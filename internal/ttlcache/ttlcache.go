@@ -22,9 +22,9 @@ type entry[V any] struct {
 	exp time.Time
 }
 
-// New returns a cache holding at most max entries.
-func New[V any](max int) *Cache[V] {
-	return &Cache[V]{entries: make(map[[32]byte]entry[V]), max: max}
+// New returns a cache holding at most maxEntries entries.
+func New[V any](maxEntries int) *Cache[V] {
+	return &Cache[V]{entries: make(map[[32]byte]entry[V]), max: maxEntries}
 }
 
 // Key digests parts (NUL-separated, so ("ab","c") and ("a","bc") differ).

@@ -92,7 +92,8 @@ func TestLoginValidateLogout(t *testing.T) {
 	if tok == "" {
 		t.Fatal("no token")
 	}
-	exp, err := time.Parse(time.RFC3339, out["expires_at"].(string))
+	expStr, _ := out["expires_at"].(string)
+	exp, err := time.Parse(time.RFC3339, expStr)
 	if err != nil || time.Until(exp) < DefaultTokenTTL-time.Minute {
 		t.Fatalf("expires_at %v (%v)", out["expires_at"], err)
 	}

@@ -76,7 +76,7 @@ func Binary(t testing.TB, name string) string {
 		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/...")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/...: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build ./cmd/...: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
@@ -145,7 +145,6 @@ type options struct {
 	env    []string
 	dir      string
 	hostname string
-	noWait   bool
 }
 
 // WithConfig sets "section.key" to a raw TOML value (quote strings yourself).
@@ -212,7 +211,11 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	s.Env = append(os.Environ(), o.env...)
 	s.start(t)
-	t.Cleanup(func() { s.Stop(t) })
+	t.Cleanup(func() {
+		if err := s.Stop(t); err != nil {
+			t.Logf("mcrsrv exit: %v", err)
+		}
+	})
 	return s
 }
 
@@ -237,7 +240,9 @@ func (s *Server) start(t testing.TB) {
 // Restart stops (SIGTERM) and starts the server again on the same address.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
-	s.Stop(t)
+	if err := s.Stop(t); err != nil {
+		t.Logf("mcrsrv exited before the restart: %v", err)
+	}
 	s.start(t)
 }
 
@@ -249,7 +254,7 @@ func (s *Server) waitHealthy(d time.Duration) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.done:
-			return fmt.Errorf("exited: %v", s.exit)
+			return fmt.Errorf("exited: %w", s.exit)
 		default:
 		}
 		resp, err := c.Get(s.URL + "/v1/health")
@@ -322,7 +327,11 @@ func (s *Server) CertPool() *x509.CertPool {
 
 // Transport trusts the server's certificate.
 func (s *Server) Transport() *http.Transport {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	def, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		panic("mcrtest: http.DefaultTransport is not an *http.Transport")
+	}
+	tr := def.Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: s.CertPool(), MinVersion: tls.VersionTLS12}
 	return tr
 }

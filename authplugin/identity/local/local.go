@@ -72,7 +72,7 @@ func (l *Provider) Login(ctx context.Context, username, password string) (*ident
 		return nil, identity.ErrInvalidCredentials
 	}
 	if err != nil {
-		return nil, fmt.Errorf("local login: %w: %v", identity.ErrUnavailable, err)
+		return nil, fmt.Errorf("local login: %w: %w", identity.ErrUnavailable, err)
 	}
 	key := ttlcache.Key(l.salt, u.PasswordHash, password)
 	now := time.Now()
@@ -99,7 +99,7 @@ func (l *Provider) Validate(ctx context.Context, tok string) (*identity.Principa
 	}
 	revoked, err := l.store.TokenRevoked(ctx, c.ID)
 	if err != nil {
-		return nil, fmt.Errorf("local validate: %w: %v", identity.ErrUnavailable, err)
+		return nil, fmt.Errorf("local validate: %w: %w", identity.ErrUnavailable, err)
 	}
 	if revoked {
 		return nil, identity.ErrInvalidCredentials
@@ -114,7 +114,7 @@ func (l *Provider) Refresh(ctx context.Context, p identity.Principal) (*identity
 		return nil, identity.ErrInvalidCredentials
 	}
 	if err != nil {
-		return nil, fmt.Errorf("local refresh: %w: %v", identity.ErrUnavailable, err)
+		return nil, fmt.Errorf("local refresh: %w: %w", identity.ErrUnavailable, err)
 	}
 	return principalOf(u), nil
 }

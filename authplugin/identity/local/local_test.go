@@ -17,7 +17,11 @@ func TestLocalLoginAndRememberedChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	is := testIssuer(t)
 	l := New(st, is, time.Hour)
 	ctx := context.Background()

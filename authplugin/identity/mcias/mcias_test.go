@@ -457,7 +457,7 @@ func TestMCIASUnexpectedResponses(t *testing.T) {
 func TestMCIASTimeout(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	p := newRawMCIAS(t, func(w http.ResponseWriter, r *http.Request) {
+	p := newRawMCIAS(t, func(_ http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 		case <-release:
@@ -479,7 +479,7 @@ func TestMCIASTimeout(t *testing.T) {
 func TestMCIASCallerCancel(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	p := newRawMCIAS(t, func(w http.ResponseWriter, r *http.Request) {
+	p := newRawMCIAS(t, func(_ http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 		case <-release:

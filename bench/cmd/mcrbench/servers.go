@@ -49,11 +49,11 @@ func startProcess(name, logPath string, env []string, bin string, args ...string
 	cmd.Stdout = f
 	cmd.Stderr = f
 	if err := cmd.Start(); err != nil {
-		f.Close()
+		_ = f.Close() // the start error is the one to report
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &process{name: name, cmd: cmd, logPath: logPath, logFile: f, done: make(chan struct{})}
-	go func() { p.exit = cmd.Wait(); f.Close(); close(p.done) }()
+	go func() { p.exit = cmd.Wait(); _ = f.Close(); close(p.done) }()
 	return p, nil
 }
 
@@ -92,7 +92,7 @@ func (p *process) memKiB(field string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
@@ -137,7 +137,7 @@ func waitReady(ctx context.Context, p *process, hc *http.Client, url string, ok 
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited: %v\n--- log ---\n%s", p.name, p.exit, p.logTail())
+			return fmt.Errorf("%s exited: %w\n--- log ---\n%s", p.name, p.exit, p.logTail())
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
@@ -155,7 +155,7 @@ func waitReady(ctx context.Context, p *process, hc *http.Client, url string, ok 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("%s not ready at %s: %v\n--- log ---\n%s", p.name, url, last, p.logTail())
+	return fmt.Errorf("%s not ready at %s: %w\n--- log ---\n%s", p.name, url, last, p.logTail())
 }
 
 func freeAddr() (string, error) {
@@ -163,7 +163,7 @@ func freeAddr() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only its address was wanted
 	return l.Addr().String(), nil
 }
 
@@ -215,14 +215,14 @@ func mcrInit(mcrsrv, dir, addr, webAddr, certFrom string) error {
 	cmd := exec.Command(mcrsrv, "init", "--dir", dir, "--hostname", "localhost", "--listen", addr, "--grpc-listen", "", "--web-listen", webAddr)
 	cmd.Env = baseEnv("MCR_ADMIN_PASSWORD=" + adminPassword)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("mcrsrv init: %v\n%s", err, out)
+		return fmt.Errorf("mcrsrv init: %w\n%s", err, out)
 	}
 	cmd = exec.Command(mcrsrv, "user", "add", "--config", filepath.Join(dir, "mcr.toml"), "--username", benchUser,
 		"--role", "user", "--account-type", "human", "--password-stdin")
 	cmd.Env = baseEnv()
 	cmd.Stdin = strings.NewReader(benchPassword + "\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("mcrsrv user add: %v\n%s", err, out)
+		return fmt.Errorf("mcrsrv user add: %w\n%s", err, out)
 	}
 	return nil
 }
