@@ -141,8 +141,8 @@ type Server struct {
 type Option func(*options)
 
 type options struct {
-	config []string // extra TOML lines appended per section: "section.key = value"
-	env    []string
+	config   []string // extra TOML lines appended per section: "section.key = value"
+	env      []string
 	dir      string
 	hostname string
 }
