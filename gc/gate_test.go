@@ -233,7 +233,7 @@ func TestGateIgnoresUnauthenticatedWrites(t *testing.T) {
 	g := NewGate(time.Hour, time.Hour)
 	block := make(chan struct{})
 	entered := make(chan struct{})
-	h := gated(g, func(w http.ResponseWriter, r *http.Request) {
+	h := gated(g, func(w http.ResponseWriter, _ *http.Request) {
 		close(entered)
 		<-block
 		w.WriteHeader(http.StatusUnauthorized)

@@ -17,6 +17,7 @@ package exchange
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -136,8 +137,8 @@ func WithStatus(status int, err error) error { return statusError{status: status
 
 // serve writes a hook's replacement answer.
 func serve(w http.ResponseWriter, err error) {
-	se, ok := err.(statusError)
-	if !ok {
+	var se statusError
+	if !errors.As(err, &se) {
 		_ = errcode.ServeJSON(w, err)
 		return
 	}
@@ -147,7 +148,8 @@ func serve(w http.ResponseWriter, err error) {
 }
 
 func statusOf(err error) int {
-	if se, ok := err.(statusError); ok {
+	var se statusError
+	if errors.As(err, &se) {
 		return se.status
 	}
 	if ec, ok := err.(errcode.ErrorCoder); ok {

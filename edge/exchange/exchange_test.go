@@ -87,14 +87,14 @@ func TestWriterHooks(t *testing.T) {
 		{"explicit 201 seen", func(w http.ResponseWriter) { w.WriteHeader(201) },
 			func(s int, h http.Header) error { h.Set("X-Seen", http.StatusText(s)); return nil }, 201, "", "Created"},
 		{"replaced", func(w http.ResponseWriter) { w.WriteHeader(401); _, _ = w.Write([]byte("original")) },
-			func(s int, h http.Header) error {
+			func(s int, _ http.Header) error {
 				if s == 401 {
 					return errcode.ErrorCodeDenied.WithMessage("no")
 				}
 				return nil
 			}, 403, `{"errors":[{"code":"DENIED","message":"no"}]}` + "\n", ""},
 		{"replaced with a status of its own", func(w http.ResponseWriter) { w.WriteHeader(500); _, _ = w.Write([]byte("/srv/path")) },
-			func(s int, h http.Header) error {
+			func(int, http.Header) error {
 				return WithStatus(507, errcode.ErrorCodeUnknown.WithMessage("full"))
 			}, 507, `{"errors":[{"code":"UNKNOWN","message":"full"}]}` + "\n", ""},
 	} {
@@ -119,7 +119,7 @@ func TestWriterHooks(t *testing.T) {
 
 // The writer keeps what http.ResponseController needs (Unwrap).
 func TestWriterUnwraps(t *testing.T) {
-	h := Begin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := Begin(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if err := http.NewResponseController(w).Flush(); errors.Is(err, http.ErrNotSupported) {
 			t.Error("Flush not reachable through the exchange writer")
 		}
@@ -173,7 +173,7 @@ func TestNoBodyForms(t *testing.T) {
 	body := strings.NewReader("from=body-repo&x=1")
 	r := httptest.NewRequest("POST", "/v2/a/blobs/uploads/?from=query-repo", body)
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	NoBodyForms(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	NoBodyForms(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		if got := r.FormValue("from"); got != "query-repo" {
 			t.Errorf("FormValue(from) = %q", got)
 		}

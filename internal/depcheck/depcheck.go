@@ -38,11 +38,11 @@ func Deps(t *testing.T, pkg string) []string {
 		}
 		t.Skip("go tool not in PATH")
 	}
-	self, err := exec.Command(goTool, "list", pkg).Output()
+	self, err := exec.Command(goTool, "list", pkg).Output() //nolint:gosec // the go tool on a package pattern the test names
 	if err != nil {
 		t.Fatalf("go list %s: %v", pkg, err)
 	}
-	out, err := exec.Command(goTool, "list", "-deps", pkg).CombinedOutput()
+	out, err := exec.Command(goTool, "list", "-deps", pkg).CombinedOutput() //nolint:gosec // as above
 	if err != nil {
 		t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
 	}
