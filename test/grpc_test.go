@@ -8,6 +8,7 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -381,7 +382,15 @@ func TestGRPCMetricsAndLogs(t *testing.T) {
 	if _, err := mcrv1.NewAdminServiceClient(cc).Health(grpcCtx(t, ""), &mcrv1.HealthRequest{}); err != nil {
 		t.Fatal(err)
 	}
+	// A method nobody registered is Unimplemented and adds no label.
+	err = cc.Invoke(grpcCtx(t, admin), "/mcr.v1.NoSuchService/Rnd12345", &mcrv1.HealthRequest{}, &mcrv1.HealthResponse{})
+	grpcWantCode(t, "unknown method", err, codes.Unimplemented)
 	samples := metParse(t, metScrape(t, metricsAddr))
+	for _, s := range samples {
+		if s.Name == "mcr_grpc_requests_total" && strings.Contains(s.Labels["method"], "NoSuchService") {
+			t.Errorf("an unknown method made a label: %v", s.Labels)
+		}
+	}
 	for _, c := range []struct {
 		method, code string
 		min          float64
@@ -406,5 +415,24 @@ func TestGRPCMetricsAndLogs(t *testing.T) {
 		if strings.Contains(log, secret) {
 			t.Errorf("the log contains a token %q", secret[:8])
 		}
+	}
+}
+
+// server.grpc_addr = "" disables the listener; $PORT_GRPC moves it.
+func TestGRPCListenerConfig(t *testing.T) {
+	t.Parallel()
+	off := mcrtest.Start(t, mcrtest.WithConfig("server.grpc_addr", `""`))
+	if strings.Contains(off.Output.String(), "grpc listening") {
+		t.Errorf("grpc_addr \"\" still listens:\n%s", off.Output.String())
+	}
+	if c, err := net.DialTimeout("tcp", off.GRPCAddr, time.Second); err == nil {
+		_ = c.Close()
+		t.Errorf("something listens on %s with grpc_addr \"\"", off.GRPCAddr)
+	}
+	_, port, _ := net.SplitHostPort(mcrtest.FreeAddr(t))
+	moved := mcrtest.Start(t, mcrtest.WithEnv("PORT_GRPC="+port))
+	moved.GRPCAddr = "127.0.0.1:" + port
+	if _, err := mcrv1.NewAdminServiceClient(grpcDial(t, moved)).Health(grpcCtx(t, ""), &mcrv1.HealthRequest{}); err != nil {
+		t.Errorf("Health on $PORT_GRPC=%s: %v", port, err)
 	}
 }
