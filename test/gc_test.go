@@ -587,8 +587,8 @@ func testGCSweepsOrphansAfterGrace(t *testing.T, opts ...mcrtest.Option) {
 	}
 }
 
-// gcSlowPut starts a manifest PUT whose body it holds back, so that the
-// request is in flight at the gate until finish is called.
+// gcSlowPut starts a manifest PUT whose body it holds back (one byte sent),
+// so the request is in flight, its body unread, until finish is called.
 func gcSlowPut(t *testing.T, srv *mcrtest.Server, token, path string, body []byte) (finish func() int) {
 	t.Helper()
 	conn, err := tls.Dial("tcp", srv.Addr, &tls.Config{RootCAs: srv.CertPool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13})
