@@ -7,7 +7,7 @@ CMDS    := $(wildcard cmd/*)
 
 GOLANGCI_LINT ?= golangci-lint
 
-.PHONY: all build test vet lint run devserver bench bench-smoke clean proto proto-lint proto-check proto-tools
+.PHONY: all build test vet lint run devserver bench bench-smoke clean proto proto-lint proto-check proto-tools fuzz
 
 all: vet lint test build
 
@@ -22,6 +22,10 @@ test:
 
 vet:
 	$(GO) vet ./...
+
+# Every fuzz target for FUZZTIME (default 20s) each, as CI runs them.
+fuzz:
+	.ci/fuzz
 
 # golangci-lint v2 with .golangci.yaml (the plan's linter set, gofmt and
 # goimports included); .ci/run installs the pinned version.
@@ -57,12 +61,22 @@ proto-check: proto-lint proto
 	else echo "buf breaking: main has no protos yet; skipped"; fi
 
 # The embedded default: a data dir under ./srv with self-signed TLS, SQLite,
-# local identity; first run prints the admin password (or uses
-# $MCR_ADMIN_PASSWORD).
+# local identity, listening on loopback only; first run prints the admin
+# password (or uses $MCR_ADMIN_PASSWORD).
+RUN_LISTEN      ?= 127.0.0.1:8443
+RUN_GRPC_LISTEN ?= 127.0.0.1:9443
+RUN_WEB_LISTEN  ?= 127.0.0.1:8080
+RUN_PORT        := $(lastword $(subst :, ,$(RUN_LISTEN)))
+RUN_WEB_PORT    := $(lastword $(subst :, ,$(RUN_WEB_LISTEN)))
 run: build
-	@bin/mcrsrv init --dir ./srv --hostname localhost
+	@bin/mcrsrv init --dir ./srv --hostname localhost --listen $(RUN_LISTEN) --grpc-listen $(RUN_GRPC_LISTEN) --web-listen $(RUN_WEB_LISTEN)
+	@echo "registry and admin API: https://localhost:$(RUN_PORT)   (loopback only)"
+	@echo "admin CLI:   bin/mcrctl --config srv/mcr.toml status"
+	@echo "token:       export MCR_TOKEN=\$$(bin/mcrctl --config srv/mcr.toml login --username admin)   (then mcrctl uses it)"
+	@echo "curl:        curl --cacert srv/certs/cert.pem -H \"Authorization: Bearer \$$MCR_TOKEN\" https://localhost:$(RUN_PORT)/v1/gc/status"
+	@echo "             (a token also comes from POST /v1/auth/login {\"username\",\"password\"})"
 	@if [ -x bin/mcr-web ]; then \
-		echo "mcr-web: http://localhost:8080  (registry and admin API: https://localhost:8443)"; \
+		echo "mcr-web:     http://localhost:$(RUN_WEB_PORT)"; \
 		bin/mcr-web server --config ./srv/mcr.toml & web=$$!; \
 		trap 'kill $$web 2>/dev/null' EXIT INT TERM; \
 		bin/mcrsrv server --config ./srv/mcr.toml; \

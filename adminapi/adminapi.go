@@ -63,6 +63,10 @@ func New(opts Options) *API {
 	if a.svc.HasSnapshot() {
 		admin.POST("/snapshot", a.snapshot)
 	}
+	if a.svc.HasAccounts() {
+		admin.POST("/accounts/:name/unlock", a.unlockAccount)
+		admin.POST("/accounts/:name/revoke", a.revokeAccount)
+	}
 	if a.svc.HasReconcileIndex() {
 		admin.POST("/index/reconcile", a.reconcileIndex)
 	}
@@ -102,6 +106,9 @@ func errorHandler(err error, c echo.Context) {
 	} else {
 		code, m, unexpected := adminsvc.Classify(err)
 		status, msg = code.HTTPStatus(), m
+		if ra := adminsvc.RetryAfter(err); ra != "" {
+			c.Response().Header().Set("Retry-After", ra)
+		}
 		if unexpected {
 			slog.Error("admin api", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 		}

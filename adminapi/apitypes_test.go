@@ -66,6 +66,8 @@ var wirePairs = []wirePair{
 	{name: "gc run", server: store.GCRun{}, client: apitypes.GCRun{}},
 	{name: "gc status", server: gcStatus{}, client: apitypes.GCStatus{}},
 	{name: "snapshot", server: snapshotCreated{}, client: apitypes.SnapshotCreated{}},
+	{name: "account unlocked", server: accountUnlocked{}, client: apitypes.AccountUnlocked{}},
+	{name: "tokens revoked", server: tokensRevoked{}, client: apitypes.TokensRevoked{}},
 	{name: "upload", server: uploadInfo{}, client: apitypes.UploadInfo{}},
 	{name: "upload list", server: uploadList{}, client: apitypes.UploadList{}},
 	{name: "upload purge request", server: uploadPurgeRequest{}, client: apitypes.UploadPurgeRequest{}, request: true},

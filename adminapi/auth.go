@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -26,7 +27,12 @@ type loginResponse struct {
 // a bearer on /v1 and /v2/token.
 func (a *API) login(c echo.Context) error {
 	var req loginRequest
-	if err := decodeJSON(c, &req); err != nil {
+	if err := decodeJSONLimit(c, &req, maxLoginBody); err != nil {
+		var he *echo.HTTPError
+		if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge {
+			// Refused before anything is hashed, logged or audited.
+			return errorf(http.StatusBadRequest, "request body too large for a sign-in")
+		}
 		return err
 	}
 	s, err := a.svc.Login(c.Request().Context(), caller(c), req.Username, req.Password)
@@ -39,6 +45,10 @@ func (a *API) login(c echo.Context) error {
 		Username: s.Principal.Username, Roles: s.Principal.Roles, AccountType: s.Principal.AccountType,
 	})
 }
+
+// maxLoginBody bounds a sign-in body: a username and a password, each
+// bounded far below it.
+const maxLoginBody = 8 << 10
 
 // logout revokes the bearer token.
 func (a *API) logout(c echo.Context) error {

@@ -12,8 +12,14 @@ import (
 
 // decodeJSON reads a JSON body (at most 1 MiB) into v, refusing unknown
 // fields so a typo is an error rather than a silent no-op.
-func decodeJSON(c echo.Context, v any) error {
-	body := http.MaxBytesReader(c.Response(), c.Request().Body, 1<<20)
+func decodeJSON(c echo.Context, v any) error { return decodeJSONLimit(c, v, maxBody) }
+
+// maxBody bounds every /v1 request body; sign-in bodies have a far
+// smaller bound (maxLoginBody).
+const maxBody = 1 << 20
+
+func decodeJSONLimit(c echo.Context, v any, limit int64) error {
+	body := http.MaxBytesReader(c.Response(), c.Request().Body, limit)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

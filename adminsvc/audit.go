@@ -21,6 +21,7 @@ var EventTypes = map[string]bool{
 	"blob_deleted": true, "repo_deleted": true, "policy_deny": true, "policy_rule_created": true,
 	"policy_rule_updated": true, "policy_rule_deleted": true, "policy_reload_failed": true,
 	"gc_started": true, "gc_completed": true, "snapshot_created": true,
+	"login_locked": true, "refresh_reuse": true, "account_unlocked": true, "tokens_revoked": true,
 }
 
 // AuditQuery filters the audit log. Since and Until are RFC 3339 times or

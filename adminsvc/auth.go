@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 )
 
@@ -51,28 +52,33 @@ type LoginResult struct {
 }
 
 // Login exchanges a username and password for an identity token usable
-// as a bearer on /v1, gRPC and /v2/token; the attempt is recorded.
+// as a bearer on /v1, gRPC and /v2/token. It goes through the sign-in
+// throttle (SignIn), which records the attempt.
 func (s *Service) Login(ctx context.Context, c Caller, username, password string) (*LoginResult, error) {
 	if username == "" || password == "" {
 		return nil, Errorf(InvalidArgument, "username and password are required")
 	}
-	sess, err := s.opts.Authn.Provider.Login(ctx, username, password)
+	sess, err := s.signIn().Login(c.request().WithContext(ctx), username, password)
 	if err != nil {
-		if errors.Is(err, identity.ErrUnavailable) {
-			if s.opts.Recorder != nil {
-				s.opts.Recorder.LoginFailed(c.request(), username, "identity service unavailable")
-			}
+		var te *authplugin.ThrottledError
+		switch {
+		case errors.Is(err, authplugin.ErrInputTooLong):
+			return nil, Errorf(InvalidArgument, "username or password too long")
+		case errors.As(err, &te):
+			return nil, &Error{Code: TooManyRequests, Message: te.Error(), RetryAfter: te.RetryAfterSeconds()}
+		case errors.Is(err, identity.ErrUnavailable):
 			return nil, Errorf(Unavailable, "identity service unavailable; try again later")
-		}
-		if s.opts.Recorder != nil {
-			s.opts.Recorder.LoginFailed(c.request(), username, "invalid credentials")
 		}
 		return nil, Errorf(Unauthenticated, "invalid username or password")
 	}
-	if s.opts.Recorder != nil {
-		s.opts.Recorder.LoginSucceeded(c.request(), &sess.Principal)
-	}
 	return &LoginResult{Token: sess.Token, ExpiresAt: sess.ExpiresAt, Principal: sess.Principal}, nil
+}
+
+func (s *Service) signIn() *authplugin.SignIn {
+	if s.opts.SignIn != nil {
+		return s.opts.SignIn
+	}
+	return &authplugin.SignIn{Provider: s.opts.Authn.Provider, Recorder: s.opts.Recorder}
 }
 
 // Logout revokes an identity token.
@@ -85,6 +91,12 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 			return Errorf(Unavailable, "identity service unavailable")
 		}
 		return Errorf(Unauthenticated, "invalid or expired token")
+	}
+	// Every refresh token minted with this session goes with it.
+	if s.opts.Store != nil {
+		if err := s.opts.Store.RevokeSessionFamilies(ctx, authplugin.SessionKey(token)); err != nil {
+			return internal("could not revoke the session's refresh tokens", err)
+		}
 	}
 	return nil
 }

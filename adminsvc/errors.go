@@ -22,6 +22,7 @@ const (
 	TooLarge                       // 413, codes.ResourceExhausted
 	Unimplemented                  // 501, codes.Unimplemented
 	Unavailable                    // 502, codes.Unavailable (identity service down)
+	TooManyRequests                // 429, codes.ResourceExhausted (sign-in throttled)
 )
 
 var httpStatus = map[Code]int{
@@ -29,7 +30,7 @@ var httpStatus = map[Code]int{
 	Unauthenticated: http.StatusUnauthorized, PermissionDenied: http.StatusForbidden,
 	NotFound: http.StatusNotFound, FailedPrecondition: http.StatusConflict,
 	TooLarge: http.StatusRequestEntityTooLarge, Unimplemented: http.StatusNotImplemented,
-	Unavailable: http.StatusBadGateway,
+	Unavailable: http.StatusBadGateway, TooManyRequests: http.StatusTooManyRequests,
 }
 
 // HTTPStatus is the status /v1 answers with for c.
@@ -41,6 +42,17 @@ type Error struct {
 	Message string
 	// Err is the cause, logged by the transport, never shown.
 	Err error
+	// RetryAfter is the Retry-After value (seconds) of a TooManyRequests.
+	RetryAfter string
+}
+
+// RetryAfter returns the Retry-After value err carries, or "".
+func RetryAfter(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return ""
 }
 
 func (e *Error) Error() string {

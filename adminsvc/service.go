@@ -45,6 +45,12 @@ type Options struct {
 	// Snapshot writes a database snapshot and returns its path; nil makes
 	// Snapshot Unimplemented.
 	Snapshot func(ctx context.Context) (string, error)
+	// SignIn checks passwords (bounds, throttle, audit); nil: the
+	// provider, unthrottled.
+	SignIn *authplugin.SignIn
+	// Accounts unlocks sign-ins and revokes tokens; nil makes those
+	// operations Unimplemented.
+	Accounts Accounts
 	// Uploads lists and purges blob uploads; nil makes those operations
 	// Unimplemented.
 	Uploads UploadService
@@ -62,6 +68,9 @@ func New(opts Options) *Service { return &Service{opts: opts} }
 // HasGC reports whether garbage collection is wired (REST registers the
 // routes only then).
 func (s *Service) HasGC() bool { return s.opts.GC != nil }
+
+// HasAccounts reports whether account unlock and revocation are wired.
+func (s *Service) HasAccounts() bool { return s.opts.Accounts != nil }
 
 // HasSnapshot reports whether snapshots are wired.
 func (s *Service) HasSnapshot() bool { return s.opts.Snapshot != nil }

@@ -3,6 +3,7 @@ package authplugin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -72,6 +73,15 @@ func BearerToken(r *http.Request) (string, bool) {
 // identity.ErrInvalidCredentials or identity.ErrUnavailable.
 func (a *Authenticator) Bearer(ctx context.Context, tok string) (*Identity, error) {
 	if c, ok := a.cachedAccess(tok); ok {
+		// Verified before, but the account may have changed since: the
+		// generation check is an in-memory lookup (package revocation).
+		if err := a.Issuer.Current(c); err != nil {
+			a.cache().Delete(ttlcache.Key(tok))
+			if errors.Is(err, token.ErrUnavailable) {
+				return nil, fmt.Errorf("%w: %w", identity.ErrUnavailable, err)
+			}
+			return nil, identity.ErrInvalidCredentials
+		}
 		return &Identity{Principal: c.Principal(), Claims: c}, nil
 	}
 	if use, ours := a.Issuer.Peek(tok); ours {

@@ -1,6 +1,8 @@
 package authplugin
 
 import (
+	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -10,8 +12,10 @@ import (
 
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"git.wntrmute.dev/kyle/mcr/authplugin/token"
+	"git.wntrmute.dev/kyle/mcr/internal/ttlcache"
 	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
+	"git.wntrmute.dev/kyle/mcr/store"
 )
 
 // TokenHandler serves the Docker/OCI token endpoint (`/v2/token`): GET with
@@ -24,6 +28,46 @@ type TokenHandler struct {
 	Recorder   Recorder
 	TokenTTL   time.Duration
 	RefreshTTL time.Duration
+	// SignIn checks passwords (bounds, throttle, audit); nil: the
+	// provider unthrottled.
+	SignIn *SignIn
+	// Families records refresh-token families for rotation and
+	// revocation; nil: no refresh tokens are issued.
+	Families Families
+	// OnRefreshReuse records a rotated refresh token presented again (its
+	// family has been revoked).
+	OnRefreshReuse func(r *http.Request, c *token.Claims)
+}
+
+// Families keeps refresh-token families (store.Store does).
+type Families interface {
+	CreateFamily(ctx context.Context, f store.RefreshFamily) error
+	RotateFamily(ctx context.Context, id, oldJTI, newJTI string, expires time.Time) (*store.RefreshFamily, error)
+}
+
+// SessionKey is how a refresh family remembers the identity session it was
+// minted with (a digest: the session token itself is never stored), so a
+// logout can revoke it.
+func SessionKey(sessionToken string) string {
+	k := ttlcache.Key("refresh-session", sessionToken)
+	return hex.EncodeToString(k[:16])
+}
+
+func (h *TokenHandler) signIn() *SignIn {
+	if h.SignIn != nil {
+		return h.SignIn
+	}
+	return &SignIn{Provider: h.Authn.Provider, Recorder: h.Recorder}
+}
+
+// grant is what a token request proved.
+type grant struct {
+	p          *identity.Principal
+	sessionEnd time.Time
+	session    string // SessionKey of the bearer session, if any
+	family     string // refresh family being rotated, if any
+	refreshJTI string // its new current id
+	refreshExp time.Time
 }
 
 type tokenResponse struct {
@@ -65,21 +109,21 @@ func (h *TokenHandler) get(w http.ResponseWriter, r *http.Request) {
 		WriteOCIError(w, http.StatusBadRequest, "UNSUPPORTED", err.Error(), nil)
 		return
 	}
-	var p *identity.Principal
-	var sessionEnd time.Time
+	var g grant
 	if user, pass, ok := r.BasicAuth(); ok {
-		p, sessionEnd = h.login(w, r, user, pass)
+		g.p, g.sessionEnd = h.login(w, r, user, pass)
 	} else if tok, ok := BearerToken(r); ok {
-		p = h.bearer(w, r, tok)
+		g.p = h.bearer(w, r, tok)
+		g.session = SessionKey(tok)
 	} else {
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+h.Authn.Issuer.Service()+`"`)
 		WriteOCIError(w, http.StatusUnauthorized, "UNAUTHORIZED", "credentials required: Basic username/password or an identity token", nil)
 		return
 	}
-	if p == nil {
+	if g.p == nil {
 		return
 	}
-	h.respond(w, p, scopes, q.Get("offline_token") == "true", sessionEnd)
+	h.respond(w, r, g, scopes, q.Get("offline_token") == "true")
 }
 
 func (h *TokenHandler) post(w http.ResponseWriter, r *http.Request) {
@@ -96,8 +140,7 @@ func (h *TokenHandler) post(w http.ResponseWriter, r *http.Request) {
 		WriteOCIError(w, http.StatusBadRequest, "UNSUPPORTED", err.Error(), nil)
 		return
 	}
-	var p *identity.Principal
-	var sessionEnd time.Time
+	var g grant
 	offline := r.PostForm.Get("access_type") == "offline"
 	switch r.PostForm.Get("grant_type") {
 	case "password":
@@ -106,22 +149,12 @@ func (h *TokenHandler) post(w http.ResponseWriter, r *http.Request) {
 			WriteOCIError(w, http.StatusBadRequest, "UNSUPPORTED", "grant_type=password needs username and password", nil)
 			return
 		}
-		p, sessionEnd = h.login(w, r, user, pass)
+		g.p, g.sessionEnd = h.login(w, r, user, pass)
 	case "refresh_token":
-		rt := r.PostForm.Get("refresh_token")
-		c, err := h.Authn.Issuer.Verify(token.UseRefresh, rt)
-		if err != nil {
-			WriteOCIError(w, http.StatusUnauthorized, "UNAUTHORIZED", "invalid refresh token", nil)
+		if !h.rotate(w, r, r.PostForm.Get("refresh_token"), &g) {
 			return
 		}
-		p = c.Principal()
-		if rf, ok := h.Authn.Provider.(identity.Refresher); ok {
-			if p, err = rf.Refresh(r.Context(), *p); err != nil {
-				h.identityError(w, r, c.Username, err)
-				return
-			}
-		}
-		offline = false // the client keeps the refresh token it has
+		offline = true // the rotated token replaces the one presented
 	case "":
 		WriteOCIError(w, http.StatusBadRequest, "UNSUPPORTED", "grant_type is required", nil)
 		return
@@ -129,20 +162,74 @@ func (h *TokenHandler) post(w http.ResponseWriter, r *http.Request) {
 		WriteOCIError(w, http.StatusBadRequest, "UNSUPPORTED", "unsupported grant_type", nil)
 		return
 	}
-	if p == nil {
+	if g.p == nil {
 		return
 	}
-	h.respond(w, p, scopes, offline, sessionEnd)
+	h.respond(w, r, g, scopes, offline)
 }
 
-func (h *TokenHandler) login(w http.ResponseWriter, r *http.Request, user, pass string) (*identity.Principal, time.Time) {
-	s, err := h.Authn.Provider.Login(r.Context(), user, pass)
-	if err != nil {
-		h.identityError(w, r, user, err)
-		return nil, time.Time{}
+// rotate redeems a refresh token: it must be its family's current one.
+// The family moves on to a new id (answered as the new refresh token); an
+// older id presented again revokes the family.
+func (h *TokenHandler) rotate(w http.ResponseWriter, r *http.Request, rt string, g *grant) bool {
+	refuse := func() bool {
+		WriteOCIError(w, http.StatusUnauthorized, "UNAUTHORIZED", "invalid refresh token", nil)
+		return false
 	}
-	if h.Recorder != nil {
-		h.Recorder.LoginSucceeded(r, &s.Principal)
+	if len(rt) > maxTokenBytes || h.Families == nil {
+		return refuse()
+	}
+	c, err := h.Authn.Issuer.Verify(token.UseRefresh, rt)
+	if err != nil || c.Family == "" { // no family: minted before rotation existed
+		return refuse()
+	}
+	next := token.NewJTI()
+	_, err = h.Families.RotateFamily(r.Context(), c.Family, c.ID, next, c.ExpiresAt.Time)
+	switch {
+	case errors.Is(err, store.ErrReused):
+		if h.OnRefreshReuse != nil {
+			h.OnRefreshReuse(r, c)
+		}
+		return refuse()
+	case errors.Is(err, store.ErrNotFound):
+		return refuse()
+	case err != nil:
+		slog.Error("rotate refresh token", "err", err)
+		WriteOCIError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "could not redeem the refresh token; try again", nil)
+		return false
+	}
+	p := c.Principal()
+	if rf, ok := h.Authn.Provider.(identity.Refresher); ok {
+		if p, err = rf.Refresh(r.Context(), *p); err != nil {
+			h.identityError(w, r, c.Username, err)
+			return false
+		}
+	}
+	g.p, g.family, g.refreshJTI, g.refreshExp = p, c.Family, next, c.ExpiresAt.Time
+	return true
+}
+
+// maxTokenBytes bounds a token presented in a form.
+const maxTokenBytes = 8 << 10
+
+func (h *TokenHandler) login(w http.ResponseWriter, r *http.Request, user, pass string) (*identity.Principal, time.Time) {
+	s, err := h.signIn().Login(r, user, pass)
+	if err != nil {
+		var te *ThrottledError
+		switch {
+		case errors.Is(err, ErrInputTooLong):
+			WriteOCIError(w, http.StatusBadRequest, "UNSUPPORTED", "username or password too long", nil)
+		case errors.As(err, &te):
+			w.Header().Set("Retry-After", te.RetryAfterSeconds())
+			WriteOCIError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", te.Error(), nil)
+		case errors.Is(err, identity.ErrUnavailable):
+			slog.Error("identity service unavailable", "username", user, "err", err)
+			WriteOCIError(w, http.StatusBadGateway, "UNAVAILABLE", "identity service unavailable; try again later", nil)
+		default:
+			w.Header().Set("WWW-Authenticate", `Basic realm="`+h.Authn.Issuer.Service()+`"`)
+			WriteOCIError(w, http.StatusUnauthorized, "UNAUTHORIZED", "invalid username or password", nil)
+		}
+		return nil, time.Time{}
 	}
 	return &s.Principal, s.ExpiresAt
 }
@@ -221,7 +308,8 @@ func expandActions(s token.Scope) []string {
 // tokens no longer-lived than the identity session they came from, so a
 // revocation or demotion upstream is not outlived; without a known session
 // end none is issued.
-func (h *TokenHandler) respond(w http.ResponseWriter, p *identity.Principal, scopes []token.Scope, offline bool, sessionEnd time.Time) {
+func (h *TokenHandler) respond(w http.ResponseWriter, r *http.Request, g grant, scopes []token.Scope, offline bool) {
+	p := g.p
 	access := Grant(h.Policy, p, scopes)
 	tok, c, err := h.Authn.Issuer.Issue(token.UseAccess, p, access, h.TokenTTL)
 	if err != nil {
@@ -241,23 +329,55 @@ func (h *TokenHandler) respond(w http.ResponseWriter, p *identity.Principal, sco
 		}
 		resp.Scope += token.Scope(a).String()
 	}
-	refreshTTL := h.RefreshTTL
-	if _, ok := h.Authn.Provider.(identity.Refresher); !ok {
-		if left := time.Until(sessionEnd); left < refreshTTL {
-			refreshTTL = left
-		}
-	}
-	if offline && refreshTTL >= time.Minute {
-		rt, _, err := h.Authn.Issuer.Issue(token.UseRefresh, p, nil, refreshTTL)
+	if g.family != "" {
+		// A rotation: the family's new current token, same expiry.
+		rt, _, err := h.Authn.Issuer.IssueRefresh(p, g.family, g.refreshJTI, time.Until(g.refreshExp))
 		if err != nil {
 			slog.Error("issue refresh token", "err", err)
 			WriteOCIError(w, http.StatusInternalServerError, "UNKNOWN", "could not issue token", nil)
 			return
 		}
 		resp.RefreshToken = rt
+	} else if rt, ok := h.newRefresh(w, r, g, offline); !ok {
+		return
+	} else {
+		resp.RefreshToken = rt
 	}
 	metrics.TokensIssued.Inc()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// newRefresh starts a refresh-token family when the client asked for an
+// offline token ("" when none is issued; false when an error was written).
+func (h *TokenHandler) newRefresh(w http.ResponseWriter, r *http.Request, g grant, offline bool) (string, bool) {
+	if !offline || h.Families == nil {
+		return "", true
+	}
+	refreshTTL := h.RefreshTTL
+	if _, ok := h.Authn.Provider.(identity.Refresher); !ok {
+		if left := time.Until(g.sessionEnd); left < refreshTTL {
+			refreshTTL = left
+		}
+	}
+	if refreshTTL < time.Minute {
+		return "", true
+	}
+	fam, jti := token.NewJTI(), token.NewJTI()
+	exp := h.Authn.Issuer.Now().Add(refreshTTL)
+	if err := h.Families.CreateFamily(r.Context(), store.RefreshFamily{
+		ID: fam, Subject: g.p.Subject, Session: g.session, CurrentJTI: jti, ExpiresAt: exp,
+	}); err != nil {
+		slog.Error("record refresh token", "err", err)
+		WriteOCIError(w, http.StatusInternalServerError, "UNKNOWN", "could not issue token", nil)
+		return "", false
+	}
+	rt, _, err := h.Authn.Issuer.IssueRefresh(g.p, fam, jti, refreshTTL)
+	if err != nil {
+		slog.Error("issue refresh token", "err", err)
+		WriteOCIError(w, http.StatusInternalServerError, "UNKNOWN", "could not issue token", nil)
+		return "", false
+	}
+	return rt, true
 }

@@ -23,6 +23,9 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
+
+	"git.wntrmute.dev/kyle/mcr/clientip"
+	"git.wntrmute.dev/kyle/mcr/throttle"
 )
 
 // Config is the whole of mcr.toml.
@@ -68,6 +71,11 @@ type Server struct {
 	// from the token signing key so a single node keeps uploads across
 	// restarts.
 	HTTPSecret string `mapstructure:"http_secret"`
+	// TrustedProxies lists the CIDRs (or addresses) of proxies whose
+	// X-Forwarded-For is believed: the client address of a request from
+	// one of them is the last untrusted address in that header. From
+	// anyone else the header is ignored.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
 }
 
 // Database is the [database] section.
@@ -108,6 +116,9 @@ type Storage struct {
 	// EarlyWriteback (mcrfs only) starts kernel write-back of each 8 MiB of
 	// an upload before the commit's fsync.
 	EarlyWriteback bool `mapstructure:"early_writeback"`
+	// DirectIO (mcrfs only) writes uploads in large O_DIRECT writes, around
+	// the page cache (less push CPU; the next pull reads from disk).
+	DirectIO bool `mapstructure:"direct_io"`
 	// MinFree is the free space on the storage filesystem under which
 	// pushes are refused with 507 and health reports storage failing
 	// ("64MiB", "1GiB" or bytes; "0" refuses only when a write fails).
@@ -197,6 +208,26 @@ type Identity struct {
 	SessionTTL  time.Duration `mapstructure:"session_ttl"`
 	RefreshTTL  time.Duration `mapstructure:"refresh_ttl"`
 	KeysDir     string        `mapstructure:"keys_dir"`
+
+	// Sign-in throttling (failed sign-ins, counted in memory per process).
+	LoginBackoffAfter    int           `mapstructure:"login_backoff_after"`
+	LoginLockoutAfter    int           `mapstructure:"login_lockout_after"`
+	LoginIPBackoffAfter  int           `mapstructure:"login_ip_backoff_after"`
+	LoginIPLockoutAfter  int           `mapstructure:"login_ip_lockout_after"`
+	LoginBackoffBase     time.Duration `mapstructure:"login_backoff_base"`
+	LoginBackoffMax      time.Duration `mapstructure:"login_backoff_max"`
+	LoginLockoutDuration time.Duration `mapstructure:"login_lockout_duration"`
+	LoginFailureWindow   time.Duration `mapstructure:"login_failure_window"`
+}
+
+// Throttle is the sign-in throttle the [identity] keys describe.
+func (i Identity) Throttle() throttle.Config {
+	c := throttle.DefaultConfig()
+	c.Account.BackoffAfter, c.Account.LockoutAfter = i.LoginBackoffAfter, i.LoginLockoutAfter
+	c.IP.BackoffAfter, c.IP.LockoutAfter = i.LoginIPBackoffAfter, i.LoginIPLockoutAfter
+	c.BackoffBase, c.BackoffMax = i.LoginBackoffBase, i.LoginBackoffMax
+	c.LockoutDuration, c.Window = i.LoginLockoutDuration, i.LoginFailureWindow
+	return c
 }
 
 // MCIAS is the [mcias] section.
@@ -217,6 +248,13 @@ type Web struct {
 	CACert   string `mapstructure:"ca_cert"`
 	TLSCert  string `mapstructure:"tls_cert"`
 	TLSKey   string `mapstructure:"tls_key"`
+	// SecureCookies forces Secure cookies and HSTS even when mcr-web
+	// itself speaks plain HTTP behind a TLS-terminating proxy.
+	SecureCookies bool `mapstructure:"secure_cookies"`
+	// TrustedProxies: mcr-web believes X-Forwarded-For only from these
+	// CIDRs and forwards the client address it resolved to mcrsrv (which
+	// believes it only if mcr-web is in server.trusted_proxies).
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
 }
 
 // Log is the [log] section.
@@ -275,6 +313,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("storage.upload_purge_age", "168h")
 	v.SetDefault("storage.manifest_urls_allow", []string{"^https?://"})
 	v.SetDefault("storage.early_writeback", false)
+	v.SetDefault("storage.direct_io", false)
 	v.SetDefault("storage.min_free", "64MiB")
 	v.SetDefault("database.check_timeout", "30s")
 	v.SetDefault("database.check_interval", "1h")
@@ -289,6 +328,18 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("identity.token_ttl", "5m")
 	v.SetDefault("identity.session_ttl", "8h")
 	v.SetDefault("identity.refresh_ttl", "720h")
+	def := throttle.DefaultConfig()
+	v.SetDefault("identity.login_backoff_after", def.Account.BackoffAfter)
+	v.SetDefault("identity.login_lockout_after", def.Account.LockoutAfter)
+	v.SetDefault("identity.login_ip_backoff_after", def.IP.BackoffAfter)
+	v.SetDefault("identity.login_ip_lockout_after", def.IP.LockoutAfter)
+	v.SetDefault("identity.login_backoff_base", def.BackoffBase.String())
+	v.SetDefault("identity.login_backoff_max", def.BackoffMax.String())
+	v.SetDefault("identity.login_lockout_duration", def.LockoutDuration.String())
+	v.SetDefault("identity.login_failure_window", def.Window.String())
+	v.SetDefault("server.trusted_proxies", []string{})
+	v.SetDefault("web.secure_cookies", false)
+	v.SetDefault("web.trusted_proxies", []string{})
 	v.SetDefault("mcias.service_name", "mcr")
 	v.SetDefault("web.listen_addr", ":8080")
 	v.SetDefault("log.level", "info")
@@ -448,6 +499,26 @@ func (c *Config) Validate() error {
 	pos("identity.token_ttl", c.Identity.TokenTTL)
 	pos("identity.session_ttl", c.Identity.SessionTTL)
 	pos("identity.refresh_ttl", c.Identity.RefreshTTL)
+	pos("identity.login_backoff_base", c.Identity.LoginBackoffBase)
+	pos("identity.login_backoff_max", c.Identity.LoginBackoffMax)
+	pos("identity.login_lockout_duration", c.Identity.LoginLockoutDuration)
+	pos("identity.login_failure_window", c.Identity.LoginFailureWindow)
+	for _, k := range []struct {
+		key string
+		n   int
+	}{
+		{"identity.login_backoff_after", c.Identity.LoginBackoffAfter}, {"identity.login_lockout_after", c.Identity.LoginLockoutAfter},
+		{"identity.login_ip_backoff_after", c.Identity.LoginIPBackoffAfter}, {"identity.login_ip_lockout_after", c.Identity.LoginIPLockoutAfter},
+	} {
+		if k.n < 0 {
+			errs = append(errs, fmt.Errorf("config: %s must not be negative (0 turns it off)", k.key))
+		}
+	}
+	for key, cidrs := range map[string][]string{"server.trusted_proxies": c.Server.TrustedProxies, "web.trusted_proxies": c.Web.TrustedProxies} {
+		if _, err := clientip.New(cidrs); err != nil {
+			errs = append(errs, fmt.Errorf("config: %s: %w", key, err))
+		}
+	}
 	if c.Server.WriteTimeout < 0 {
 		errs = append(errs, fmt.Errorf("config: server.write_timeout must not be negative"))
 	}

@@ -17,6 +17,7 @@ import (
 
 // Options are the parts the path is built from.
 type Options struct {
+	ClientIP func(http.Handler) http.Handler // clientip: the client address (trusted proxies' X-Forwarded-For)
 	Registry http.Handler                    // distribution's App: access controller, repository middleware, storage
 	Auth     *authplugin.Edge                // bearer authentication and the 401 challenge
 	Storage  func(http.Handler) http.Handler // storageguard.Wrap: a write that failed on a full disk → 507
@@ -33,7 +34,8 @@ func Handler(o Options) http.Handler {
 	mux.Handle("/v1/", o.Admin)
 	mux.Handle("/v2/", V2(o))
 	return chain(mux,
-		exchange.Begin,     // first: classify once (distribution's route table) and install the one ResponseWriter every layer hooks into
+		o.ClientIP,         // before the exchange records the client address: resolve it through trusted proxies
+		exchange.Begin,     // then classify once (distribution's route table) and install the one ResponseWriter every layer hooks into
 		metrics.Instrument, // then count, with labels from the exchange only (route name, method, status), after the answer is known
 	)
 }

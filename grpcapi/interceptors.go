@@ -4,14 +4,17 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"git.wntrmute.dev/kyle/mcr/adminsvc"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
@@ -91,7 +94,26 @@ func peerIP(ctx context.Context) string {
 // caller is the service's view of a call.
 func caller(ctx context.Context) adminsvc.Caller {
 	m, _ := grpc.Method(ctx)
-	return adminsvc.Caller{Principal: identity.PrincipalFrom(ctx), IP: peerIP(ctx), Method: m}
+	return adminsvc.Caller{Principal: identity.PrincipalFrom(ctx), IP: clientIP(ctx), Method: m}
+}
+
+type clientIPKey struct{}
+
+// clientIP is the address clientIPUnary resolved, else the peer's.
+func clientIP(ctx context.Context) string {
+	if ip, ok := ctx.Value(clientIPKey{}).(string); ok {
+		return ip
+	}
+	return peerIP(ctx)
+}
+
+// clientIPUnary resolves the caller's address once: the peer, or the
+// x-forwarded-for metadata when the peer is a trusted proxy (mcr-web
+// naming the browser it signs in for).
+func (a *api) clientIPUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	ip := a.proxies.ResolveFrom(peerIP(ctx), md.Get("x-forwarded-for"))
+	return h(context.WithValue(ctx, clientIPKey{}, ip), req)
 }
 
 // toStatus maps a service error to its gRPC code with /v1's message.
@@ -106,6 +128,15 @@ func toStatus(method string, err error) error {
 	if unexpected {
 		slog.Error("grpc api", "method", method, "err", err)
 	}
+	if ra := adminsvc.RetryAfter(err); ra != "" {
+		// A throttled sign-in: RESOURCE_EXHAUSTED with the wait, as
+		// Retry-After says it on /v1.
+		secs, _ := strconv.Atoi(ra)
+		st, derr := status.New(grpcCode[code], msg).WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(secs) * time.Second)})
+		if derr == nil {
+			return st.Err()
+		}
+	}
 	return status.Error(grpcCode[code], msg)
 }
 
@@ -114,7 +145,7 @@ var grpcCode = map[adminsvc.Code]codes.Code{
 	adminsvc.Unauthenticated: codes.Unauthenticated, adminsvc.PermissionDenied: codes.PermissionDenied,
 	adminsvc.NotFound: codes.NotFound, adminsvc.FailedPrecondition: codes.FailedPrecondition,
 	adminsvc.TooLarge: codes.ResourceExhausted, adminsvc.Unimplemented: codes.Unimplemented,
-	adminsvc.Unavailable: codes.Unavailable,
+	adminsvc.Unavailable: codes.Unavailable, adminsvc.TooManyRequests: codes.ResourceExhausted,
 }
 
 func logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

@@ -4,7 +4,7 @@
 // standard grpc.health.v1 service and server reflection (grpcurl,
 // Kubernetes gRPC probes).
 //
-//	gs := grpcapi.NewServer(svc, tlsConfig)
+//	gs := grpcapi.NewServer(svc, tlsConfig, proxies)
 //	go gs.Serve(ln)
 //	defer gs.GracefulStop()
 package grpcapi
@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"git.wntrmute.dev/kyle/mcr/adminsvc"
+	"git.wntrmute.dev/kyle/mcr/clientip"
 	mcrv1 "git.wntrmute.dev/kyle/mcr/gen/mcr/v1"
 )
 
@@ -40,14 +41,16 @@ var serviceNames = []string{
 
 // NewServer builds the server over svc. tlsCfg carries the certificate;
 // its minimum version is raised to TLS 1.3.
-func NewServer(svc *adminsvc.Service, tlsCfg *tls.Config) *Server {
+// proxies (server.trusted_proxies; nil: none) are the peers whose
+// x-forwarded-for metadata names the client.
+func NewServer(svc *adminsvc.Service, tlsCfg *tls.Config, proxies *clientip.Resolver) *Server {
 	tlsCfg = tlsCfg.Clone()
 	tlsCfg.MinVersion = tls.VersionTLS13
-	a := &api{svc: svc}
+	a := &api{svc: svc, proxies: proxies}
 	gs := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsCfg)),
 		// One chain for every call, outermost first (see interceptors.go).
-		grpc.ChainUnaryInterceptor(logUnary, metricsUnary, a.authUnary, roleUnary),
+		grpc.ChainUnaryInterceptor(a.clientIPUnary, logUnary, metricsUnary, a.authUnary, roleUnary),
 		grpc.ChainStreamInterceptor(logStream, metricsStream, a.authStream),
 	)
 	mcrv1.RegisterAdminServiceServer(gs, &adminServer{api: a})
@@ -71,4 +74,7 @@ func (s *Server) Shutdown() {
 }
 
 // api is what every service handler shares.
-type api struct{ svc *adminsvc.Service }
+type api struct {
+	svc     *adminsvc.Service
+	proxies *clientip.Resolver
+}

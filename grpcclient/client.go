@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -23,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
+	"git.wntrmute.dev/kyle/mcr/clientip"
 	mcrv1 "git.wntrmute.dev/kyle/mcr/gen/mcr/v1"
 )
 
@@ -67,6 +69,9 @@ func (c *Client) Close() error { return c.cc.Close() }
 type Error struct {
 	Code    codes.Code
 	Message string
+	// RetryAfter is the server's wait before a retry (a throttled
+	// sign-in: RESOURCE_EXHAUSTED with RetryInfo), or 0.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -86,6 +91,9 @@ func (e *Error) HTTPStatus() int {
 	case codes.FailedPrecondition:
 		return http.StatusConflict
 	case codes.ResourceExhausted:
+		if e.RetryAfter > 0 {
+			return http.StatusTooManyRequests
+		}
 		return http.StatusRequestEntityTooLarge
 	case codes.Unimplemented:
 		return http.StatusNotImplemented
@@ -123,7 +131,13 @@ func (c *Client) wrap(err error) error {
 		}
 		return &UnreachableError{Addr: c.addr, Err: err}
 	}
-	return &Error{Code: st.Code(), Message: st.Message()}
+	e := &Error{Code: st.Code(), Message: st.Message()}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			e.RetryAfter = ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return e
 }
 
 func auth(ctx context.Context, token string) context.Context {
@@ -145,6 +159,11 @@ func (c *Client) Health(ctx context.Context, detail bool) (string, map[string]st
 
 // Login exchanges credentials for an identity token.
 func (c *Client) Login(ctx context.Context, username, password string) (*apitypes.LoginResult, error) {
+	if ip := clientip.Forwarded(ctx); ip != "" {
+		// mcrsrv believes it only from a peer in server.trusted_proxies;
+		// it throttles sign-ins by it.
+		ctx = metadata.AppendToOutgoingContext(ctx, "x-forwarded-for", ip)
+	}
 	r, err := c.admin.Login(ctx, &mcrv1.LoginRequest{Username: username, Password: password})
 	if err != nil {
 		return nil, c.wrap(err)

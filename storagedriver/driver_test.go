@@ -25,13 +25,23 @@ import (
 // TestDriverSuite runs distribution's storage driver conformance suite
 // against mcrfs, exactly as upstream does for its filesystem driver.
 //
-// The two suite runs are not parallel: upstream's TestReaderWithOffset
+// The suite runs are not parallel: upstream's TestReaderWithOffset
 // appends into the package's shared random buffer (randomContents returns
 // a slice of it), which races with the other run reading it.
 func TestDriverSuite(t *testing.T) {
 	root := t.TempDir()
 	testsuites.Driver(t, func() (driver.StorageDriver, error) {
 		return FromParameters(map[string]any{"rootdirectory": root})
+	}, false)
+}
+
+// TestDriverSuiteDirect runs the conformance suite with direct I/O and
+// background flushing, with a buffer small enough that most test data spans
+// several direct writes and a buffered tail.
+func TestDriverSuiteDirect(t *testing.T) {
+	root := t.TempDir()
+	testsuites.Driver(t, func() (driver.StorageDriver, error) {
+		return FromParameters(map[string]any{"rootdirectory": root, "directio": true, "writebuffersize": "16KiB"})
 	}, false)
 }
 
@@ -45,11 +55,13 @@ func TestDriverSuiteSmallSyncBuffer(t *testing.T) {
 	}, false)
 }
 
+// newTestDriver makes a driver with the given buffer size: page cache
+// writes on the caller's goroutine with early write-back when syncFlush,
+// else direct I/O with background flushing.
 func newTestDriver(t *testing.T, bufSize int, syncFlush bool) (*Driver, string) {
 	t.Helper()
 	root := t.TempDir()
-	// Background flushing also exercises early write-back.
-	return New(Parameters{RootDirectory: root, WriteBufferSize: bufSize, syncFlush: syncFlush, EarlyWriteback: !syncFlush}), root
+	return New(Parameters{RootDirectory: root, WriteBufferSize: bufSize, DirectIO: !syncFlush, EarlyWriteback: syncFlush}), root
 }
 
 // writerModes covers background and synchronous flushing with a buffer
@@ -59,9 +71,10 @@ var writerModes = []struct {
 	bufSize   int
 	syncFlush bool
 }{
-	{"async-4KiB", MinWriteBufferSize, false},
-	{"sync-4KiB", MinWriteBufferSize, true},
-	{"async-default", 0, false},
+	{"direct-async-4KiB", MinWriteBufferSize, false},
+	{"buffered-4KiB", MinWriteBufferSize, true},
+	{"direct-async-default", 0, false},
+	{"buffered-default", 0, true},
 }
 
 func randomData(t testing.TB, n int) []byte {
@@ -575,11 +588,11 @@ func TestParameters(t *testing.T) {
 		{"nil params", nil, Parameters{}, true},
 		{"empty root", map[string]any{"rootdirectory": ""}, Parameters{}, true},
 		{"defaults", map[string]any{"rootdirectory": root},
-			Parameters{RootDirectory: root, MaxThreads: 100, WriteBufferSize: 1 << 20}, false},
+			Parameters{RootDirectory: root, MaxThreads: 100, WriteBufferSize: DefaultWriteBufferSize}, false},
 		{"threads string", map[string]any{"rootdirectory": root, "maxthreads": "50"},
-			Parameters{RootDirectory: root, MaxThreads: 50, WriteBufferSize: 1 << 20}, false},
+			Parameters{RootDirectory: root, MaxThreads: 50, WriteBufferSize: DefaultWriteBufferSize}, false},
 		{"threads min", map[string]any{"rootdirectory": root, "maxthreads": 1},
-			Parameters{RootDirectory: root, MaxThreads: 25, WriteBufferSize: 1 << 20}, false},
+			Parameters{RootDirectory: root, MaxThreads: 25, WriteBufferSize: DefaultWriteBufferSize}, false},
 		{"threads bad", map[string]any{"rootdirectory": root, "maxthreads": "x"}, Parameters{}, true},
 		{"buf int", map[string]any{"rootdirectory": root, "writebuffersize": 65536},
 			Parameters{RootDirectory: root, MaxThreads: 100, WriteBufferSize: 65536}, false},
@@ -600,12 +613,21 @@ func TestParameters(t *testing.T) {
 		{"buf fraction", map[string]any{"rootdirectory": root, "writebuffersize": 1.5}, Parameters{}, true},
 		{"buf bad type", map[string]any{"rootdirectory": root, "writebuffersize": true}, Parameters{}, true},
 		{"writeback bool", map[string]any{"rootdirectory": root, "earlywriteback": true},
-			Parameters{RootDirectory: root, MaxThreads: 100, WriteBufferSize: 1 << 20, EarlyWriteback: true}, false},
+			Parameters{RootDirectory: root, MaxThreads: 100, WriteBufferSize: DefaultWriteBufferSize, EarlyWriteback: true}, false},
 		{"writeback string", map[string]any{"rootdirectory": root, "earlywriteback": "true"},
-			Parameters{RootDirectory: root, MaxThreads: 100, WriteBufferSize: 1 << 20, EarlyWriteback: true}, false},
+			Parameters{RootDirectory: root, MaxThreads: 100, WriteBufferSize: DefaultWriteBufferSize, EarlyWriteback: true}, false},
 		{"writeback off", map[string]any{"rootdirectory": root, "earlywriteback": "false"},
-			Parameters{RootDirectory: root, MaxThreads: 100, WriteBufferSize: 1 << 20}, false},
+			Parameters{RootDirectory: root, MaxThreads: 100, WriteBufferSize: DefaultWriteBufferSize}, false},
 		{"writeback junk", map[string]any{"rootdirectory": root, "earlywriteback": "sometimes"}, Parameters{}, true},
+		{"directio default buffer", map[string]any{"rootdirectory": root, "directio": true},
+			Parameters{RootDirectory: root, MaxThreads: 100, WriteBufferSize: DefaultDirectBufferSize, DirectIO: true}, false},
+		{"directio string, own buffer", map[string]any{"rootdirectory": root, "directio": "true", "writebuffersize": "1MiB"},
+			Parameters{RootDirectory: root, MaxThreads: 100, WriteBufferSize: 1 << 20, DirectIO: true}, false},
+		{"directio off", map[string]any{"rootdirectory": root, "directio": false},
+			Parameters{RootDirectory: root, MaxThreads: 100, WriteBufferSize: DefaultWriteBufferSize}, false},
+		{"buf rounded to 4 KiB", map[string]any{"rootdirectory": root, "writebuffersize": 10000},
+			Parameters{RootDirectory: root, MaxThreads: 100, WriteBufferSize: 8192}, false},
+		{"directio junk", map[string]any{"rootdirectory": root, "directio": "maybe"}, Parameters{}, true},
 		{"writeback bad type", map[string]any{"rootdirectory": root, "earlywriteback": 1}, Parameters{}, true},
 	}
 	for _, tc := range tests {

@@ -18,11 +18,24 @@ var (
 
 // fileWriter is mcrfs's driver.FileWriter.
 //
-// Written bytes are collected in buf. When buf is full it is handed to a
-// background goroutine that writes it to the file, and the caller continues
-// with a second buffer; at most one background write is in flight, so file
-// writes stay sequential. Commit and Close wait for the in-flight write,
-// write the remainder and fsync.
+// Written bytes are collected in buf. When buf is full it is written to the
+// file: by the caller's goroutine through the page cache (the default), or,
+// with directio, by a background goroutine while the caller fills a second
+// buffer; at most one background write is in flight, so file writes stay
+// sequential. Commit and Close wait for the in-flight write, write the
+// remainder and fsync.
+//
+// How a buffer reaches the file (see the package comment for the numbers):
+//   - with directio, a full buffer at a file offset aligned to directAlign
+//     is written with O_DIRECT through a second descriptor of the same
+//     file: from our (reused) buffer to the device, no page cache pages
+//     allocated, filled or written back later;
+//   - everything else (the default; the tail of a blob, blobs smaller than
+//     a buffer, the first piece of an append at an unaligned offset,
+//     filesystems without O_DIRECT) is written through the page cache in
+//     pieces of at most bufferedPiece bytes, because the kernel sizes page
+//     cache folios by the write size and large folios were the expensive
+//     ones.
 //
 // A fileWriter is not safe for concurrent use, like upstream's.
 type fileWriter struct {
@@ -30,21 +43,36 @@ type fileWriter struct {
 	file *os.File
 	raw  syscall.RawConn // for sync_file_range; nil if unavailable or earlywriteback is off
 
+	// direct is an O_DIRECT descriptor of file, opened on first use by the
+	// caller's goroutine and used by the in-flight write; noDirect is set
+	// once direct I/O is off or has failed for this file.
+	direct   *os.File
+	noDirect bool
+
 	size int64 // bytes accepted: initial offset + everything written to us
 
 	buf   *[]byte // active buffer (len = bytes buffered); nil until needed
 	spare *[]byte // the other buffer; being written while inFlight
 
-	pending  chan error // receives the result of the in-flight write
+	pending  chan flushResult // receives the result of the in-flight write
 	inFlight bool
 	err      error // sticky write error
 
 	flushed   int64 // file offset up to which data has been handed to the kernel
 	writeback int64 // file offset up to which write-back has been started
 
+	directBytes int64 // bytes written with O_DIRECT (tests)
+
 	closed    bool
 	committed bool
 	cancelled bool
+}
+
+// flushResult is what a background write reports.
+type flushResult struct {
+	err      error
+	direct   int64 // bytes written with O_DIRECT
+	noDirect bool  // O_DIRECT was refused; use the page cache from now on
 }
 
 var (
@@ -59,7 +87,8 @@ func newFileWriter(d *fsDriver, f *os.File, offset int64) *fileWriter {
 		size:      offset,
 		flushed:   offset,
 		writeback: offset,
-		pending:   make(chan error, 1),
+		noDirect:  !d.direct,
+		pending:   make(chan flushResult, 1),
 	}
 	if d.writeback {
 		if raw, err := f.SyscallConn(); err == nil {
@@ -81,18 +110,21 @@ func (fw *fileWriter) checkWritable() error {
 	return fw.err
 }
 
-// active returns the buffer to fill, allocating it from the pool if needed.
-func (fw *fileWriter) active() *[]byte {
+// active returns the buffer to fill and how many bytes it takes before it
+// is flushed: the buffer size, less the distance of its file offset from
+// an alignment boundary, so that after an append at an unaligned offset the
+// following buffers start aligned and can be written directly.
+func (fw *fileWriter) active() (*[]byte, int) {
 	if fw.buf == nil {
 		b, ok := fw.d.bufPool.Get().(*[]byte)
 		if !ok { // the pool holds only *[]byte (see bufPool.New)
-			s := make([]byte, 0, fw.d.bufSize)
+			s := alignedBuffer(fw.d.bufSize)
 			b = &s
 		}
 		fw.buf = b
 		*fw.buf = (*fw.buf)[:0]
 	}
-	return fw.buf
+	return fw.buf, fw.d.bufSize - int(fw.flushed%directAlign)
 }
 
 // Write buffers p. It never retains p.
@@ -102,14 +134,14 @@ func (fw *fileWriter) Write(p []byte) (int, error) {
 	}
 	written := 0
 	for len(p) > 0 {
-		b := fw.active()
-		n := copy((*b)[len(*b):cap(*b)], p)
+		b, limit := fw.active()
+		n := copy((*b)[len(*b):limit], p)
 		*b = (*b)[:len(*b)+n]
 		p = p[n:]
 		written += n
 		fw.size += int64(n)
-		if len(*b) == cap(*b) {
-			if err := fw.flushBuffer(); err != nil {
+		if len(*b) >= limit {
+			if err := fw.flushBuffer(false); err != nil {
 				return written, err
 			}
 		}
@@ -125,16 +157,16 @@ func (fw *fileWriter) ReadFrom(r io.Reader) (int64, error) {
 	}
 	var total int64
 	for {
-		b := fw.active()
-		n, rerr := r.Read((*b)[len(*b):cap(*b)])
-		if n < 0 || n > cap(*b)-len(*b) {
+		b, limit := fw.active()
+		n, rerr := r.Read((*b)[len(*b):limit])
+		if n < 0 || n > limit-len(*b) {
 			return total, errors.New("mcrfs: reader returned invalid count")
 		}
 		*b = (*b)[:len(*b)+n]
 		total += int64(n)
 		fw.size += int64(n)
-		if len(*b) == cap(*b) {
-			if err := fw.flushBuffer(); err != nil {
+		if len(*b) >= limit {
+			if err := fw.flushBuffer(false); err != nil {
 				return total, err
 			}
 		}
@@ -150,7 +182,9 @@ func (fw *fileWriter) ReadFrom(r io.Reader) (int64, error) {
 // flushBuffer hands the active buffer to the file: in the background
 // normally, synchronously when the driver is configured so. It first waits
 // for the previous in-flight write, so writes reach the file in order.
-func (fw *fileWriter) flushBuffer() error {
+// final is set for the last, partial buffer (Commit, Close), which always
+// goes through the page cache.
+func (fw *fileWriter) flushBuffer(final bool) error {
 	if err := fw.wait(); err != nil {
 		return err
 	}
@@ -161,12 +195,28 @@ func (fw *fileWriter) flushBuffer() error {
 	off := fw.flushed
 	fw.flushed += int64(len(*data))
 
+	var direct *os.File
+	if !final && !fw.noDirect && off%directAlign == 0 && len(*data)%directAlign == 0 {
+		if fw.direct == nil {
+			f, err := openDirect(fw.file.Name())
+			if err != nil {
+				fw.noDirect = true // e.g. EINVAL: the filesystem has no O_DIRECT
+			} else {
+				fw.direct = f
+			}
+		}
+		direct = fw.direct
+	}
+
 	// Start write-back of everything handed over so far once enough has
-	// accumulated. Offsets are only touched by this goroutine and by the
-	// single in-flight write, which gets its own copies.
+	// accumulated (page-cache writes only). Offsets are only touched by
+	// this goroutine and by the single in-flight write, which gets its own
+	// copies.
 	var wbOff, wbLen int64
-	if fw.flushed-fw.writeback >= writebackChunk {
+	if direct == nil && fw.flushed-fw.writeback >= writebackChunk {
 		wbOff, wbLen = fw.writeback, fw.flushed-fw.writeback
+		fw.writeback = fw.flushed
+	} else if direct != nil {
 		fw.writeback = fw.flushed
 	}
 
@@ -177,54 +227,92 @@ func (fw *fileWriter) flushBuffer() error {
 		*fw.buf = (*fw.buf)[:0]
 	}
 
-	if fw.d.syncFlush {
-		fw.err = fw.writeOut(*data, off, wbOff, wbLen)
+	p := *data
+	if !fw.d.background || final {
+		fw.apply(fw.writeOut(p, off, direct, wbOff, wbLen))
 		return fw.err
 	}
 	fw.inFlight = true
-	p := *data
 	go func() {
-		fw.pending <- fw.writeOut(p, off, wbOff, wbLen)
+		fw.pending <- fw.writeOut(p, off, direct, wbOff, wbLen)
 	}()
 	return nil
 }
 
-// writeOut writes p at offset off and optionally starts write-back of
-// [wbOff, wbOff+wbLen). It runs on a background goroutine and must only use
-// its arguments and the immutable fields file and raw.
-func (fw *fileWriter) writeOut(p []byte, off, wbOff, wbLen int64) error {
-	if _, err := fw.file.WriteAt(p, off); err != nil {
-		return err
+// writeOut writes p at offset off, with O_DIRECT through direct if it is
+// set, and optionally starts write-back of [wbOff, wbOff+wbLen). It runs on
+// a background goroutine and must only use its arguments and the immutable
+// fields file and raw.
+func (fw *fileWriter) writeOut(p []byte, off int64, direct *os.File, wbOff, wbLen int64) flushResult {
+	if direct != nil {
+		n, err := direct.WriteAt(p, off)
+		if err == nil {
+			return flushResult{direct: int64(n)}
+		}
+		if n != 0 || !directRefused(err) {
+			return flushResult{err: err}
+		}
+		// Refused before anything was written: this file takes the page
+		// cache from now on.
+		if err := writePieces(fw.file, p, off); err != nil {
+			return flushResult{err: err, noDirect: true}
+		}
+		return flushResult{noDirect: true}
+	}
+	if err := writePieces(fw.file, p, off); err != nil {
+		return flushResult{err: err}
 	}
 	if wbLen > 0 && fw.raw != nil {
 		startWriteback(fw.raw, wbOff, wbLen)
 	}
+	return flushResult{}
+}
+
+// writePieces writes p at off through the page cache, at most
+// bufferedPiece bytes per write call.
+func writePieces(f *os.File, p []byte, off int64) error {
+	for len(p) > 0 {
+		n := min(len(p), bufferedPiece)
+		if _, err := f.WriteAt(p[:n], off); err != nil {
+			return err
+		}
+		p, off = p[n:], off+int64(n)
+	}
 	return nil
 }
 
+// apply records the result of a write.
+func (fw *fileWriter) apply(r flushResult) {
+	fw.directBytes += r.direct
+	if r.noDirect {
+		fw.noDirect = true
+	}
+	if r.err != nil && fw.err == nil {
+		fw.err = r.err
+	}
+}
+
 // wait blocks until the in-flight write, if any, has finished, and records
-// its error.
+// its result.
 func (fw *fileWriter) wait() error {
 	if fw.inFlight {
 		fw.inFlight = false
-		if err := <-fw.pending; err != nil && fw.err == nil {
-			fw.err = err
-		}
+		fw.apply(<-fw.pending)
 	}
 	return fw.err
 }
 
 // flushAll writes everything buffered and waits for it.
 func (fw *fileWriter) flushAll() error {
-	if err := fw.flushBuffer(); err != nil {
+	if err := fw.flushBuffer(true); err != nil {
 		return err
 	}
 	return fw.wait()
 }
 
-// release returns the buffers to the driver's pool. Nothing may be in
-// flight.
-func (fw *fileWriter) release() {
+// release returns the buffers to the driver's pool and closes the direct
+// descriptor. Nothing may be in flight.
+func (fw *fileWriter) release() error {
 	for _, b := range []*[]byte{fw.buf, fw.spare} {
 		if b != nil {
 			*b = (*b)[:0]
@@ -232,6 +320,12 @@ func (fw *fileWriter) release() {
 		}
 	}
 	fw.buf, fw.spare = nil, nil
+	if fw.direct != nil {
+		err := fw.direct.Close()
+		fw.direct = nil
+		return err
+	}
+	return nil
 }
 
 // Size returns the number of bytes written through this writer plus the
@@ -248,7 +342,9 @@ func (fw *fileWriter) Close() (retErr error) {
 	}
 	fw.closed = true
 	defer func() {
-		fw.release()
+		if err := fw.release(); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
 		if err := fw.file.Close(); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
@@ -270,14 +366,16 @@ func (fw *fileWriter) Cancel(context.Context) error {
 	}
 	fw.cancelled = true
 	fw.closed = true
-	_ = fw.wait() // the content is being discarded; its write error is moot
-	fw.release()
+	_ = fw.wait()    // the content is being discarded; its write error is moot
+	_ = fw.release() // likewise a close error of the direct descriptor
 	_ = fw.file.Close()
 	return os.Remove(fw.file.Name())
 }
 
 // Commit writes all buffered content and fsyncs the file, making the
-// content durable and visible to readers.
+// content durable and visible to readers. fsync covers what was written
+// through either descriptor: it flushes the inode (size, extents) and the
+// device's write cache.
 func (fw *fileWriter) Commit(context.Context) error {
 	switch {
 	case fw.closed:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // AuditEvent is one row of the audit log.
@@ -37,6 +38,55 @@ type AuditFilter struct {
 	Limit      int
 }
 
+// Bounds on what one audit row holds, whatever the caller supplied: the
+// writer truncates here, in one place, so a 1 MB username never becomes a
+// 1 MB row.
+const (
+	// MaxAuditField bounds each text column (actor, repository, digest,
+	// tag, ip), in bytes.
+	MaxAuditField = 256
+	// MaxAuditDetailString bounds each string value in details.
+	MaxAuditDetailString = 1024
+	// MaxAuditDetails bounds the details JSON; larger details are replaced
+	// by a marker.
+	MaxAuditDetails = 8 << 10
+)
+
+// Truncate shortens s to at most n bytes without splitting a UTF-8
+// sequence, marking the cut with "…" (counted in n).
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "…"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}
+
+// boundDetails truncates the string values of details (one level deep:
+// that is where callers put request-derived text).
+func boundDetails(d map[string]any) map[string]any {
+	var out map[string]any
+	for k, v := range d {
+		if sv, ok := v.(string); ok && len(sv) > MaxAuditDetailString {
+			if out == nil {
+				out = make(map[string]any, len(d))
+				for k2, v2 := range d {
+					out[k2] = v2
+				}
+			}
+			out[k] = Truncate(sv, MaxAuditDetailString)
+		}
+	}
+	if out == nil {
+		return d
+	}
+	return out
+}
+
 // commitSlack bounds how long after its time an event is committed (pull
 // events are batched asynchronously; everything else commits at once).
 const commitSlack = time.Minute
@@ -54,12 +104,17 @@ func insertAudit(ctx context.Context, tx *sql.Tx, evs []AuditEvent) error {
 	for _, e := range evs {
 		details := "{}"
 		if len(e.Details) > 0 {
-			b, err := json.Marshal(e.Details)
+			b, err := json.Marshal(boundDetails(e.Details))
 			if err != nil {
 				return fmt.Errorf("audit details: %w", err)
 			}
+			if len(b) > MaxAuditDetails {
+				b, _ = json.Marshal(map[string]any{"truncated": true, "type": e.Type})
+			}
 			details = string(b)
 		}
+		e.ActorID, e.Actor, e.Repository = Truncate(e.ActorID, MaxAuditField), Truncate(e.Actor, MaxAuditField), Truncate(e.Repository, MaxAuditField)
+		e.Digest, e.Tag, e.IP = Truncate(e.Digest, MaxAuditField), Truncate(e.Tag, MaxAuditField), Truncate(e.IP, MaxAuditField)
 		t := e.Time
 		if t.IsZero() {
 			t = time.Now()

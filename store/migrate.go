@@ -143,6 +143,30 @@ var migrations = []string{
 		repository  TEXT NOT NULL,
 		released_at INTEGER NOT NULL
 	) WITHOUT ROWID;`,
+	// 9: revocation. users.disabled refuses sign-in and every token of the
+	// account; account_generations holds a per-subject counter (the
+	// "valid after" stamp, without clocks) that every token carries and
+	// that any change to the account bumps; refresh_families records each
+	// chain of rotated refresh tokens: only current_jti works, an older one
+	// presented again revokes the family.
+	`ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE account_generations (
+		subject    TEXT PRIMARY KEY,
+		generation INTEGER NOT NULL,
+		changed_at INTEGER NOT NULL
+	) WITHOUT ROWID;
+	CREATE TABLE refresh_families (
+		id          TEXT PRIMARY KEY,
+		subject     TEXT NOT NULL,
+		session     TEXT NOT NULL DEFAULT '',
+		current_jti TEXT NOT NULL,
+		revoked     INTEGER NOT NULL DEFAULT 0,
+		created_at  INTEGER NOT NULL,
+		expires_at  INTEGER NOT NULL
+	) WITHOUT ROWID;
+	CREATE INDEX refresh_families_session ON refresh_families(session) WHERE session != '';
+	CREATE INDEX refresh_families_subject ON refresh_families(subject);
+	CREATE INDEX refresh_families_expires ON refresh_families(expires_at);`,
 }
 
 // Migrate brings the schema up to date. It is idempotent.

@@ -209,4 +209,23 @@ var pgMigrations = []string{
 		repository  TEXT NOT NULL,
 		released_at BIGINT NOT NULL
 	);`,
+	// 9
+	`ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE account_generations (
+		subject    TEXT PRIMARY KEY,
+		generation BIGINT NOT NULL,
+		changed_at BIGINT NOT NULL
+	);
+	CREATE TABLE refresh_families (
+		id          TEXT PRIMARY KEY,
+		subject     TEXT NOT NULL,
+		session     TEXT NOT NULL DEFAULT '',
+		current_jti TEXT NOT NULL,
+		revoked     INTEGER NOT NULL DEFAULT 0,
+		created_at  BIGINT NOT NULL,
+		expires_at  BIGINT NOT NULL
+	);
+	CREATE INDEX refresh_families_session ON refresh_families(session) WHERE session != '';
+	CREATE INDEX refresh_families_subject ON refresh_families(subject);
+	CREATE INDEX refresh_families_expires ON refresh_families(expires_at);`,
 }

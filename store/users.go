@@ -18,6 +18,7 @@ type User struct {
 	PasswordHash string
 	Role         string
 	AccountType  string
+	Disabled     bool
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }
@@ -30,12 +31,12 @@ func newUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-const userCols = `id, uuid, username, password_hash, role, account_type, created_at, updated_at`
+const userCols = `id, uuid, username, password_hash, role, account_type, disabled, created_at, updated_at`
 
 func scanUser(row interface{ Scan(...any) error }) (*User, error) {
 	var u User
 	var c, up string
-	if err := row.Scan(&u.ID, &u.UUID, &u.Username, &u.PasswordHash, &u.Role, &u.AccountType, &c, &up); err != nil {
+	if err := row.Scan(&u.ID, &u.UUID, &u.Username, &u.PasswordHash, &u.Role, &u.AccountType, &u.Disabled, &c, &up); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
@@ -121,15 +122,58 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// DeleteUser removes a user by username.
+// DeleteUser removes a user by username; every token of the account stops
+// working (its generation is bumped, its refresh families revoked).
 func (s *Store) DeleteUser(ctx context.Context, username string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE username = ?`, username)
+	return s.changeUser(ctx, username, "delete user", `DELETE FROM users WHERE username = ? RETURNING uuid`)
+}
+
+// SetPassword replaces a user's password hash and ends every session and
+// token of the account.
+func (s *Store) SetPassword(ctx context.Context, username, hash string) error {
+	return s.changeUser(ctx, username, "set password",
+		`UPDATE users SET password_hash = ?, updated_at = ? WHERE username = ? RETURNING uuid`, hash, nowText())
+}
+
+// SetDisabled disables (or enables) a user; disabling ends every session
+// and token of the account, and a disabled account cannot sign in.
+func (s *Store) SetDisabled(ctx context.Context, username string, disabled bool) error {
+	flag := 0 // an INTEGER column in both dialects
+	if disabled {
+		flag = 1
+	}
+	return s.changeUser(ctx, username, "disable user",
+		`UPDATE users SET disabled = ?, updated_at = ? WHERE username = ? RETURNING uuid`, flag, nowText())
+}
+
+// SetRole changes a user's role and ends every session and token of the
+// account (tokens carry the role they were issued with).
+func (s *Store) SetRole(ctx context.Context, username, role string) error {
+	return s.changeUser(ctx, username, "set role",
+		`UPDATE users SET role = ?, updated_at = ? WHERE username = ? RETURNING uuid`, role, nowText())
+}
+
+func nowText() string { return time.Now().UTC().Format(time.RFC3339Nano) }
+
+// changeUser runs one statement on a user row (which RETURNs the uuid)
+// and, in the same transaction, revokes everything the account holds.
+func (s *Store) changeUser(ctx context.Context, username, what, query string, args ...any) error {
+	// The username is the last placeholder of every query above.
+	args = append(args, username)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var sub string
+		if err := tx.QueryRowContext(ctx, query, args...).Scan(&sub); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("user %q: %w", username, ErrNotFound)
+			}
+			return err
+		}
+		return revokeSubjectTx(ctx, tx, sub)
+	})
 	if err != nil {
-		return fmt.Errorf("store: delete user %q: %w", username, err)
+		return fmt.Errorf("store: %s: %w", what, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("store: user %q: %w", username, ErrNotFound)
-	}
+	s.markAccountsChanged()
 	return nil
 }
 

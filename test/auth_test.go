@@ -127,7 +127,8 @@ func expectRejected(t *testing.T, srv *mcrtest.Server, token, repo string) {
 // local-identity server; each subtest is one case.
 func TestAuthNegatives(t *testing.T) {
 	t.Parallel()
-	srv := mcrtest.Start(t)
+	// Wrong passwords here test answers, not the throttle (signin_test.go).
+	srv := mcrtest.Start(t, noThrottle()...)
 	srv.AddUser(t, "alice", "alice-password-1", "user", "human")
 	srv.AddUser(t, "gus", "guest-password-1", "guest", "human")
 	const repo, otherRepo = "neg/a", "neg/b"
@@ -434,7 +435,7 @@ func TestAuthNegatives(t *testing.T) {
 	})
 
 	t.Run("refresh token grant", func(t *testing.T) {
-		testRefreshGrant(t, srv, "alice", "alice-password-1", repo)
+		testRefreshGrant(t, srv, "alice", "alice-password-1", repo, "admin", mcrtest.AdminPassword)
 	})
 
 	t.Run("session login and logout", func(t *testing.T) {
@@ -457,7 +458,7 @@ func TestAuthNegatives(t *testing.T) {
 // testRefreshGrant: POST /v2/token password grant with access_type=offline
 // gives a refresh token; the refresh_token grant gives working access
 // tokens; bad refresh tokens are refused with 401.
-func testRefreshGrant(t *testing.T, srv *mcrtest.Server, user, pass, repo string) {
+func testRefreshGrant(t *testing.T, srv *mcrtest.Server, user, pass, repo, adminUser, adminPass string) {
 	t.Helper()
 	scope := "repository:" + repo + ":pull"
 	tr := decodeToken(t, tokenPOST(t, srv, url.Values{"grant_type": {"password"}, "username": {user}, "password": {pass},
@@ -483,8 +484,21 @@ func testRefreshGrant(t *testing.T, srv *mcrtest.Server, user, pass, repo string
 	rt := decodeToken(t, tokenPOST(t, srv, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken},
 		"service": {"mcr"}, "scope": {scope}, "client_id": {"e2e"}}))
 	expectStatus(t, srv.Do(t, http.MethodGet, "/v2/"+repo+"/tags/list", rt.AccessToken, nil), http.StatusOK)
-	// And it can be redeemed again.
-	decodeToken(t, tokenPOST(t, srv, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "scope": {scope}}))
+	// Rotation: the answer carries the family's next refresh token, which
+	// works once; the one just redeemed does not work again.
+	if rt.RefreshToken == "" || rt.RefreshToken == tr.RefreshToken {
+		t.Fatalf("refresh grant did not rotate the refresh token: %+v", rt)
+	}
+	rt2 := decodeToken(t, tokenPOST(t, srv, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt.RefreshToken}, "scope": {scope}}))
+	expectStatus(t, srv.Do(t, http.MethodGet, "/v2/"+repo+"/tags/list", rt2.AccessToken, nil), http.StatusOK)
+	// Reuse of an old one revokes the whole family: the current one too.
+	expectOCIError(t, tokenPOST(t, srv, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "scope": {scope}}),
+		http.StatusUnauthorized, "UNAUTHORIZED")
+	expectOCIError(t, tokenPOST(t, srv, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt2.RefreshToken}, "scope": {scope}}),
+		http.StatusUnauthorized, "UNAUTHORIZED")
+	if evs := auditOf(t, srv, srv.Login(t, adminUser, adminPass), "refresh_reuse", user); len(evs) == 0 {
+		t.Errorf("no refresh_reuse audit row for %s", user)
+	}
 
 	// Bad refresh tokens.
 	tamper := []byte(tr.RefreshToken)
@@ -561,7 +575,7 @@ func TestAuthMCIAS(t *testing.T) {
 	})
 
 	t.Run("refresh token grant", func(t *testing.T) {
-		testRefreshGrant(t, srv, "carol", "carol-password-1", repo)
+		testRefreshGrant(t, srv, "carol", "carol-password-1", repo, "root", "root-password-1")
 	})
 
 	t.Run("MCIAS down", func(t *testing.T) {

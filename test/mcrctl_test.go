@@ -1,13 +1,22 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -108,6 +117,25 @@ func testMcrctlRunbook(t *testing.T, overGRPC bool) {
 		if r.code != 1 || !strings.Contains(r.stderr, "TLS") || !strings.Contains(r.stderr, "--ca-cert") {
 			t.Fatalf("untrusted certificate: %+v", r)
 		}
+		for _, opt := range []string{"--ca-cert", "$MCR_CA_CERT", "--config"} {
+			if !strings.Contains(r.stderr, opt) {
+				t.Fatalf("untrusted certificate: the message does not name %s: %s", opt, r.stderr)
+			}
+		}
+		// --config: the server's own certificate, and (without --addr) its
+		// listen address; $MCR_CA_CERT wins over --config; --ca-cert wins
+		// over $MCR_CA_CERT.
+		ctlRun(t, "", nil, "status", "--config", srv.ConfigPath).want(t, 0, "status --config", "ok\n")
+		ctlRun(t, "", nil, "status", "--addr", srv.URL, "--config", srv.ConfigPath).want(t, 0, "status --addr --config", "ok\n")
+		bogus := filepath.Join(t.TempDir(), "other.pem")
+		if err := os.WriteFile(bogus, otherCertPEM(t), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r = ctlRun(t, "", []string{"MCR_CA_CERT=" + bogus}, "status", "--config", srv.ConfigPath)
+		if r.code != 1 || !strings.Contains(r.stderr, "tried --ca-cert/$MCR_CA_CERT") {
+			t.Fatalf("$MCR_CA_CERT should win over --config: %+v", r)
+		}
+		ctlRun(t, "", []string{"MCR_CA_CERT=" + bogus}, "status", "--config", srv.ConfigPath, "--ca-cert", srv.CACert).want(t, 0, "--ca-cert over $MCR_CA_CERT", "ok\n")
 		r = ctlRun(t, "", nil, "status", "--addr", "https://"+mcrtest.FreeAddr(t))
 		if r.code != 1 || !strings.Contains(r.stderr, "connection refused") {
 			t.Fatalf("nothing listening: %+v", r)
@@ -273,4 +301,20 @@ func testMcrctlRunbook(t *testing.T, overGRPC bool) {
 	if !overGRPC {
 		ctlRun(t, "", nil, "status", "--addr", "::bad").want(t, 2, "bad --addr")
 	}
+}
+
+// otherCertPEM is a self-signed certificate nobody serves.
+func otherCertPEM(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "other"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

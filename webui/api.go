@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
+	"git.wntrmute.dev/kyle/mcr/clientip"
 )
 
 // The web UI reaches mcrsrv only through its admin REST API (/v1) and, for
@@ -58,6 +59,8 @@ type (
 type APIError struct {
 	Status  int
 	Message string
+	// RetryAfter is mcrsrv's Retry-After in seconds (429), or 0.
+	RetryAfter int
 }
 
 func (e *APIError) Error() string {
@@ -83,6 +86,12 @@ func statusOf(err error) int {
 		return ae.Status
 	}
 	return 0
+}
+
+// WithClientIP returns a context whose requests to mcrsrv name ip as the
+// client (X-Forwarded-For over REST, x-forwarded-for metadata over gRPC).
+func WithClientIP(ctx context.Context, ip string) context.Context {
+	return clientip.WithForwarded(ctx, ip)
 }
 
 // messageOf is the registry's message in an *APIError anywhere in err's
@@ -151,6 +160,11 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, toke
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if ip := clientip.Forwarded(ctx); ip != "" {
+		// mcrsrv believes this only if mcr-web is in its
+		// server.trusted_proxies; it throttles sign-ins by it.
+		req.Header.Set("X-Forwarded-For", ip)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return &UnreachableError{URL: c.base.String(), Err: err}
@@ -161,7 +175,8 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, toke
 		return &UnreachableError{URL: c.base.String(), Err: err}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &APIError{Status: resp.StatusCode, Message: errorMessage(resp.StatusCode, data)}
+		ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return &APIError{Status: resp.StatusCode, Message: errorMessage(resp.StatusCode, data), RetryAfter: ra}
 	}
 	if out == nil || len(data) == 0 {
 		return nil

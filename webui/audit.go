@@ -13,7 +13,8 @@ var auditEventTypes = []string{
 	"manifest_pushed", "manifest_pulled", "manifest_deleted", "tag_deleted", "repo_deleted",
 	"blob_uploaded", "blob_mounted", "blob_deleted", "policy_deny",
 	"policy_rule_created", "policy_rule_updated", "policy_rule_deleted", "policy_reload_failed",
-	"login_ok", "login_fail", "gc_started", "gc_completed", "snapshot_created",
+	"login_ok", "login_fail", "login_locked", "refresh_reuse", "account_unlocked", "tokens_revoked",
+	"gc_started", "gc_completed", "snapshot_created",
 }
 
 const auditPageSize = 50

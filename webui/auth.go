@@ -3,7 +3,9 @@ package webui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -63,10 +65,20 @@ func (srv *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		again(http.StatusBadRequest, "Enter your username and password.")
 		return
 	}
-	res, err := srv.api.Login(r.Context(), d.Username, password)
+	if len(d.Username) > MaxUsername || len(password) > MaxPassword {
+		again(http.StatusBadRequest, "That username or password is too long.")
+		return
+	}
+	res, err := srv.api.Login(WithClientIP(r.Context(), srv.clientIP(r)), d.Username, password)
 	if err != nil {
 		var ue *UnreachableError
+		var ae *APIError
 		switch {
+		case errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests:
+			if ae.RetryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
+			}
+			again(http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins. Try again in %s.", waitText(ae.RetryAfter)))
 		case statusOf(err) == http.StatusUnauthorized:
 			again(http.StatusUnauthorized, "Wrong username or password.")
 		case statusOf(err) == http.StatusBadGateway:
@@ -102,6 +114,30 @@ func (srv *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, safeNext(d.Next), http.StatusSeeOther)
+}
+
+// Bounds on what the sign-in form passes on (mcrsrv enforces the same).
+const (
+	MaxUsername = 256
+	MaxPassword = 1024
+)
+
+// waitText says how long to wait, in words.
+func waitText(seconds int) string {
+	switch {
+	case seconds <= 1:
+		return "a moment"
+	case seconds < 120:
+		return fmt.Sprintf("%d seconds", seconds)
+	default:
+		return fmt.Sprintf("%d minutes", (seconds+59)/60)
+	}
+}
+
+// clientIP is the browser's address as mcr-web sees it: the peer, or the
+// forwarded client when the peer is one of web.trusted_proxies.
+func (srv *Server) clientIP(r *http.Request) string {
+	return srv.opts.ClientIP.Resolve(r)
 }
 
 func (srv *Server) logout(w http.ResponseWriter, r *http.Request) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"git.wntrmute.dev/kyle/mcr/grpcclient"
 )
@@ -53,7 +54,7 @@ func (b *GRPCBackend) fail(err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &ge):
-		return &APIError{Status: ge.HTTPStatus(), Message: ge.Message}
+		return &APIError{Status: ge.HTTPStatus(), Message: ge.Message, RetryAfter: int((ge.RetryAfter + time.Second - 1) / time.Second)}
 	case errors.As(err, &ue):
 		return &UnreachableError{URL: ue.Addr, Err: ue.Err}
 	}

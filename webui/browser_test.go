@@ -83,11 +83,11 @@ func push(t *testing.T, srv *mcrtest.Server, repoTag, user, pass string, img v1.
 }
 
 // startWeb runs the mcr-web binary against srv and waits until it answers.
-func startWeb(t *testing.T, srv *mcrtest.Server) string {
+func startWeb(t *testing.T, srv *mcrtest.Server, env ...string) string {
 	t.Helper()
 	addr := mcrtest.FreeAddr(t)
 	cmd := exec.Command(mcrtest.Binary(t, "mcr-web"), "server", "--config", srv.ConfigPath)
-	cmd.Env = append(os.Environ(), "MCR_WEB_API_URL="+srv.URL, "MCR_WEB_GRPC_ADDR="+srv.GRPCAddr, "MCR_WEB_LISTEN_ADDR="+addr)
+	cmd.Env = append(append(os.Environ(), "MCR_WEB_API_URL="+srv.URL, "MCR_WEB_GRPC_ADDR="+srv.GRPCAddr, "MCR_WEB_LISTEN_ADDR="+addr), env...)
 	out := &mcrtest.SafeBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

@@ -20,6 +20,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"git.wntrmute.dev/kyle/mcr/clientip"
 )
 
 //go:embed templates/*.html
@@ -47,8 +49,12 @@ type Options struct {
 	// SessionKey (at least 32 bytes) seals session cookies and signs CSRF
 	// tokens.
 	SessionKey []byte
-	// Secure marks cookies Secure and sends HSTS: set when serving HTTPS.
+	// Secure marks cookies Secure and sends HSTS: set when serving HTTPS,
+	// or forced by web.secure_cookies behind a TLS-terminating proxy.
 	Secure bool
+	// ClientIP resolves the browser's address (web.trusted_proxies); nil:
+	// the peer address.
+	ClientIP *clientip.Resolver
 	// Version is shown in the footer.
 	Version string
 	// Logger receives request errors; default slog.Default().

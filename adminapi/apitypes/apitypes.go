@@ -226,6 +226,19 @@ type SnapshotCreated struct {
 	Path string `json:"path"`
 }
 
+// AccountUnlocked is POST /v1/accounts/{name}/unlock's answer: whether the
+// account had failed sign-ins or a lockout that were cleared.
+type AccountUnlocked struct {
+	Username string `json:"username"`
+	Unlocked bool   `json:"unlocked"`
+}
+
+// TokensRevoked is POST /v1/accounts/{name}/revoke's answer.
+type TokensRevoked struct {
+	Username string `json:"username"`
+	Subject  string `json:"subject"`
+}
+
 // UploadInfo is one blob upload directory (in progress or abandoned).
 type UploadInfo struct {
 	Repository string    `json:"repository"`

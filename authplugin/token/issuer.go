@@ -4,6 +4,7 @@
 package token
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -38,6 +39,12 @@ type Claims struct {
 	AccountType string        `json:"account_type,omitempty"`
 	Roles       []string      `json:"roles,omitempty"`
 	Access      []AccessEntry `json:"access,omitempty"`
+	// Generation is the subject's revocation generation when the token
+	// was issued; a later change to the account bumps it and the token is
+	// refused (see package revocation).
+	Generation int64 `json:"gen,omitempty"`
+	// Family is the refresh-token family (refresh tokens only).
+	Family string `json:"fam,omitempty"`
 }
 
 // Principal returns the identity the claims describe.
@@ -60,12 +67,43 @@ func (c *Claims) Allows(typ, name, action string) bool {
 	return false
 }
 
+// Generations tells the current revocation generation of a subject.
+type Generations interface {
+	Generation(ctx context.Context, subject string) (int64, error)
+}
+
 // Issuer signs and verifies MCR's tokens (ES256, `kid` header).
 type Issuer struct {
 	keys    *KeySet
 	issuer  string
 	service string
 	now     func() time.Time
+	gens    Generations
+}
+
+// SetGenerations makes the issuer stamp every token with its subject's
+// generation and refuse tokens of an older one.
+func (is *Issuer) SetGenerations(g Generations) { is.gens = g }
+
+// ErrUnavailable means the generation of a subject could not be read, so no
+// token of it can be issued or accepted right now.
+var ErrUnavailable = errors.New("revocation state unavailable")
+
+// Current reports whether claims verified earlier are still of their
+// subject's current generation (a token cached after verification is
+// checked again on each use: revocation acts on the next request).
+func (is *Issuer) Current(c *Claims) error {
+	if is.gens == nil {
+		return nil
+	}
+	g, err := is.gens.Generation(context.Background(), c.Subject)
+	if err != nil {
+		return fmt.Errorf("%w: %w: %w", ErrTokenInvalid, ErrUnavailable, err)
+	}
+	if c.Generation < g {
+		return fmt.Errorf("%w: revoked (account changed after the token was issued)", ErrTokenInvalid)
+	}
+	return nil
 }
 
 // NewIssuer returns an issuer for service (the token `aud`).
@@ -92,6 +130,24 @@ func NewJTI() string {
 
 // Issue signs a token of the given use for p, valid for ttl.
 func (is *Issuer) Issue(use string, p *identity.Principal, access []AccessEntry, ttl time.Duration) (string, *Claims, error) {
+	return is.issue(use, p, access, ttl, NewJTI(), "")
+}
+
+// IssueRefresh signs a refresh token of family with the given id (the
+// caller records the id as the family's current token first).
+func (is *Issuer) IssueRefresh(p *identity.Principal, family, jti string, ttl time.Duration) (string, *Claims, error) {
+	return is.issue(UseRefresh, p, nil, ttl, jti, family)
+}
+
+func (is *Issuer) issue(use string, p *identity.Principal, access []AccessEntry, ttl time.Duration, jti, family string) (string, *Claims, error) {
+	var gen int64
+	if is.gens != nil {
+		g, err := is.gens.Generation(context.Background(), p.Subject)
+		if err != nil {
+			return "", nil, fmt.Errorf("sign token: %w: %w", ErrUnavailable, err)
+		}
+		gen = g
+	}
 	now := is.now().UTC().Truncate(time.Second)
 	c := &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -101,8 +157,10 @@ func (is *Issuer) Issue(use string, p *identity.Principal, access []AccessEntry,
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 			NotBefore: jwt.NewNumericDate(now),
 			IssuedAt:  jwt.NewNumericDate(now),
-			ID:        NewJTI(),
+			ID:        jti,
 		},
+		Generation:  gen,
+		Family:      family,
 		Use:         use,
 		Username:    p.Username,
 		AccountType: p.AccountType,
@@ -149,6 +207,9 @@ func (is *Issuer) Verify(use, token string) (*Claims, error) {
 	}
 	if c.Use != use {
 		return nil, fmt.Errorf("%w: token use %q, want %q", ErrTokenInvalid, c.Use, use)
+	}
+	if err := is.Current(&c); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -210,5 +211,44 @@ func TestPeek(t *testing.T) {
 				t.Fatalf("LooksLikeOurs disagrees with Peek")
 			}
 		})
+	}
+}
+
+type genMap map[string]int64
+
+func (g genMap) Generation(_ context.Context, sub string) (int64, error) { return g[sub], nil }
+
+// Tokens carry their subject's generation; a bump refuses every older one,
+// whatever its use, while new ones verify.
+func TestGenerationRevokes(t *testing.T) {
+	is, _ := testIssuer(t)
+	g := genMap{}
+	is.SetGenerations(g)
+	var toks []string
+	for _, use := range []string{UseAccess, UseSession, UseRefresh} {
+		tok, c, err := is.Issue(use, alice, nil, time.Minute)
+		if err != nil || c.Generation != 0 {
+			t.Fatalf("issue %s: %v gen %d", use, err, c.Generation)
+		}
+		if _, err := is.Verify(use, tok); err != nil {
+			t.Fatalf("verify %s: %v", use, err)
+		}
+		toks = append(toks, tok)
+	}
+	g[alice.Subject] = 1
+	for i, use := range []string{UseAccess, UseSession, UseRefresh} {
+		if _, err := is.Verify(use, toks[i]); !errors.Is(err, ErrTokenInvalid) {
+			t.Fatalf("%s token of generation 0 after a bump: %v", use, err)
+		}
+	}
+	tok, c, err := is.Issue(UseAccess, alice, nil, time.Minute)
+	if err != nil || c.Generation != 1 {
+		t.Fatalf("issue after bump: %v gen %d", err, c.Generation)
+	}
+	if _, err := is.Verify(UseAccess, tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := is.Current(c); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -16,10 +16,25 @@ func (s Scope) String() string {
 	return s.Type + ":" + s.Name + ":" + strings.Join(s.Actions, ",")
 }
 
+// Bounds on what a token request may ask for: a docker push names a few
+// repositories; these leave room for many more and still refuse a flood
+// before any work is done for it.
+const (
+	MaxScopeBytes = 16 << 10
+	MaxScopes     = 64
+)
+
 // ParseScopes parses scope parameters; each may hold several scopes
 // separated by spaces. The name sits between the first and last colon, so
 // a `host:port/repo` style name survives.
 func ParseScopes(params []string) ([]Scope, error) {
+	total := 0
+	for _, p := range params {
+		total += len(p)
+	}
+	if total > MaxScopeBytes {
+		return nil, fmt.Errorf("scope too long: %d bytes, at most %d", total, MaxScopeBytes)
+	}
 	var out []Scope
 	for _, p := range params {
 		for _, s := range strings.Fields(p) {
@@ -40,6 +55,9 @@ func ParseScopes(params []string) ([]Scope, error) {
 			}
 			if sc.Name == "" || len(sc.Actions) == 0 {
 				return nil, fmt.Errorf("malformed scope %q: want type:name:actions", s)
+			}
+			if len(out) == MaxScopes {
+				return nil, fmt.Errorf("too many scopes: at most %d", MaxScopes)
 			}
 			out = append(out, sc)
 		}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"git.wntrmute.dev/kyle/mcr/clientip"
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/grpcclient"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
@@ -162,7 +163,13 @@ func serve(cfg *config.Config, keyFile string) error {
 	if keyFile == "" {
 		keyFile = filepath.Join(cfg.DataDir(), "web-session.key")
 	}
-	secure := w.TLSCert != ""
+	// Behind a TLS-terminating proxy mcr-web speaks plain HTTP, but the
+	// browser sees HTTPS: web.secure_cookies says so.
+	secure := w.TLSCert != "" || w.SecureCookies
+	proxies, err := clientip.New(w.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("config: web.trusted_proxies: %w", err)
+	}
 	var backend webui.Backend
 	via := "rest"
 	if w.GRPCAddr != "" {
@@ -180,6 +187,7 @@ func serve(cfg *config.Config, keyFile string) error {
 	ui, err := webui.New(webui.Options{
 		APIURL: w.APIURL, HTTPClient: hc, Backend: backend, ServiceName: cfg.Identity.ServiceName,
 		RegistryHost: cfg.Server.Hostname, SessionKey: sessionKey(keyFile), Secure: secure, Version: version,
+		ClientIP: proxies,
 	})
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -193,18 +201,20 @@ func serve(cfg *config.Config, keyFile string) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", w.ListenAddr, err)
 	}
+	serveTLS := w.TLSCert != ""
 	scheme := "http"
-	if secure {
+	if serveTLS {
 		scheme = "https"
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS13}
 	}
-	slog.Info("mcr-web listening", "addr", ln.Addr().String(), "url", scheme+"://"+displayAddr(ln.Addr().String()), "api_url", w.APIURL, "admin_api", via, "version", version)
+	slog.Info("mcr-web listening", "addr", ln.Addr().String(), "url", scheme+"://"+displayAddr(ln.Addr().String()), "api_url", w.APIURL,
+		"admin_api", via, "secure_cookies", secure, "version", version)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
 	go func() {
-		if secure {
+		if serveTLS {
 			errc <- srv.ServeTLS(ln, w.TLSCert, w.TLSKey)
 		} else {
 			errc <- srv.Serve(ln)

@@ -202,6 +202,7 @@ type grpcBackend struct {
 	c       *grpcclient.Client
 	token   string
 	timeout time.Duration // --timeout, per call (REST's http.Client has it)
+	advice  string        // see client.advice
 }
 
 // call bounds one RPC by --timeout.
@@ -224,7 +225,7 @@ func (b grpcBackend) fail(err error) error {
 		msg := ue.Err.Error()
 		switch {
 		case strings.Contains(msg, "x509") || strings.Contains(msg, "certificate"):
-			return fmt.Errorf("TLS: the certificate of %s is not trusted (%s); pass its CA (or the server's self-signed certificate, e.g. /srv/mcr/certs/cert.pem) with --ca-cert", ue.Addr, msg)
+			return fmt.Errorf("TLS: the certificate of %s is not trusted (%s); %s", ue.Addr, msg, b.advice)
 		case strings.Contains(msg, "connection refused"):
 			return fmt.Errorf("cannot connect to %s: connection refused (is mcrsrv running with server.grpc_addr? check --grpc)", ue.Addr)
 		case strings.Contains(msg, "DeadlineExceeded") || strings.Contains(msg, "deadline"):
@@ -358,16 +359,22 @@ func (b grpcBackend) DeleteRule(ctx context.Context, id int64) error {
 }
 
 func (b grpcBackend) Uploads(ctx context.Context) (*apitypes.UploadList, error) {
+	ctx, cancel := b.call(ctx)
+	defer cancel()
 	r, err := b.c.Uploads(ctx, b.token)
 	return r, b.fail(err)
 }
 
 func (b grpcBackend) PurgeUploads(ctx context.Context, olderThan string) (*apitypes.UploadPurged, error) {
+	ctx, cancel := b.call(ctx)
+	defer cancel()
 	r, err := b.c.PurgeUploads(ctx, b.token, olderThan)
 	return r, b.fail(err)
 }
 
 func (b grpcBackend) ReconcileIndex(ctx context.Context) (map[string]any, error) {
+	ctx, cancel := b.call(ctx)
+	defer cancel()
 	r, err := b.c.ReconcileIndex(ctx, b.token)
 	return r, b.fail(err)
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
+	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/grpcclient"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 )
@@ -31,6 +32,9 @@ type client struct {
 	base  *url.URL
 	http  *http.Client
 	token string
+	// advice ends a "certificate not trusted" error: the options that
+	// pick the certificate, and which one was tried.
+	advice string
 }
 
 // client builds the backend the global flags select (gRPC with --grpc,
@@ -67,7 +71,7 @@ func (g *globals) client(needToken bool) (backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return grpcBackend{c: c, token: tok, timeout: timeout}, nil
+	return grpcBackend{c: c, token: tok, timeout: timeout, advice: g.trustAdvice()}, nil
 }
 
 // bearer is the token of --token or $MCR_TOKEN.
@@ -86,6 +90,15 @@ func (g *globals) bearer(needToken bool) (string, error) {
 // restClient is the /v1 client of --addr.
 func (g *globals) restClient(needToken bool) (*client, error) {
 	raw := strings.TrimSpace(g.addr)
+	if !g.addrSet {
+		if cfg, err := g.serverConfig(); err != nil {
+			return nil, err
+		} else if cfg != nil {
+			if a := addrFromConfig(cfg); a != "" {
+				raw = a
+			}
+		}
+	}
 	if raw == "" {
 		return nil, cli.Usagef("--addr is empty")
 	}
@@ -115,38 +128,93 @@ func (g *globals) restClient(needToken bool) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &client{base: u, http: &http.Client{Transport: tr, Timeout: timeout}, token: tok}, nil
+	return &client{base: u, http: &http.Client{Transport: tr, Timeout: timeout}, token: tok, advice: g.trustAdvice()}, nil
 }
 
-// tlsConfig trusts --ca-cert (or the standard data directory's
-// certificate) in addition to the system roots.
+// serverConfig reads --config (the server's mcr.toml) once.
+func (g *globals) serverConfig() (*config.Config, error) {
+	if g.configPath == "" {
+		return nil, nil
+	}
+	cfg, err := config.Load(g.configPath)
+	if err != nil {
+		return nil, fmt.Errorf("--config: %w", err)
+	}
+	return cfg, nil
+}
+
+// addrFromConfig is https://HOST:PORT of the server's listen address
+// (localhost for a wildcard or loopback host).
+func addrFromConfig(cfg *config.Config) string {
+	host, port, err := net.SplitHostPort(cfg.Server.ListenAddr)
+	if err != nil {
+		return ""
+	}
+	switch host {
+	case "", "0.0.0.0", "::", "127.0.0.1", "::1":
+		host = "localhost"
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
+
+// caCertFile picks the certificate to trust: --ca-cert, else
+// $MCR_CA_CERT (the flag's default), else --config's server.tls_cert, else
+// the standard data directory's certificate when readable.
+func (g *globals) caCertFile() (string, error) {
+	if g.caCert != "" {
+		g.caFrom = "--ca-cert/$MCR_CA_CERT"
+		return g.caCert, nil
+	}
+	cfg, err := g.serverConfig()
+	if err != nil {
+		return "", err
+	}
+	if cfg != nil && cfg.Server.TLSCert != "" {
+		g.caFrom = "--config " + g.configPath + " (server.tls_cert)"
+		return cfg.Server.TLSCert, nil
+	}
+	// On the registry host itself (the runbook's `mcrctl status --addr
+	// https://localhost:8443`), trust the certificate `mcrsrv init` wrote.
+	if f, err := os.Open(defaultCACert); err == nil {
+		_ = f.Close()
+		g.caFrom = defaultCACert
+		return defaultCACert, nil
+	}
+	return "", nil
+}
+
+// tlsConfig trusts the certificate caCertFile picks in addition to the
+// system roots.
 func (g *globals) tlsConfig() (*tls.Config, error) {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	caCert := g.caCert
-	if caCert == "" {
-		// On the registry host itself (the runbook's `mcrctl status --addr
-		// https://localhost:8443`), trust the certificate `mcrsrv init`
-		// wrote, in addition to the system roots.
-		if f, err := os.Open(defaultCACert); err == nil {
-			_ = f.Close()
-			caCert = defaultCACert
-		}
+	caCert, err := g.caCertFile()
+	if err != nil {
+		return nil, err
 	}
 	if caCert != "" {
 		pem, err := os.ReadFile(caCert)
 		if err != nil {
-			return nil, fmt.Errorf("--ca-cert: %w", err)
+			return nil, fmt.Errorf("CA certificate (%s): %w", g.caFrom, err)
 		}
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-cert %s: no PEM certificate found", caCert)
+			return nil, fmt.Errorf("CA certificate %s (%s): no PEM certificate found", caCert, g.caFrom)
 		}
 		tlsCfg.RootCAs = pool
 	}
 	return tlsCfg, nil
+}
+
+// trustAdvice is the end of every "certificate not trusted" message.
+func (g *globals) trustAdvice() string {
+	tried := "only the system roots were tried"
+	if g.caFrom != "" {
+		tried = "tried " + g.caFrom
+	}
+	return "trust it with --ca-cert FILE, $MCR_CA_CERT, or --config mcr.toml (uses the server's server.tls_cert; after `make run`: --config srv/mcr.toml); " + tried
 }
 
 // apiError is a non-2xx answer.
@@ -204,7 +272,7 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, explainTransport(c.base, err)
+		return nil, explainTransport(c.base, err, c.advice)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -231,7 +299,7 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 }
 
 // explainTransport turns connection and TLS failures into advice.
-func explainTransport(base *url.URL, err error) error {
+func explainTransport(base *url.URL, err error, advice string) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
@@ -244,7 +312,7 @@ func explainTransport(base *url.URL, err error) error {
 	var dnsErr *net.DNSError
 	switch {
 	case errors.As(err, &unknownCA):
-		return fmt.Errorf("TLS: the certificate of %s is not signed by a trusted CA; pass its CA (or the server's self-signed certificate, e.g. /srv/mcr/certs/cert.pem) with --ca-cert", base.Host)
+		return fmt.Errorf("TLS: the certificate of %s is not signed by a trusted CA; %s", base.Host, advice)
 	case errors.As(err, &hostErr):
 		return fmt.Errorf("TLS: the certificate of %s is not valid for %q (%w); use the host name the certificate names in --addr", base.Host, base.Hostname(), hostErr)
 	case errors.As(err, &certInv):

@@ -26,9 +26,14 @@ type globals struct {
 	addr     string
 	grpcAddr string
 	caCert   string
-	token    string
-	json     bool
-	timeout  string
+	// configPath is --config: the server's mcr.toml, read for its
+	// certificate and (without --addr/$MCR_ADDR) its listen address.
+	configPath string
+	addrSet    bool
+	caFrom     string // where the trusted certificate came from (for errors)
+	token      string
+	json       bool
+	timeout    string
 
 	stdin  io.Reader
 	stdout io.Writer
@@ -64,12 +69,19 @@ func rootCmd(g *globals) *cobra.Command {
 
 Authenticate with a token from "mcrctl login" (--token, or $MCR_TOKEN).
 The server address defaults to $MCR_ADDR, else https://localhost:8443;
-a private CA (or the self-signed certificate of "mcrsrv init") is passed
-with --ca-cert or $MCR_CA_CERT.
+the certificate to trust is --ca-cert, else $MCR_CA_CERT, else (with
+--config mcr.toml) the server's own server.tls_cert, else
+/srv/mcr/certs/cert.pem when readable. On the registry host,
+"mcrctl --config /srv/mcr/mcr.toml status" needs nothing else (after
+"make run": --config srv/mcr.toml).
 
 Exit codes: 0 ok, 1 the operation failed, 2 usage error.`,
 		Version: version,
 		Args:    cobra.NoArgs,
+		PersistentPreRun: func(c *cobra.Command, _ []string) {
+			_, env := os.LookupEnv("MCR_ADDR")
+			g.addrSet = env || c.Flags().Changed("addr") || c.Flags().Changed("server")
+		},
 		RunE: func(c *cobra.Command, _ []string) error {
 			c.SetOut(c.ErrOrStderr())
 			_ = c.Help()
@@ -82,12 +94,13 @@ Exit codes: 0 ok, 1 the operation failed, 2 usage error.`,
 	pf.StringVar(&g.addr, "server", def, "alias of --addr")
 	_ = pf.MarkHidden("server")
 	pf.StringVar(&g.caCert, "ca-cert", os.Getenv("MCR_CA_CERT"), "PEM file of the CA (or self-signed certificate) to trust ($MCR_CA_CERT; else /srv/mcr/certs/cert.pem if readable)")
+	pf.StringVar(&g.configPath, "config", os.Getenv("MCR_CONFIG"), "the server's mcr.toml: trust its server.tls_cert and, without --addr, use its listen address ($MCR_CONFIG)")
 	pf.StringVar(&g.grpcAddr, "grpc", os.Getenv("MCR_GRPC"), "use the gRPC API at HOST:PORT (e.g. localhost:9443) instead of REST ($MCR_GRPC)")
 	pf.StringVar(&g.token, "token", "", "bearer token from \"mcrctl login\" (default $MCR_TOKEN)")
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables")
 	pf.StringVar(&g.timeout, "timeout", "60s", "request timeout")
 
-	root.AddCommand(loginCmd(g), statusCmd(g), repoCmd(g), gcCmd(g), policyCmd(g), auditCmd(g), snapshotCmd(g), uploadsCmd(g), indexCmd(g), versionCmd(g))
+	root.AddCommand(loginCmd(g), statusCmd(g), repoCmd(g), gcCmd(g), policyCmd(g), auditCmd(g), snapshotCmd(g), accountCmd(g), uploadsCmd(g), indexCmd(g), versionCmd(g))
 	return root
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 
 	"git.wntrmute.dev/kyle/mcr/adminsvc"
+	"git.wntrmute.dev/kyle/mcr/clientip"
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/grpcapi"
 )
@@ -20,7 +21,7 @@ type grpcListener struct {
 
 // startGRPC serves the gRPC admin API on cfg.Server.GRPCAddr with the
 // REST listener's certificate; nil when the address is empty.
-func startGRPC(cfg *config.Config, svc *adminsvc.Service) (*grpcListener, error) {
+func startGRPC(cfg *config.Config, svc *adminsvc.Service, proxies *clientip.Resolver) (*grpcListener, error) {
 	if cfg.Server.GRPCAddr == "" {
 		return nil, nil
 	}
@@ -32,7 +33,7 @@ func startGRPC(cfg *config.Config, svc *adminsvc.Service) (*grpcListener, error)
 	if err != nil {
 		return nil, fmt.Errorf("server.grpc_addr: %w", err)
 	}
-	g := &grpcListener{srv: grpcapi.NewServer(svc, &tls.Config{Certificates: []tls.Certificate{cert}}), errc: make(chan error, 1)}
+	g := &grpcListener{srv: grpcapi.NewServer(svc, &tls.Config{Certificates: []tls.Certificate{cert}}, proxies), errc: make(chan error, 1)}
 	slog.Info("grpc listening", "addr", ln.Addr().String())
 	go func() { g.errc <- g.srv.Serve(ln) }()
 	return g, nil

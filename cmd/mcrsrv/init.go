@@ -43,13 +43,15 @@ read_timeout     = "30s"                 # request headers; blob bodies are not 
 write_timeout    = "0s"
 idle_timeout     = "120s"
 shutdown_timeout = "60s"
+# trusted_proxies = ["10.0.0.0/8"]      # proxies whose X-Forwarded-For names the client (sign-in throttling, audit)
 
 [database]
 path = "mcr.db"
 
 [storage]
 layers_path = "layers"
-driver      = "mcrfs"       # MCR's filesystem driver (large buffers, fsync on commit); "filesystem" = upstream's
+driver      = "mcrfs"       # MCR's filesystem driver (fsync of blob and directory on commit); "filesystem" = upstream's
+# direct_io = false          # mcrfs: O_DIRECT uploads (less push CPU; the next pull reads from disk)
 # early_writeback = false    # mcrfs: start kernel write-back of each 8 MiB during uploads
 # driver = "s3" keeps blobs in a bucket instead (see docs/configuration.md):
 # s3_bucket = "mcr"
@@ -65,6 +67,11 @@ provider     = "local"   # "local" (accounts managed by ` + "`mcrsrv user`" + `)
 service_name = "mcr"
 token_ttl    = "5m"
 keys_dir     = "keys"
+# Failed sign-ins, per account / per client address (docs/operations.md):
+# login_backoff_after = 3       # then waits of 1 s, 2 s, 4 s … (login_backoff_base, login_backoff_max)
+# login_lockout_after = 10      # then locked for login_lockout_duration (15m); mcrctl account unlock NAME
+# login_ip_backoff_after = 20
+# login_ip_lockout_after = 100
 
 [mcias]
 # server_url   = "https://mcias.example:8443"
@@ -77,6 +84,8 @@ listen_addr = "{{.WebListen}}"
 api_url     = "{{.APIURL}}"
 grpc_addr   = "{{.GRPCAddr}}"   # mcr-web talks to mcrsrv over gRPC; "" = REST only
 ca_cert     = "certs/cert.pem"
+# secure_cookies = true            # behind a TLS-terminating proxy: Secure cookies and HSTS over plain HTTP
+# trusted_proxies = ["10.0.0.0/8"]  # the proxy; mcr-web forwards the browser's address to mcrsrv
 
 [log]
 level = "info"

@@ -61,6 +61,7 @@ func storageParams(cfg *config.Config) configuration.Parameters {
 	p := configuration.Parameters{"rootdirectory": cfg.Storage.LayersPath}
 	if cfg.Storage.Driver == config.StorageMCRFS {
 		p["earlywriteback"] = cfg.Storage.EarlyWriteback
+		p["directio"] = cfg.Storage.DirectIO
 	}
 	return p
 }

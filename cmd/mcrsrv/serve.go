@@ -21,6 +21,7 @@ import (
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity/mcias"
 	"git.wntrmute.dev/kyle/mcr/authplugin/token"
+	"git.wntrmute.dev/kyle/mcr/clientip"
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/edge"
 	"git.wntrmute.dev/kyle/mcr/edge/exchange"
@@ -29,8 +30,10 @@ import (
 	"git.wntrmute.dev/kyle/mcr/notifications"
 	"git.wntrmute.dev/kyle/mcr/ociext"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
+	"git.wntrmute.dev/kyle/mcr/revocation"
 	"git.wntrmute.dev/kyle/mcr/storageguard"
 	"git.wntrmute.dev/kyle/mcr/store"
+	"git.wntrmute.dev/kyle/mcr/throttle"
 )
 
 // auditRecorder writes security events to the log and the audit log
@@ -61,6 +64,42 @@ func (a auditRecorder) Denied(r *http.Request, d exchange.Denial) {
 	a.record(store.AuditEvent{Type: "policy_deny", ActorID: d.Principal.Subject, Actor: d.Principal.Username,
 		Repository: d.Repository, IP: authplugin.ClientIP(r),
 		Details: map[string]any{"action": string(d.Action), "rule_id": d.RuleID, "method": r.Method, "path": r.URL.Path}})
+}
+
+func (a auditRecorder) lockedOut(r *http.Request, lo throttle.Lockout) {
+	metrics.AuthFailures.WithLabelValues("locked").Inc()
+	ev := store.AuditEvent{Type: "login_locked", IP: authplugin.ClientIP(r),
+		Details: map[string]any{"key": string(lo.Kind), "failures": lo.Failures, "until": lo.Until.UTC().Format(time.RFC3339)}}
+	if lo.Kind == throttle.Account {
+		ev.Actor = lo.Key
+	}
+	slog.Warn("login_locked", "key", string(lo.Kind), "value", lo.Key, "failures", lo.Failures, "until", lo.Until, "ip", ev.IP)
+	a.record(ev)
+}
+
+func (a auditRecorder) refreshReused(r *http.Request, c *token.Claims) {
+	slog.Warn("refresh_reuse: a rotated refresh token was presented again; its family is revoked",
+		"username", c.Username, "sub", c.Subject, "ip", authplugin.ClientIP(r))
+	a.record(store.AuditEvent{Type: "refresh_reuse", ActorID: c.Subject, Actor: c.Username, IP: authplugin.ClientIP(r),
+		Details: map[string]any{"family": c.Family}})
+}
+
+// accounts serves /v1/accounts: unlock in this process's throttle, revoke
+// through the store (and at once in this process's generation cache).
+type accounts struct {
+	signIn *authplugin.SignIn
+	st     *store.Store
+	revs   *revocation.Cache
+}
+
+func (a accounts) Unlock(username string) bool { return a.signIn.Unlock(username) }
+
+func (a accounts) RevokeTokens(ctx context.Context, subject string) error {
+	if err := a.st.RevokeSubject(ctx, subject); err != nil {
+		return err
+	}
+	a.revs.Invalidate()
+	return nil
 }
 
 // openProvider builds the configured identity provider.
@@ -183,6 +222,14 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 		return fmt.Errorf("identity.keys_dir: %w", err)
 	}
 	issuer := token.NewIssuer(keys, cfg.Identity.Issuer, cfg.Identity.ServiceName)
+	// Every token carries its subject's generation; an account change
+	// bumps it (revocation acts on the next request, from memory).
+	revs := revocation.New(st, st.AccountsMarker(), revocation.DefaultPoll, nil)
+	issuer.SetGenerations(revs)
+	proxies, err := clientip.New(cfg.Server.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("server.trusted_proxies: %w", err)
+	}
 	provider, err := openProvider(cfg, st, issuer)
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
@@ -246,8 +293,11 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 	}
 	defer gcs.Close()
 
+	signIn := &authplugin.SignIn{Provider: provider, Limiter: throttle.New(cfg.Identity.Throttle(), time.Now),
+		Recorder: rec, OnLockout: rec.lockedOut}
 	svc := adminsvc.New(adminsvc.Options{
 		Store: st, Authn: authn, Policy: engine, Recorder: rec,
+		SignIn: signIn, Accounts: accounts{signIn: signIn, st: st, revs: revs},
 		Reload: func() error { return engine.Reload(context.Background()) },
 		Audit:  func(_ context.Context, ev store.AuditEvent) error { return sink.Record(ev) },
 		DeleteRepository: func(ctx context.Context, name string, actor *identity.Principal, ip string) error {
@@ -267,6 +317,7 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 	})
 	api := adminapi.New(adminapi.Options{Service: svc})
 	handler := edge.Handler(edge.Options{
+		ClientIP: proxies.Middleware,
 		Registry: app,
 		Auth:     &authplugin.Edge{Authn: authn, Service: cfg.Identity.ServiceName, Hostname: cfg.Server.Hostname, Recorder: rec},
 		Storage:  storageguard.Wrap,
@@ -274,7 +325,7 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 			CatalogMax: cfg.Storage.CatalogMaxEntries, BodyTimeout: cfg.Server.ReadTimeout},
 		Gate: gcs.gate,
 		Token: &authplugin.TokenHandler{
-			Authn: authn, Policy: engine, Recorder: rec,
+			Authn: authn, Policy: engine, Recorder: rec, SignIn: signIn, Families: st, OnRefreshReuse: rec.refreshReused,
 			TokenTTL: cfg.Identity.TokenTTL, RefreshTTL: cfg.Identity.RefreshTTL,
 		},
 		Admin: api,
@@ -309,7 +360,7 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 		"identity", provider.Name(), "storage", cfg.Storage.Driver, "layers", cfg.Storage.LayersPath)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, cfg.Server.TLSCert, cfg.Server.TLSKey) }()
-	gl, err := startGRPC(cfg, svc)
+	gl, err := startGRPC(cfg, svc, proxies)
 	if err != nil {
 		_ = srv.Close()
 		return err

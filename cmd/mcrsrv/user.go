@@ -102,9 +102,13 @@ func userCmd() *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "USERNAME\tROLE\tTYPE\tSUB\tCREATED")
+			fmt.Fprintln(tw, "USERNAME\tROLE\tTYPE\tSUB\tCREATED\tSTATE")
 			for _, u := range users {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Username, u.Role, u.AccountType, u.UUID, u.CreatedAt.Format("2006-01-02 15:04"))
+				state := "enabled"
+				if u.Disabled {
+					state = "disabled"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.Role, u.AccountType, u.UUID, u.CreatedAt.Format("2006-01-02 15:04"), state)
 			}
 			return tw.Flush()
 		},
@@ -130,5 +134,6 @@ func userCmd() *cobra.Command {
 	del.Flags().StringVar(&delName, "username", "", "account name")
 	_ = del.MarkFlagRequired("username")
 	c.AddCommand(add, list, del)
+	c.AddCommand(userChangeCmds(&cfgPath)...)
 	return c
 }

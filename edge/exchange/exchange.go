@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 
@@ -28,6 +27,7 @@ import (
 
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"git.wntrmute.dev/kyle/mcr/authplugin/token"
+	"git.wntrmute.dev/kyle/mcr/clientip"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
 )
 
@@ -205,14 +205,10 @@ func (x *Exchange) wrap(w http.ResponseWriter) http.ResponseWriter {
 	})
 }
 
-// ClientIP is the peer address of r without the port.
-func ClientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// ClientIP is the client address of r: the peer, or the forwarded client
+// when the peer is a trusted proxy (package clientip's middleware runs in
+// front of the exchange).
+func ClientIP(r *http.Request) string { return clientip.From(r) }
 
 // MethodLabel normalises a method for metric labels: the methods the
 // registry serves, everything else "other".

@@ -82,6 +82,11 @@ func (l *Provider) Login(ctx context.Context, username, password string) (*ident
 		}
 		l.checked.Put(key, struct{}{}, now.Add(30*time.Second), now)
 	}
+	if u.Disabled {
+		// Checked after the password so a disabled account answers like
+		// a wrong password, in the same time.
+		return nil, identity.ErrInvalidCredentials
+	}
 	p := principalOf(u)
 	tok, c, err := l.issuer.Issue(token.UseSession, p, nil, l.sessionTTL)
 	if err != nil {
@@ -110,7 +115,7 @@ func (l *Provider) Validate(ctx context.Context, tok string) (*identity.Principa
 // Refresh implements identity.Refresher: the account's current role and type.
 func (l *Provider) Refresh(ctx context.Context, p identity.Principal) (*identity.Principal, error) {
 	u, err := l.store.UserByUUID(ctx, p.Subject)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled) {
 		return nil, identity.ErrInvalidCredentials
 	}
 	if err != nil {

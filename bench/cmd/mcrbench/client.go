@@ -255,55 +255,143 @@ func withDigest(loc, digest string) string {
 	return loc + sep + "digest=" + url.QueryEscape(digest)
 }
 
-// pushBlob uploads a blob the way docker and containerd do: POST to start
-// an upload, one PATCH with the whole body, PUT ?digest= to commit.
-// length < 0 sends the body chunked.
-func (s *session) pushBlob(repo, digest string, body io.Reader, length int64) error {
+// pushStyle is how a client uploads a blob (distribution-spec "pushing
+// blobs"): the three ways real clients do it.
+type pushStyle int
+
+const (
+	// pushMonolithic is POST, then one PUT ?digest= carrying the whole
+	// body (curl, crane/go-containerregistry for a streamed layer
+	// of known size, oras).
+	pushMonolithic pushStyle = iota
+	// pushPatch is POST, one streamed PATCH with the whole body, then PUT
+	// ?digest= (docker, containerd).
+	pushPatch
+	// pushChunked is POST, PATCHes of a fixed size with Content-Range,
+	// then PUT ?digest= (podman/skopeo with chunking, containers/image).
+	pushChunked
+)
+
+var pushStyleNames = map[pushStyle]string{pushMonolithic: "put", pushPatch: "patch", pushChunked: "chunked"}
+
+func (p pushStyle) String() string { return pushStyleNames[p] }
+
+func parseStyle(name string) (pushStyle, bool) {
+	for st, n := range pushStyleNames {
+		if n == name {
+			return st, true
+		}
+	}
+	return 0, false
+}
+
+// describe is the style's line in the table title.
+func (p pushStyle) describe(chunkMiB int) string {
+	switch p {
+	case pushMonolithic:
+		return "POST+PUT"
+	case pushChunked:
+		return fmt.Sprintf("%d MiB PATCHes", chunkMiB)
+	}
+	return "POST+PATCH+PUT"
+}
+
+// startUpload is POST /v2/<repo>/blobs/uploads/; it returns the absolute
+// upload URL from Location.
+func (s *session) startUpload(repo string) (string, error) {
 	req, err := s.newRequest(http.MethodPost, s.t.URL+"/v2/"+repo+"/blobs/uploads/", repo, nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	resp, err := s.do(req, http.StatusAccepted)
 	if err != nil {
-		return err
+		return "", err
 	}
 	loc := resp.Header.Get("Location")
 	drain(resp)
-	if loc, err = s.resolve(loc); err != nil {
-		return err
-	}
+	return s.resolve(loc)
+}
 
-	req, err = s.newRequest(http.MethodPatch, loc, repo, body)
+// patch sends one PATCH of length bytes to the upload at loc; cr, if set,
+// is its Content-Range. It returns the next upload URL.
+func (s *session) patch(repo, loc string, body io.Reader, length int64, cr string) (string, error) {
+	req, err := s.newRequest(http.MethodPatch, loc, repo, body)
 	if err != nil {
-		return err
+		return "", err
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
+	if cr != "" {
+		req.Header.Set("Content-Range", cr)
+	}
 	req.ContentLength = length
 	if length == 0 {
 		req.Body = http.NoBody
 	}
-	resp, err = s.do(req, http.StatusAccepted, http.StatusNoContent)
+	resp, err := s.do(req, http.StatusAccepted, http.StatusNoContent)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if l := resp.Header.Get("Location"); l != "" {
 		loc = l
 	}
 	drain(resp)
-	if loc, err = s.resolve(loc); err != nil {
-		return err
-	}
+	return s.resolve(loc)
+}
 
-	req, err = s.newRequest(http.MethodPut, withDigest(loc, digest), repo, http.NoBody)
+// finishUpload is PUT <loc>?digest=, with the body (length bytes) or none.
+func (s *session) finishUpload(repo, loc, digest string, body io.Reader, length int64) error {
+	if body == nil || length == 0 {
+		body, length = http.NoBody, 0
+	}
+	req, err := s.newRequest(http.MethodPut, withDigest(loc, digest), repo, body)
 	if err != nil {
 		return err
 	}
-	resp, err = s.do(req, http.StatusCreated)
+	req.ContentLength = length
+	if length > 0 {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	resp, err := s.do(req, http.StatusCreated)
 	if err != nil {
 		return err
 	}
 	drain(resp)
 	return nil
+}
+
+// pushBlob uploads a blob the way docker and containerd do: POST to start
+// an upload, one PATCH with the whole body, PUT ?digest= to commit.
+func (s *session) pushBlob(repo, digest string, body io.Reader, length int64) error {
+	return s.pushBlobStyle(pushPatch, repo, digest, body, length, 0)
+}
+
+// pushBlobStyle uploads a blob of length bytes in the given style; chunk is
+// the PATCH size of pushChunked.
+func (s *session) pushBlobStyle(style pushStyle, repo, digest string, body io.Reader, length, chunk int64) error {
+	loc, err := s.startUpload(repo)
+	if err != nil {
+		return err
+	}
+	switch style {
+	case pushMonolithic:
+		return s.finishUpload(repo, loc, digest, body, length)
+	case pushChunked:
+		if chunk <= 0 {
+			return fmt.Errorf("chunked push needs a chunk size")
+		}
+		for off := int64(0); off < length; off += chunk {
+			n := min(chunk, length-off)
+			cr := fmt.Sprintf("%d-%d", off, off+n-1)
+			if loc, err = s.patch(repo, loc, io.LimitReader(body, n), n, cr); err != nil {
+				return err
+			}
+		}
+	default:
+		if loc, err = s.patch(repo, loc, body, length, ""); err != nil {
+			return err
+		}
+	}
+	return s.finishUpload(repo, loc, digest, nil, 0)
 }
 
 // blobExists is the HEAD docker sends before uploading a layer.

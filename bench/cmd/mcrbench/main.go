@@ -46,8 +46,23 @@ type options struct {
 	UpstreamLog     string  `json:"upstream_log_level"`
 	HtpasswdRounds  int     `json:"htpasswd_rounds"`
 	FSAll           bool    `json:"mcr_filesystem_all_scenarios"`
+	Only            string  `json:"only,omitempty"`
+	Styles          string  `json:"push_styles"`
+	ChunkMiB        int     `json:"chunk_mib"`
+	ArtClients      int     `json:"artifact_clients"`
+	Artifacts       int     `json:"artifacts_per_run"`
+	Perf            string  `json:"-"`
+	AltEnv          string  `json:"alt_env,omitempty"`
 	Keep            bool    `json:"-"`
+
+	only   map[string]bool
+	styles []pushStyle
 }
+
+// scenarioNames are the values --only accepts.
+var scenarioNames = []string{"blob", "images", "manifest", "token", "artifacts"}
+
+func (o *options) runs(scenario string) bool { return len(o.only) == 0 || o.only[scenario] }
 
 func main() {
 	var o options
@@ -71,7 +86,14 @@ func main() {
 	flag.IntVar(&o.HtpasswdCost, "htpasswd-cost", 5, "bcrypt cost of the upstream htpasswd file (5 = `htpasswd -B` default)")
 	flag.StringVar(&o.UpstreamLog, "upstream-log-level", "warn", `upstream's log.level ("warn": no per-request lines, like mcrsrv at info; "info": upstream's default)`)
 	flag.IntVar(&o.HtpasswdRounds, "htpasswd-rounds", 1, "rounds the up+htpasswd variant takes part in (it is informational; saves time)")
-	flag.BoolVar(&o.FSAll, "fs-all", false, "run the MCR(fs) variant in scenarios 2 and 3 too (diagnosis: driver vs the rest of MCR)")
+	flag.BoolVar(&o.FSAll, "fs-all", false, "run the second MCR variant (the other storage driver) in scenarios 2, 3 and 6 too (diagnosis: driver vs the rest of MCR)")
+	flag.StringVar(&o.Only, "only", "", "comma-separated scenarios to run: "+strings.Join(scenarioNames, ",")+" (default all; peak RSS needs blob,images,manifest)")
+	flag.StringVar(&o.Styles, "styles", "put,patch,chunked", "push styles of scenario 1: put (POST + one PUT with the body), patch (POST + one PATCH + PUT), chunked (PATCHes of --chunk-mib)")
+	flag.IntVar(&o.ChunkMiB, "chunk-mib", 5, "PATCH size of the chunked push style in MiB")
+	flag.IntVar(&o.ArtClients, "artifact-clients", 64, "concurrent clients of scenario 6 (tiny artifacts)")
+	flag.IntVar(&o.Artifacts, "artifacts", 0, "artifacts pushed per run of scenario 6 (default 1024, smoke 128)")
+	flag.StringVar(&o.AltEnv, "alt-env", "", "comma-separated KEY=VALUE settings for the second MCR variant instead of the other storage driver (A/B of one setting, e.g. MCR_STORAGE_DIRECT_IO=false)")
+	flag.StringVar(&o.Perf, "perf", "", "directory for `perf record` profiles of every scenario-1 push (needs perf)")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the work directory (data dirs, server logs)")
 	flag.Parse()
 	if o.MCRSrv == "" || o.Registry == "" || flag.NArg() > 0 {
@@ -92,6 +114,25 @@ func main() {
 	def(&o.BlobRounds, 5, 1)
 	def(&o.BlobPulls, 3, 1)
 	def(&o.Images, 500, 20)
+	def(&o.Artifacts, 1024, 128)
+	if o.Only != "" {
+		o.only = map[string]bool{}
+		for _, n := range strings.Split(o.Only, ",") {
+			if n = strings.TrimSpace(n); !slices.Contains(scenarioNames, n) {
+				fmt.Fprintf(os.Stderr, "mcrbench: --only: unknown scenario %q (want %s)\n", n, strings.Join(scenarioNames, ","))
+				os.Exit(2)
+			}
+			o.only[n] = true
+		}
+	}
+	for _, n := range strings.Split(o.Styles, ",") {
+		st, ok := parseStyle(strings.TrimSpace(n))
+		if !ok {
+			fmt.Fprintf(os.Stderr, "mcrbench: --styles: unknown push style %q (want put, patch, chunked)\n", n)
+			os.Exit(2)
+		}
+		o.styles = append(o.styles, st)
+	}
 	if o.ManifestSecs == 0 {
 		o.ManifestSecs = map[bool]float64{false: 10, true: 2}[o.Smoke]
 	}
@@ -123,6 +164,8 @@ type metric struct {
 	Higher bool                 `json:"higher_is_better"`
 	Values map[string][]float64 `json:"values"`
 	Median map[string]float64   `json:"median"`
+	Min    map[string]float64   `json:"min"`
+	Max    map[string]float64   `json:"max"`
 	Ratio  *float64             `json:"ratio_mcr_vs_upstream,omitempty"`
 }
 
@@ -141,12 +184,14 @@ type results struct {
 	Metrics     []*metric          `json:"metrics"`
 	Ratios      map[string]float64 `json:"ratios"`
 	MCR         map[string]any     `json:"mcr"`
+	Checks      []check            `json:"checks"`
 	Notes       []string           `json:"notes"`
 	byKey       map[string]*metric
 }
 
 func (r *results) define(key, title, unit string, higher bool) {
-	m := &metric{Key: key, Title: title, Unit: unit, Higher: higher, Values: map[string][]float64{}, Median: map[string]float64{}}
+	m := &metric{Key: key, Title: title, Unit: unit, Higher: higher, Values: map[string][]float64{},
+		Median: map[string]float64{}, Min: map[string]float64{}, Max: map[string]float64{}}
 	r.Metrics = append(r.Metrics, m)
 	r.byKey[key] = m
 }
@@ -173,6 +218,7 @@ func (r *results) finish() {
 	for _, m := range r.Metrics {
 		for k, v := range m.Values {
 			m.Median[k] = median(v)
+			m.Min[k], m.Max[k] = slices.Min(v), slices.Max(v)
 		}
 		mc, ok1 := m.Median["mcr"]
 		up, ok2 := m.Median["upstream"]
@@ -194,33 +240,33 @@ func fmtNum(v float64) string {
 	}
 }
 
+// table prints one row per metric: for each variant the median over rounds
+// and, when there was more than one round, [min-max].
 func (r *results) table(w io.Writer) {
-	cols := []string{}
+	const title, cell = 40, 22
+	fmt.Fprintf(w, "%-*s", title, "metric: median [min-max] of rounds")
 	for _, v := range r.Variants {
-		cols = append(cols, v.Name)
-	}
-	fmt.Fprintf(w, "%-34s", "metric (median of rounds)")
-	for _, v := range r.Variants {
-		fmt.Fprintf(w, " %14s", v.Label)
+		fmt.Fprintf(w, " %*s", cell, v.Label)
 	}
 	fmt.Fprintf(w, " %9s\n", "MCR/up")
-	fmt.Fprintln(w, strings.Repeat("-", 34+15*len(cols)+10))
+	fmt.Fprintln(w, strings.Repeat("-", title+(cell+1)*len(r.Variants)+10))
 	for _, m := range r.Metrics {
 		if len(m.Median) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "%-34s", m.Title+" ("+m.Unit+")")
-		for _, c := range cols {
-			if v, ok := m.Median[c]; ok {
-				fmt.Fprintf(w, " %14s", fmtNum(v))
-			} else {
-				fmt.Fprintf(w, " %14s", "-")
+		fmt.Fprintf(w, "%-*s", title, m.Title+" ("+m.Unit+")")
+		for _, v := range r.Variants {
+			c := "-"
+			if med, ok := m.Median[v.Name]; ok {
+				c = fmtNum(med)
+				if len(m.Values[v.Name]) > 1 {
+					c += " [" + fmtNum(m.Min[v.Name]) + "-" + fmtNum(m.Max[v.Name]) + "]"
+				}
 			}
+			fmt.Fprintf(w, " %*s", cell, c)
 		}
 		if m.Ratio != nil {
 			fmt.Fprintf(w, " %8.2fx", *m.Ratio)
-		} else {
-			fmt.Fprintf(w, " %9s", "")
 		}
 		fmt.Fprintln(w)
 	}
@@ -354,7 +400,17 @@ func run(ctx context.Context, o *options) (*results, error) {
 	if err != nil {
 		return nil, err
 	}
-	mcrFSP, err := startMCRVariant("mcr-filesystem", mcrFSDir, "MCR_STORAGE_DRIVER=filesystem")
+	// The second MCR variant runs the other storage driver.
+	altDriver := "filesystem"
+	if defaultDriver == "filesystem" {
+		altDriver = "mcrfs"
+	}
+	altEnv := []string{"MCR_STORAGE_DRIVER=" + altDriver}
+	altWhat := "MCR_STORAGE_DRIVER=" + altDriver + " (the other storage driver)"
+	if o.AltEnv != "" {
+		altEnv, altWhat = strings.Split(o.AltEnv, ","), o.AltEnv
+	}
+	mcrFSP, err := startMCRVariant("mcr-alt", mcrFSDir, altEnv...)
 	if err != nil {
 		return nil, err
 	}
@@ -407,7 +463,7 @@ func run(ctx context.Context, o *options) (*results, error) {
 	}
 	rules := policyRules(o.Rules)
 	var adminTok string
-	for _, m := range []struct{ name, url string }{{"mcr", "https://" + mcrAddr}, {"mcr-filesystem", "https://" + mcrFSAddr}} {
+	for _, m := range []struct{ name, url string }{{"mcr", "https://" + mcrAddr}, {"mcr-alt", "https://" + mcrFSAddr}} {
 		tok, err := adminLogin(ctx, probe, m.url, "admin", adminPassword)
 		if err != nil {
 			return nil, fail(fmt.Errorf("%s: %w", m.name, err))
@@ -437,9 +493,13 @@ func run(ctx context.Context, o *options) (*results, error) {
 		User: benchUser, Pass: benchPassword, srv: mcrP, hc: newClient(),
 		Desc: "mcrsrv: TLS 1.3, bearer tokens from /v2/token (local identity, bcrypt), " +
 			fmt.Sprint(len(rules)) + " policy rules, audit as built, storage.driver=" + drv}
-	mcrFS := &target{Name: "mcr-filesystem", Label: "MCR(fs)", URL: "https://" + mcrFSAddr, Auth: authBearer,
+	altLabel := "MCR(" + drvFS + ")"
+	if o.AltEnv != "" {
+		altLabel = "MCR(alt)"
+	}
+	mcrFS := &target{Name: "mcr-alt", Label: altLabel, URL: "https://" + mcrFSAddr, Auth: authBearer,
 		User: benchUser, Pass: benchPassword, srv: mcrFSP, hc: newClient(),
-		Desc: "mcrsrv as above with MCR_STORAGE_DRIVER=filesystem (upstream's driver)"}
+		Desc: "mcrsrv as above with " + altWhat}
 	up := &target{Name: "upstream", Label: "upstream", URL: "https://" + upAddr, Auth: authNone, srv: upP, hc: newClient(),
 		Desc: "distribution v3.1.2 registry binary, TLS 1.3, no auth, filesystem driver, blobdescriptor cache " + o.UpstreamCache}
 	upH := &target{Name: "upstream-htpasswd", Label: "up+htpasswd", URL: "https://" + upHAddr, Auth: authBasic,
@@ -451,6 +511,9 @@ func run(ctx context.Context, o *options) (*results, error) {
 		main3 = []*target{mcr, mcrFS, up, upH}
 	} else {
 		mcrFS.Desc += "; large blob only"
+	}
+	if !o.runs("blob") && !o.FSAll {
+		all = main3
 	}
 	for _, t := range all {
 		res.Variants = append(res.Variants, variantInfo{Name: t.Name, Label: t.Label, Description: t.Desc})
@@ -464,9 +527,14 @@ func run(ctx context.Context, o *options) (*results, error) {
 	}
 
 	mib := fmt.Sprint(o.BlobMiB)
-	res.define("blob_push", "1. push "+mib+" MiB blob", "MB/s", true)
+	for _, st := range o.styles {
+		k, d := "blob_push_"+st.String(), st.describe(o.ChunkMiB)
+		res.define(k, "1. push "+mib+" MiB, "+d, "MB/s", true)
+		res.define(k+"_cpu", "1. "+st.String()+" server CPU/GB", "s", false)
+		res.define(k+"_user", "1. "+st.String()+" server user CPU/GB", "s", false)
+		res.define(k+"_sys", "1. "+st.String()+" server sys CPU/GB", "s", false)
+	}
 	res.define("blob_pull", "1. pull "+mib+" MiB blob", "MB/s", true)
-	res.define("blob_push_cpu", "1. push server CPU per GB", "s", false)
 	res.define("blob_pull_cpu", "1. pull server CPU per GB", "s", false)
 	res.define("images_push", fmt.Sprintf("2. push %d small images", o.Images), "img/s", true)
 	res.define("images_pull", fmt.Sprintf("2. pull %d small images", o.Images), "img/s", true)
@@ -485,42 +553,89 @@ func run(ctx context.Context, o *options) (*results, error) {
 	res.define("token_bearer", "4. token issue, identity tok", "tok/s", true)
 	res.define("token_bearer_p50", "4. token issue, identity p50", "ms", false)
 	res.define("peak_rss", "5. peak RSS during 1-3", "MiB", false)
+	res.define("art_one", fmt.Sprintf("6. %d clients, 1 KiB, one repo", o.ArtClients), "art/s", true)
+	res.define("art_many", fmt.Sprintf("6. %d clients, 1 KiB, %d repos", o.ArtClients, o.ArtClients), "art/s", true)
+	res.define("art_one_cpu", "6. one repo server CPU/artifact", "ms", false)
+	res.define("art_many_cpu", "6. many repos server CPU/artifact", "ms", false)
 
-	// 1. One large blob.
+	// 1. One large blob per push style: every round uses new content for
+	// each style (each digest worked out before the clock starts). Within a
+	// round the styles rotate and the variants alternate, so a style's
+	// variants run next to each other in time.
 	size := int64(o.BlobMiB) << 20
-	for round := range o.BlobRounds {
-		b, err := newBigBlob(round, size)
-		if err != nil {
+	chunk := int64(o.ChunkMiB) << 20
+	if o.Perf != "" {
+		if err := os.MkdirAll(o.Perf, 0o755); err != nil {
 			return nil, err
 		}
-		for _, t := range order(all, round) {
-			syscall.Sync()
-			push, pull, cpu, pushSys, err := runBigBlob(ctx, t, b, "bench/big", o.BlobPulls, o.Smoke)
+	}
+	for round := range o.BlobRounds {
+		if !o.runs("blob") {
+			break
+		}
+		styles := slices.Clone(o.styles)
+		if len(styles) > 0 {
+			r := round % len(styles)
+			styles = append(styles[r:], styles[:r]...)
+		}
+		for _, st := range styles {
+			b, err := newBigBlob(round*8+int(st), size)
 			if err != nil {
-				return nil, fail(fmt.Errorf("scenario 1 (%s): %w", t.Name, err))
+				return nil, err
 			}
-			gb := float64(size) / 1e9
-			logf("1. round %d %-18s push %7.1f MB/s  pull %7.1f MB/s  (server CPU push %.2f s of which sys %.2f s, pull %.2f s)",
-				round+1, t.Name, push, pull, cpu[0].Seconds(), pushSys.Seconds(), cpu[1].Seconds())
-			res.add("blob_push", t.Name, push)
-			res.add("blob_pull", t.Name, pull)
-			res.add("blob_push_cpu", t.Name, cpu[0].Seconds()/gb)
-			res.add("blob_pull_cpu", t.Name, cpu[1].Seconds()/gb)
-			for _, root := range []string{filepath.Join(mcrDir, "layers"), filepath.Join(mcrFSDir, "layers"),
-				filepath.Join(upDir, "data"), filepath.Join(upHDir, "data")} {
-				removeBlob(root, b.digest)
+			for _, t := range order(all, round) {
+				syscall.Sync()
+				pulls := 0
+				if st == pushPatch || (len(o.styles) == 1) {
+					pulls = o.BlobPulls
+				}
+				perfOut := ""
+				if o.Perf != "" {
+					perfOut = filepath.Join(o.Perf, fmt.Sprintf("r%d-%s-%s.data", round+1, st, t.Name))
+				}
+				r, err := runBigBlob(ctx, t, b, "bench/big", st, chunk, pulls, o.Smoke, perfOut)
+				if err != nil {
+					return nil, fail(fmt.Errorf("scenario 1 (%s, %s): %w", t.Name, st, err))
+				}
+				gb := float64(size) / 1e9
+				cpu := r.PushUser + r.PushSys
+				line := fmt.Sprintf("1. round %d %-7s %-18s push %7.1f MB/s  server CPU %.2f s/GB (user %.2f, sys %.2f)",
+					round+1, st, t.Name, r.Push, cpu.Seconds()/gb, r.PushUser.Seconds()/gb, r.PushSys.Seconds()/gb)
+				k := "blob_push_" + st.String()
+				res.add(k, t.Name, r.Push)
+				res.add(k+"_cpu", t.Name, cpu.Seconds()/gb)
+				res.add(k+"_user", t.Name, r.PushUser.Seconds()/gb)
+				res.add(k+"_sys", t.Name, r.PushSys.Seconds()/gb)
+				if pulls > 0 {
+					line += fmt.Sprintf("  pull %7.1f MB/s (%.2f s/GB)", r.Pull, r.PullCPU.Seconds()/gb)
+					res.add("blob_pull", t.Name, r.Pull)
+					res.add("blob_pull_cpu", t.Name, r.PullCPU.Seconds()/gb)
+				}
+				if r.PerfNote != "" {
+					line += "  " + r.PerfNote
+				}
+				logf("%s", line)
+				for _, root := range []string{filepath.Join(mcrDir, "layers"), filepath.Join(mcrFSDir, "layers"),
+					filepath.Join(upDir, "data"), filepath.Join(upHDir, "data")} {
+					removeBlob(root, b.digest)
+				}
 			}
 		}
 	}
 	if !o.FSAll {
-		if kib, err := mcrFSP.memKiB("VmHWM"); err == nil {
-			res.add("peak_rss", mcrFS.Name, float64(kib)/1024)
+		if o.runs("blob") {
+			if kib, err := mcrFSP.memKiB("VmHWM"); err == nil {
+				res.add("peak_rss", mcrFS.Name, float64(kib)/1024)
+			}
 		}
 		mcrFSP.stop()
 	}
 
 	// 2. Small images.
 	for round := range o.Rounds {
+		if !o.runs("images") {
+			break
+		}
 		imgs := make([]image, o.Images)
 		for i := range imgs {
 			imgs[i] = makeImage(round, i)
@@ -543,6 +658,9 @@ func run(ctx context.Context, o *options) (*results, error) {
 	// 3. Manifest GET and HEAD by tag.
 	app := makeImage(9999, 0)
 	for _, t := range main3 {
+		if !o.runs("manifest") {
+			break
+		}
 		s, err := newSession(ctx, t, "pull,push")
 		if err == nil {
 			err = s.pushImage("bench/app", "latest", &app)
@@ -553,6 +671,9 @@ func run(ctx context.Context, o *options) (*results, error) {
 	}
 	d := time.Duration(o.ManifestSecs * float64(time.Second))
 	for round := range o.Rounds {
+		if !o.runs("manifest") {
+			break
+		}
 		for _, t := range order(main3, round) {
 			for _, head := range []bool{false, true} {
 				r, err := runManifestLoad(ctx, t, "bench/app", "latest", head, o.ManifestClients, d)
@@ -574,11 +695,48 @@ func run(ctx context.Context, o *options) (*results, error) {
 
 	// 5. Peak RSS over 1-3 (VmHWM: the high-water mark since start).
 	for _, t := range main3 {
+		if !o.runs("blob") && !o.runs("images") && !o.runs("manifest") {
+			break
+		}
 		kib, err := t.srv.memKiB("VmHWM")
 		if err != nil {
 			return nil, fail(fmt.Errorf("%s: %w", t.Name, err))
 		}
 		res.add("peak_rss", t.Name, float64(kib)/1024)
+	}
+
+	// 6. Tiny artifacts from many clients, into one repository and into one
+	// repository per client (the same number of pushes either way).
+	for round := range o.Rounds {
+		if !o.runs("artifacts") {
+			break
+		}
+		for _, t := range order(main3, round) {
+			if t == upH {
+				continue // informational variant; its cost is bcrypt, shown in 2.
+			}
+			for _, one := range []bool{true, false} {
+				run := round*2 + map[bool]int{true: 0, false: 1}[one]
+				arts := make([]artifact, o.Artifacts)
+				for i := range arts {
+					arts[i] = makeArtifact(run, i)
+				}
+				repo := func(k int) string { return fmt.Sprintf("bench/art-r%d-many/c%d", round, k) }
+				key := "art_many"
+				if one {
+					repo = func(int) string { return fmt.Sprintf("bench/art-r%d-one", round) }
+					key = "art_one"
+				}
+				rate, cpu, err := runArtifacts(ctx, t, arts, o.ArtClients, repo)
+				if err != nil {
+					return nil, fail(fmt.Errorf("scenario 6 (%s, %s): %w", t.Name, key, err))
+				}
+				logf("6. round %d %-18s %-8s %7.1f artifacts/s  (server CPU %.2f ms/artifact)",
+					round+1, t.Name, key, rate, ms(cpu)/float64(len(arts)))
+				res.add(key, t.Name, rate)
+				res.add(key+"_cpu", t.Name, ms(cpu)/float64(len(arts)))
+			}
+		}
 	}
 
 	// 4. Token issue rate, MCR only.
@@ -588,6 +746,9 @@ func run(ctx context.Context, o *options) (*results, error) {
 	}
 	td := time.Duration(o.TokenSecs * float64(time.Second))
 	for round := range o.Rounds {
+		if !o.runs("token") {
+			break
+		}
 		for _, ident := range []string{"", benchIdentity} {
 			r, err := runTokenLoad(ctx, mcr, "repository:bench/app:pull", ident, o.TokenClients, td)
 			if err != nil {
@@ -605,11 +766,17 @@ func run(ctx context.Context, o *options) (*results, error) {
 	res.MCR["audit"] = auditStatus(ctx, probe, mcr.URL, adminTok)
 
 	res.finish()
-	for _, k := range []string{"blob_push", "blob_pull", "manifest_get"} {
+	for _, st := range o.styles {
+		if m := res.byKey["blob_push_"+st.String()]; m.Ratio != nil {
+			res.Ratios["blob_push_"+st.String()] = *m.Ratio
+		}
+	}
+	for _, k := range []string{"blob_pull", "manifest_get"} {
 		if m := res.byKey[k]; m.Ratio != nil {
 			res.Ratios[k] = *m.Ratio
 		}
 	}
+	res.Checks = targetChecks(res, o)
 	if m := res.byKey["manifest_get_p99"]; m.Ratio != nil {
 		res.Ratios["manifest_get_p99"] = *m.Ratio
 	}
@@ -637,6 +804,17 @@ func report(res *results, o *options) error {
 		fmt.Printf("%-12s %s\n", v.Label+":", v.Description)
 	}
 	fmt.Printf("MCR audit after the run: %s\n", describeAudit(res.MCR["audit"]))
+	if len(res.Checks) > 0 {
+		fmt.Println("\ntargets (issue 19), MCR vs upstream without auth, this run:")
+		for _, c := range res.Checks {
+			mark := "MET    "
+			if !c.Met {
+				mark = "NOT MET"
+			}
+			fmt.Printf("  %s %-58s %s\n", mark, c.What, c.Got)
+		}
+		fmt.Println()
+	}
 	fmt.Printf("load average (1 min) at start %.2f, at end %.2f on %d CPUs; total time %.0f s\n",
 		res.Machine["loadavg_start"], res.Machine["loadavg_end"], runtime.NumCPU(), res.DurationSec)
 	if l, _ := res.Machine["loadavg_start"].(float64); l > float64(runtime.NumCPU()) {
@@ -658,6 +836,7 @@ func report(res *results, o *options) error {
 		}
 		return "NaN"
 	}
-	fmt.Printf("push_ratio=%s pull_ratio=%s manifest_get_ratio=%s\n", ratio("blob_push"), ratio("blob_pull"), ratio("manifest_get"))
+	fmt.Printf("push_put_ratio=%s push_patch_ratio=%s push_chunked_ratio=%s pull_ratio=%s manifest_get_ratio=%s\n",
+		ratio("blob_push_put"), ratio("blob_push_patch"), ratio("blob_push_chunked"), ratio("blob_pull"), ratio("manifest_get"))
 	return nil
 }

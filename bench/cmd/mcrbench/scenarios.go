@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -206,30 +207,52 @@ func newBigBlob(round int, size int64) (*bigBlob, error) {
 	return b, nil
 }
 
-// runBigBlob pushes the blob (POST, one streamed PATCH, PUT ?digest=) and
-// pulls it back `pulls` times (one pull is short enough for scheduling noise
-// to swing it); returns push and pull MB/s. The token fetch is not timed.
-func runBigBlob(ctx context.Context, t *target, b *bigBlob, repo string, pulls int, verify bool) (push, pull float64, cpu [2]time.Duration, pushSys time.Duration, err error) {
+// blobRun is one push (and, if asked, pulls) of the large blob.
+type blobRun struct {
+	Push, Pull         float64       // MB/s
+	PushUser, PushSys  time.Duration // server CPU during the push
+	PullCPU            time.Duration // server CPU per pull
+	PushWall           time.Duration
+	PerfData, PerfNote string
+}
+
+// runBigBlob pushes the blob in the given style and, if pulls > 0, pulls it
+// back `pulls` times (one pull is short enough for scheduling noise to
+// swing it). The token fetch is not timed. With perfDir set the push runs
+// under `perf record` attached to the server.
+func runBigBlob(ctx context.Context, t *target, b *bigBlob, repo string, style pushStyle, chunk int64, pulls int, verify bool, perfOut string) (blobRun, error) {
+	var r blobRun
 	s, err := newSession(ctx, t, "pull,push")
 	if err != nil {
-		return 0, 0, cpu, 0, err
+		return r, err
 	}
 	if t.Auth == authBearer {
 		if _, err := s.token(repo); err != nil {
-			return 0, 0, cpu, 0, err
+			return r, err
+		}
+	}
+	var rec *perfRecorder
+	if perfOut != "" {
+		if rec, err = startPerf(ctx, t.srv, perfOut); err != nil {
+			return r, err
 		}
 	}
 	u0, s0 := t.srv.cpuSplit()
-	c0 := u0 + s0
 	start := time.Now()
-	if err := s.pushBlob(repo, b.digest, newPatternReader(b.seed, b.size), b.size); err != nil {
-		return 0, 0, cpu, 0, err
-	}
-	push = float64(b.size) / 1e6 / time.Since(start).Seconds()
+	err = s.pushBlobStyle(style, repo, b.digest, newPatternReader(b.seed, b.size), b.size, chunk)
+	r.PushWall = time.Since(start)
 	u1, s1 := t.srv.cpuSplit()
-	c1 := u1 + s1
-	cpu[0] = c1 - c0
-	pushSys = s1 - s0
+	if rec != nil {
+		r.PerfData, r.PerfNote = perfOut, rec.stop()
+	}
+	if err != nil {
+		return r, err
+	}
+	r.Push = float64(b.size) / 1e6 / r.PushWall.Seconds()
+	r.PushUser, r.PushSys = u1-u0, s1-s0
+	if pulls == 0 {
+		return r, nil
+	}
 
 	buf := make([]byte, 1<<20)
 	var sink io.Writer
@@ -237,23 +260,24 @@ func runBigBlob(ctx context.Context, t *target, b *bigBlob, repo string, pulls i
 	if verify {
 		sink = h
 	}
+	c1 := u1 + s1
 	start = time.Now()
 	for i := 0; i < pulls; i++ {
 		h.Reset()
 		n, err := s.getBlob(repo, b.digest, buf, sink)
 		if err != nil {
-			return 0, 0, cpu, 0, err
+			return r, err
 		}
 		if n != b.size {
-			return 0, 0, cpu, 0, fmt.Errorf("%s: pulled %d bytes, want %d", t.Name, n, b.size)
+			return r, fmt.Errorf("%s: pulled %d bytes, want %d", t.Name, n, b.size)
 		}
 	}
-	pull = float64(pulls) * float64(b.size) / 1e6 / time.Since(start).Seconds()
-	cpu[1] = (t.srv.cpuTime() - c1) / time.Duration(pulls)
+	r.Pull = float64(pulls) * float64(b.size) / 1e6 / time.Since(start).Seconds()
+	r.PullCPU = (t.srv.cpuTime() - c1) / time.Duration(pulls)
 	if verify && "sha256:"+hex.EncodeToString(h.Sum(nil)) != b.digest {
-		return 0, 0, cpu, 0, fmt.Errorf("%s: pulled blob does not match its digest", t.Name)
+		return r, fmt.Errorf("%s: pulled blob does not match its digest", t.Name)
 	}
-	return push, pull, cpu, pushSys, nil
+	return r, nil
 }
 
 // ---- scenario 2: many small images -------------------------------------
@@ -310,6 +334,113 @@ func runSmallImages(ctx context.Context, t *target, imgs []image, clients int, r
 		return s.pullImage(repo, fmt.Sprintf("img-%d", i), &imgs[i], buf)
 	})
 	return push, pull, cpu, err
+}
+
+// ---- scenario 6: many clients pushing tiny artifacts ---------------------
+
+// artifact is a tiny OCI artifact as `oras push` makes it: one blob, the
+// empty config and a manifest with an artifactType.
+type artifact struct {
+	Blob     blob
+	Manifest []byte
+}
+
+const (
+	mediaEmpty    = "application/vnd.oci.empty.v1+json"
+	artifactType  = "application/vnd.mcrbench.note.v1"
+	mediaArtBlob  = "application/vnd.mcrbench.note.layer.v1"
+	emptyJSON     = "{}"
+	artifactBytes = 1 << 10
+)
+
+var emptyBlob = blob{Digest: digestBytes([]byte(emptyJSON)), Data: []byte(emptyJSON)}
+
+// makeArtifact builds artifact i of a run: a distinct 1 KiB blob.
+func makeArtifact(run, i int) artifact {
+	src := rand.NewChaCha8(seedBytes(uint64(run)<<40 | uint64(i) | 1<<62))
+	data := make([]byte, artifactBytes)
+	_, _ = src.Read(data)
+	b := blob{Digest: digestBytes(data), Data: data}
+	m, _ := json.Marshal(map[string]any{
+		"schemaVersion": 2, "mediaType": mediaManifest, "artifactType": artifactType,
+		"config": descriptor{MediaType: mediaEmpty, Digest: emptyBlob.Digest, Size: len(emptyBlob.Data)},
+		"layers": []descriptor{{MediaType: mediaArtBlob, Digest: b.Digest, Size: len(data)}},
+	})
+	return artifact{Blob: b, Manifest: m}
+}
+
+// pushArtifact is what oras does for a one-file artifact: HEAD the empty
+// config and the blob, upload the missing ones monolithically (POST, PUT
+// with the body), then PUT the manifest by tag.
+func (s *session) pushArtifact(repo, tag string, a *artifact) error {
+	for _, b := range []blob{emptyBlob, a.Blob} {
+		ok, err := s.blobExists(repo, b.Digest)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if err := s.pushBlobStyle(pushMonolithic, repo, b.Digest, bytes.NewReader(b.Data), int64(len(b.Data)), 0); err != nil {
+				return err
+			}
+		}
+	}
+	return s.putManifest(repo, tag, mediaManifest, a.Manifest)
+}
+
+// runArtifacts has `clients` clients push arts (client k pushes k, k+clients,
+// ...) into repo(k). Sessions and tokens are made before the clock starts:
+// this measures the push path, not authentication. Returns artifacts/s and
+// the server CPU used.
+func runArtifacts(ctx context.Context, t *target, arts []artifact, clients int, repo func(k int) string) (float64, time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fe := &firstErr{cancel: cancel}
+	sessions := make([]*session, clients)
+	var setup sync.WaitGroup
+	for k := range sessions {
+		setup.Add(1)
+		go func() {
+			defer setup.Done()
+			s, err := newSession(ctx, t, "pull,push")
+			if err == nil && t.Auth == authBearer {
+				_, err = s.token(repo(k))
+			}
+			sessions[k] = s
+			fe.set(err)
+		}()
+	}
+	setup.Wait()
+	if fe.err != nil {
+		return 0, 0, fe.err
+	}
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	for k := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			for i := k; i < len(arts); i += clients {
+				if ctx.Err() != nil {
+					return
+				}
+				if err := sessions[k].pushArtifact(repo(k), fmt.Sprintf("a%d", i), &arts[i]); err != nil {
+					fe.set(err)
+					return
+				}
+			}
+		}()
+	}
+	c0 := t.srv.cpuTime()
+	start := time.Now()
+	close(gate)
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu := t.srv.cpuTime() - c0
+	if fe.err != nil {
+		return 0, 0, fe.err
+	}
+	return float64(len(arts)) / elapsed.Seconds(), cpu, nil
 }
 
 // ---- scenario 3: manifest GET / HEAD -----------------------------------
