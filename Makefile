@@ -23,7 +23,7 @@ test:
 vet:
 	$(GO) vet ./...
 
-# Every fuzz target for FUZZTIME (default 20s) each, as CI runs them.
+# Every fuzz target for FUZZTIME (default 15s) each, as CI runs them.
 fuzz:
 	.ci/fuzz
 

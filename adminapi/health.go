@@ -7,8 +7,8 @@ import (
 )
 
 // health answers 200 {"status":"ok"} while the process serves; with
-// ?detail=1 it also reports the database, storage and identity service
-// (503 when one fails).
+// ?detail=1 it also reports the database, storage, identity service and
+// audit path (503 when one fails).
 func (a *API) health(c echo.Context) error {
 	h := a.svc.Health(c.Request().Context(), c.QueryParam("detail") != "")
 	if h.Checks == nil {

@@ -8,7 +8,8 @@ import (
 )
 
 // Health is the server's state: Status "ok" or "degraded"; Checks (only
-// with detail) maps database, storage and identity to "ok" or the error.
+// with detail) maps database, storage, identity and audit to "ok" or the
+// error.
 type Health struct {
 	Status string
 	Checks map[string]string
@@ -37,6 +38,7 @@ func (s *Service) Health(ctx context.Context, detail bool) *Health {
 	check("database", func() error { return s.opts.Store.Healthy(ctx) })
 	check("storage", s.opts.StorageCheck)
 	check("identity", func() error { return s.opts.Authn.Provider.Ping(ctx) })
+	check("audit", s.opts.AuditCheck)
 	return h
 }
 

@@ -40,6 +40,9 @@ type Options struct {
 	DeleteRepository RepoDeleter
 	// StorageCheck reports whether blob storage is reachable (health detail).
 	StorageCheck func() error
+	// AuditCheck reports whether audit events are being committed (health
+	// detail).
+	AuditCheck func() error
 	// GC runs garbage collection; nil makes GC operations Unimplemented.
 	GC GCService
 	// Snapshot writes a database snapshot and returns its path; nil makes

@@ -82,7 +82,7 @@ func TestClassifyAndHTTPStatus(t *testing.T) {
 			t.Errorf("message %q names a server path", msg)
 		}
 	}
-	for code := Internal; code <= Unavailable; code++ {
+	for code := Internal; code <= TooManyRequests; code++ {
 		if code.HTTPStatus() < http.StatusBadRequest {
 			t.Errorf("code %d has no HTTP status", code)
 		}

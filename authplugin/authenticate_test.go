@@ -70,7 +70,7 @@ func TestAuthenticatorRemembersVerifiedTokens(t *testing.T) {
 
 var alice = &identity.Principal{Subject: "u-1", Username: "alice", AccountType: identity.AccountHuman, Roles: []string{identity.RoleUser}}
 
-func testIssuer(t *testing.T) *token.Issuer {
+func testIssuer(t testing.TB) *token.Issuer {
 	t.Helper()
 	dir := t.TempDir()
 	if _, err := token.GenerateSigningKey(dir); err != nil {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
@@ -71,7 +72,7 @@ func (s *SignIn) Login(r *http.Request, username, password string) (*identity.Se
 	var at *throttle.Attempt
 	if s.Limiter != nil {
 		var d throttle.Decision
-		at, d = s.Limiter.Begin(r.Context(), username, ClientIP(r))
+		at, d = s.Limiter.Begin(r.Context(), throttleKey(username), ClientIP(r))
 		if !d.Allowed {
 			// Not audited: a flood of refusals would be a flood of rows.
 			// The lockout itself was recorded when it began.
@@ -112,5 +113,10 @@ func (s *SignIn) Unlock(username string) bool {
 	if s.Limiter == nil {
 		return false
 	}
-	return s.Limiter.Unlock(username)
+	return s.Limiter.Unlock(throttleKey(username))
 }
+
+// throttleKey is the account key of the throttle: case-folded, so
+// "Alice" and "alice" share one count whatever the identity provider
+// makes of case.
+func throttleKey(username string) string { return strings.ToLower(username) }

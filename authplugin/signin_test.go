@@ -50,7 +50,7 @@ func TestSignIn(t *testing.T) {
 		{"alice", "wrong", false, identity.ErrInvalidCredentials, false, 1},
 		{"alice", "wrong", true, identity.ErrUnavailable, false, 2}, // not counted as a failure
 		{"alice", "wrong", false, identity.ErrInvalidCredentials, false, 3},
-		{"alice", "wrong", false, identity.ErrInvalidCredentials, false, 4}, // third failure: locked
+		{"ALICE", "wrong", false, identity.ErrInvalidCredentials, false, 4}, // third failure (case folded): locked
 		{"alice", "right-password", false, nil, true, 4},                    // refused unchecked
 		{"bob", "right-password", false, nil, false, 5},
 		{strings.Repeat("u", MaxUsername+1), "right-password", false, ErrInputTooLong, false, 5},

@@ -23,8 +23,9 @@ import (
 
 // Cache is a resettable cache.BlobDescriptorCacheProvider.
 type Cache struct {
-	size  int
-	inner atomic.Pointer[cache.BlobDescriptorCacheProvider]
+	size     int
+	inner    atomic.Pointer[cache.BlobDescriptorCacheProvider]
+	disabled atomic.Bool
 }
 
 var _ cache.BlobDescriptorCacheProvider = (*Cache)(nil)
@@ -38,8 +39,32 @@ func New(size int) *Cache {
 
 // Reset forgets every descriptor.
 func (c *Cache) Reset() {
+	if c.disabled.Load() {
+		return
+	}
 	p := memory.NewInMemoryBlobDescriptorCacheProvider(c.size)
 	c.inner.Store(&p)
+}
+
+// Disable turns the cache off for good: every lookup misses and nothing
+// is remembered. Replicas sharing storage run without it, since a delete
+// on one would otherwise still be answered 200 from another's cache.
+func (c *Cache) Disable() {
+	c.disabled.Store(true)
+	var p cache.BlobDescriptorCacheProvider = none{}
+	c.inner.Store(&p)
+}
+
+// none is a cache that never holds anything.
+type none struct{}
+
+func (none) Stat(context.Context, digest.Digest) (v1.Descriptor, error) {
+	return v1.Descriptor{}, distribution.ErrBlobUnknown
+}
+func (none) SetDescriptor(context.Context, digest.Digest, v1.Descriptor) error { return nil }
+func (none) Clear(context.Context, digest.Digest) error                        { return nil }
+func (none) RepositoryScoped(string) (distribution.BlobDescriptorService, error) {
+	return none{}, nil
 }
 
 func (c *Cache) current() cache.BlobDescriptorCacheProvider { return *c.inner.Load() }

@@ -280,12 +280,19 @@ type Audit struct {
 	RetentionDays int `mapstructure:"retention_days"`
 	// RecordPulls records manifest_pulled events (asynchronously batched).
 	RecordPulls bool `mapstructure:"record_pulls"`
+	// CommitTimeout bounds how long a change waits for its audit event to
+	// commit; past it the request fails (503) instead of hanging.
+	CommitTimeout time.Duration `mapstructure:"commit_timeout"`
 }
 
 // GC is the [gc] section.
 type GC struct {
 	Grace   time.Duration `mapstructure:"grace"`
 	MaxWait time.Duration `mapstructure:"max_wait"`
+	// LeaseTTL (replicas on PostgreSQL): how long the GC lease outlives
+	// its holder; a replica killed mid-collection blocks others' GC (and
+	// keeps their write gates closed) at most this long.
+	LeaseTTL time.Duration `mapstructure:"lease_ttl"`
 }
 
 // Snapshot is the [snapshot] section.
@@ -345,8 +352,10 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("log.level", "info")
 	v.SetDefault("audit.retention_days", 90)
 	v.SetDefault("audit.record_pulls", true)
+	v.SetDefault("audit.commit_timeout", "10s")
 	v.SetDefault("gc.grace", "1h")
 	v.SetDefault("gc.max_wait", "30s")
+	v.SetDefault("gc.lease_ttl", "30s")
 	v.SetDefault("snapshot.keep", 7)
 }
 
@@ -497,6 +506,7 @@ func (c *Config) Validate() error {
 	pos("server.idle_timeout", c.Server.IdleTimeout)
 	pos("server.shutdown_timeout", c.Server.ShutdownTimeout)
 	pos("identity.token_ttl", c.Identity.TokenTTL)
+	pos("gc.lease_ttl", c.GC.LeaseTTL)
 	pos("identity.session_ttl", c.Identity.SessionTTL)
 	pos("identity.refresh_ttl", c.Identity.RefreshTTL)
 	pos("identity.login_backoff_base", c.Identity.LoginBackoffBase)
@@ -534,6 +544,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseBytes(c.Storage.MinFree); err != nil {
 		errs = append(errs, fmt.Errorf("config: storage.min_free: %w", err))
+	}
+	if c.Audit.CommitTimeout <= 0 {
+		errs = append(errs, errors.New("config: audit.commit_timeout must be positive"))
 	}
 	if c.Audit.RetentionDays < 0 {
 		errs = append(errs, fmt.Errorf("config: audit.retention_days must not be negative"))

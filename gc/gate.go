@@ -43,6 +43,12 @@ type Gate struct {
 	MaxWait time.Duration
 	// Grace is how long a named digest is remembered (default 1 h).
 	Grace time.Duration
+	// Cluster, when set, extends Lock to the other replicas sharing the
+	// database (package cluster): once this gate has closed and drained,
+	// their gates close and drain too, and unlock reopens them.
+	Cluster ClusterGate
+	// Shared, when set, answers Recent for digests other replicas named.
+	Shared RecentDigests
 
 	mu       sync.Mutex
 	closed   bool
@@ -53,8 +59,22 @@ type Gate struct {
 	recentMu   sync.Mutex
 	recent     map[digest.Digest]time.Time
 	lastExpiry time.Time
+	onRemember func(digest.Digest) // see OnRemember
 
 	now func() time.Time
+}
+
+// ClusterGate closes the gates of the other replicas: CloseOthers returns
+// once every live replica's gate is closed with its tracked writes
+// drained; reopen opens them again.
+type ClusterGate interface {
+	CloseOthers(ctx context.Context) (reopen func(), err error)
+}
+
+// RecentDigests reports whether another replica named d within the grace
+// period.
+type RecentDigests interface {
+	Recent(d digest.Digest) bool
 }
 
 // NewGate returns an open gate.
@@ -138,16 +158,17 @@ func (g *Gate) Enter(ctx context.Context, tracked bool) (release func(), err err
 	}, nil
 }
 
-// Lock closes the gate for a collection: new writes wait from now on, and
-// Lock returns once the tracked writes in flight have finished. Tracked
+// LockLocal closes this process's gate for a collection: new writes wait
+// from now on, and it returns once the tracked writes in flight have
+// finished. Tracked
 // writes are authenticated and do only server-side work by the time they
 // are admitted (a manifest body is read before the gate), so they finish
-// quickly; if some have not within MaxWait, Lock reopens the gate and
+// quickly; if some have not within MaxWait, LockLocal reopens the gate and
 // returns ErrWritesInFlight: the collection is cancelled before it removed
 // anything, and no write is lost or half-linked. A running collection
 // therefore never waits on a client for longer than MaxWait. The returned
 // function opens the gate.
-func (g *Gate) Lock(ctx context.Context) (unlock func(), err error) {
+func (g *Gate) LockLocal(ctx context.Context) (unlock func(), err error) {
 	g.mu.Lock()
 	for g.closed { // another collection holds the gate
 		ch := g.released
@@ -187,9 +208,25 @@ func (g *Gate) Lock(ctx context.Context) (unlock func(), err error) {
 	}
 }
 
-// ErrWritesInFlight is returned by Lock when tracked writes did not finish
+// ErrWritesInFlight is returned by LockLocal (and Lock) when tracked writes did not finish
 // within MaxWait; the collection does not start.
 var ErrWritesInFlight = errors.New("gc: writes in flight did not finish; collection cancelled")
+
+// Lock closes this gate (LockLocal) and then, with Cluster set, every
+// other replica's; the returned function reopens them all.
+func (g *Gate) Lock(ctx context.Context) (func(), error) {
+	openLocal, err := g.LockLocal(ctx)
+	if err != nil || g.Cluster == nil {
+		return openLocal, err
+	}
+	reopen, err := g.Cluster.CloseOthers(ctx)
+	if err != nil {
+		openLocal()
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { reopen(); openLocal() }) }, nil
+}
 
 func (g *Gate) unlockFunc() func() {
 	var once sync.Once
@@ -214,7 +251,13 @@ func (g *Gate) Remember(d digest.Digest) {
 	}
 	now := g.clock()
 	g.recentMu.Lock()
-	defer g.recentMu.Unlock()
+	hook := g.onRemember
+	defer func() {
+		g.recentMu.Unlock()
+		if hook != nil {
+			hook(d) // outside the lock: it writes to the database
+		}
+	}()
 	if g.recent == nil {
 		g.recent = map[digest.Digest]time.Time{}
 	}
@@ -233,6 +276,29 @@ func (g *Gate) Remember(d digest.Digest) {
 	}
 }
 
+// OnRemember sets (nil: clears) a function called with every digest
+// remembered from now on: while another replica collects, this one feeds
+// the digests its requests name to that collection (package cluster).
+func (g *Gate) OnRemember(fn func(digest.Digest)) {
+	g.recentMu.Lock()
+	g.onRemember = fn
+	g.recentMu.Unlock()
+}
+
+// Remembered lists the digests named within the grace period.
+func (g *Gate) Remembered() []digest.Digest {
+	g.recentMu.Lock()
+	defer g.recentMu.Unlock()
+	now := g.clock()
+	out := make([]digest.Digest, 0, len(g.recent))
+	for d, t := range g.recent {
+		if now.Sub(t) < g.Grace {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // maxRecent bounds the remembered digests (memory); past it, new digests
 // rely on the grace period of their files alone.
 const maxRecent = 1 << 20
@@ -243,9 +309,12 @@ func (g *Gate) Recent(d digest.Digest) bool {
 		return false
 	}
 	g.recentMu.Lock()
-	defer g.recentMu.Unlock()
 	t, ok := g.recent[d]
-	return ok && g.clock().Sub(t) < g.Grace
+	g.recentMu.Unlock()
+	if ok && g.clock().Sub(t) < g.Grace {
+		return true
+	}
+	return g.Shared != nil && g.Shared.Recent(d)
 }
 
 // Wrap returns the gated /v2 handler. It sits behind the edge, so the

@@ -40,12 +40,30 @@ type Runner struct {
 	Audit func(store.AuditEvent)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Lease, when set, makes runs exclusive across the replicas sharing
+	// the database: a run starts only while holding it (see package
+	// cluster), and runs another replica left unfinished are failed then.
+	Lease Lease
 
 	mu      sync.Mutex
 	current *store.GCRun
+	release func() // gives the lease back
 	wg      sync.WaitGroup
 	ctx     context.Context
 	cancel  context.CancelFunc
+}
+
+// Lease is a cluster-wide claim on running GC. Acquire returns ErrRunning
+// (wrapped) while another replica holds it, else a context cancelled if
+// the claim is lost and a function giving it back.
+type Lease interface {
+	Acquire(ctx context.Context) (context.Context, func(), error)
+}
+
+// LeaseHolder reports who holds a live lease ("" if nobody); a Lease that
+// implements it makes Status report other replicas' runs.
+type LeaseHolder interface {
+	Holder(ctx context.Context) (string, error)
 }
 
 // NewRunner returns a runner. Background runs (Start) stop when Close is
@@ -65,6 +83,11 @@ func (r *Runner) log() *slog.Logger {
 // Recover marks runs left unfinished by a process that died as failed.
 // Call it only while holding the data-directory lock.
 func (r *Runner) Recover(ctx context.Context) error {
+	if r.Lease != nil {
+		// Another replica may be running one now; begin recovers once
+		// it holds the lease.
+		return nil
+	}
 	n, err := r.Store.FailUnfinishedGCRuns(ctx, "interrupted: the process running it exited before it completed (run reconcile)")
 	if err != nil {
 		return err
@@ -76,17 +99,35 @@ func (r *Runner) Recover(ctx context.Context) error {
 }
 
 // begin claims the runner and records the start.
-func (r *Runner) begin(ctx context.Context, req Request) (*store.GCRun, error) {
+func (r *Runner) begin(ctx context.Context, req Request) (*store.GCRun, context.Context, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.current != nil {
-		return nil, fmt.Errorf("%w (run %d, started %s)", ErrRunning, r.current.ID, r.current.Started.Format(time.RFC3339))
+		return nil, nil, fmt.Errorf("%w (run %d, started %s)", ErrRunning, r.current.ID, r.current.Started.Format(time.RFC3339))
+	}
+	runCtx, release := ctx, func() {}
+	if r.Lease != nil {
+		lctx, rel, err := r.Lease.Acquire(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		runCtx, release = lctx, rel
+		// Exclusive now: a run still open was left by a replica that died.
+		n, err := r.Store.FailUnfinishedGCRuns(ctx, "interrupted: the replica running it stopped before it completed (its lease expired; run reconcile)")
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		if n > 0 {
+			r.log().Warn("gc: runs left by a replica that died marked failed; consider a reconcile run", "runs", n)
+		}
 	}
 	run := &store.GCRun{Kind: req.kind(), DryRun: req.DryRun, RemoveUntagged: req.RemoveUntagged, Actor: req.Actor}
 	if err := r.Store.CreateGCRun(ctx, run); err != nil {
-		return nil, err
+		release()
+		return nil, nil, err
 	}
-	r.current = run
+	r.current, r.release = run, release
 	details := map[string]any{"run_id": run.ID, "kind": run.Kind, "dry_run": req.DryRun, "remove_untagged": req.RemoveUntagged}
 	if req.Grace != nil {
 		details["grace_override"] = req.Grace.String()
@@ -94,7 +135,7 @@ func (r *Runner) begin(ctx context.Context, req Request) (*store.GCRun, error) {
 			"run", run.ID, "grace", req.Grace.String(), "actor", req.Actor)
 	}
 	r.audit(store.AuditEvent{Type: "gc_started", ActorID: req.ActorID, Actor: req.Actor, IP: req.IP, Details: details})
-	return run, nil
+	return run, runCtx, nil
 }
 
 func (r *Runner) audit(ev store.AuditEvent) {
@@ -141,31 +182,35 @@ func (r *Runner) execute(ctx context.Context, run *store.GCRun, req Request) err
 	}
 	r.audit(store.AuditEvent{Type: "gc_completed", ActorID: req.ActorID, Actor: req.Actor, IP: req.IP, Details: details})
 	r.mu.Lock()
-	r.current = nil
+	release := r.release
+	r.current, r.release = nil, nil
 	r.mu.Unlock()
+	if release != nil {
+		release()
+	}
 	return err
 }
 
 // Run runs synchronously and returns the recorded run.
 func (r *Runner) Run(ctx context.Context, req Request) (*store.GCRun, error) {
-	run, err := r.begin(ctx, req)
+	run, runCtx, err := r.begin(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	err = r.execute(ctx, run, req)
+	err = r.execute(runCtx, run, req)
 	return run, err
 }
 
 // Start begins a run in the background and returns its id, or ErrRunning.
 func (r *Runner) Start(req Request) (int64, error) {
-	run, err := r.begin(r.ctx, req)
+	run, runCtx, err := r.begin(r.ctx, req)
 	if err != nil {
 		return 0, err
 	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		if err := r.execute(r.ctx, run, req); err != nil {
+		if err := r.execute(runCtx, run, req); err != nil {
 			r.log().Error("gc run failed", "run", run.ID, "kind", run.Kind, "err", err)
 		}
 	}()
@@ -178,6 +223,13 @@ func (r *Runner) Status(ctx context.Context) (bool, *store.GCRun, error) {
 	r.mu.Lock()
 	running := r.current != nil
 	r.mu.Unlock()
+	if lh, ok := r.Lease.(LeaseHolder); ok && !running {
+		holder, err := lh.Holder(ctx)
+		if err != nil {
+			return false, nil, err
+		}
+		running = holder != ""
+	}
 	last, err := r.Store.LastGCRun(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		return running, nil, nil

@@ -38,6 +38,22 @@ func (s *adminServer) Logout(ctx context.Context, _ *mcrv1.LogoutRequest) (*mcrv
 	return &mcrv1.LogoutResponse{}, nil
 }
 
+func (s *adminServer) UnlockAccount(ctx context.Context, req *mcrv1.UnlockAccountRequest) (*mcrv1.UnlockAccountResponse, error) {
+	had, err := s.svc.UnlockAccount(ctx, caller(ctx), req.GetUsername())
+	if err != nil {
+		return nil, toStatus(mcrv1.AdminService_UnlockAccount_FullMethodName, err)
+	}
+	return &mcrv1.UnlockAccountResponse{Username: req.GetUsername(), Unlocked: had}, nil
+}
+
+func (s *adminServer) RevokeAccount(ctx context.Context, req *mcrv1.RevokeAccountRequest) (*mcrv1.RevokeAccountResponse, error) {
+	sub, err := s.svc.RevokeAccount(ctx, caller(ctx), req.GetUsername(), req.GetSubject())
+	if err != nil {
+		return nil, toStatus(mcrv1.AdminService_RevokeAccount_FullMethodName, err)
+	}
+	return &mcrv1.RevokeAccountResponse{Username: req.GetUsername(), Subject: sub}, nil
+}
+
 type registryServer struct {
 	mcrv1.UnimplementedRegistryServiceServer
 	*api

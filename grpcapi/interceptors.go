@@ -51,6 +51,8 @@ func isPublic(method string) bool {
 
 // adminMethods need the admin role, as their /v1 routes do.
 var adminMethods = map[string]bool{
+	mcrv1.AdminService_UnlockAccount_FullMethodName:       true,
+	mcrv1.AdminService_RevokeAccount_FullMethodName:       true,
 	mcrv1.RegistryService_DeleteRepository_FullMethodName: true,
 	mcrv1.RegistryService_GarbageCollect_FullMethodName:   true,
 	mcrv1.RegistryService_Reconcile_FullMethodName:        true,

@@ -15,6 +15,7 @@ import (
 func TestEveryMethodHasAnAccessClass(t *testing.T) {
 	want := map[string]string{
 		"/mcr.v1.AdminService/Health": "public", "/mcr.v1.AdminService/Login": "public", "/mcr.v1.AdminService/Logout": "public",
+		"/mcr.v1.AdminService/UnlockAccount": "admin", "/mcr.v1.AdminService/RevokeAccount": "admin",
 		"/mcr.v1.RegistryService/ListRepositories": "user", "/mcr.v1.RegistryService/GetRepository": "user",
 		"/mcr.v1.RegistryService/DeleteRepository": "admin", "/mcr.v1.RegistryService/GarbageCollect": "admin",
 		"/mcr.v1.RegistryService/Reconcile": "admin", "/mcr.v1.RegistryService/GetGCStatus": "admin",
@@ -64,9 +65,9 @@ func TestEveryServiceCodeMapsToGRPC(t *testing.T) {
 		adminsvc.Unauthenticated: codes.Unauthenticated, adminsvc.PermissionDenied: codes.PermissionDenied,
 		adminsvc.NotFound: codes.NotFound, adminsvc.FailedPrecondition: codes.FailedPrecondition,
 		adminsvc.TooLarge: codes.ResourceExhausted, adminsvc.Unimplemented: codes.Unimplemented,
-		adminsvc.Unavailable: codes.Unavailable,
+		adminsvc.Unavailable: codes.Unavailable, adminsvc.TooManyRequests: codes.ResourceExhausted,
 	}
-	for c := adminsvc.Internal; c <= adminsvc.Unavailable; c++ {
+	for c := adminsvc.Internal; c <= adminsvc.TooManyRequests; c++ {
 		got, ok := grpcCode[c]
 		if !ok || got != want[c] {
 			t.Errorf("service code %d maps to %v (present %v), want %v", c, got, ok, want[c])

@@ -356,3 +356,23 @@ func (c *Client) ReconcileIndex(ctx context.Context, token string) (map[string]a
 	}
 	return details(r.GetResult()), nil
 }
+
+// UnlockAccount clears an account's failed sign-ins and lockout on the
+// server answering; it reports whether there was anything to clear.
+func (c *Client) UnlockAccount(ctx context.Context, token, username string) (*apitypes.AccountUnlocked, error) {
+	r, err := c.admin.UnlockAccount(auth(ctx, token), &mcrv1.UnlockAccountRequest{Username: username})
+	if err != nil {
+		return nil, c.wrap(err)
+	}
+	return &apitypes.AccountUnlocked{Username: r.GetUsername(), Unlocked: r.GetUnlocked()}, nil
+}
+
+// RevokeAccount ends every token of an account (subject: of an MCIAS
+// account; local accounts are found by name).
+func (c *Client) RevokeAccount(ctx context.Context, token, username, subject string) (*apitypes.TokensRevoked, error) {
+	r, err := c.admin.RevokeAccount(auth(ctx, token), &mcrv1.RevokeAccountRequest{Username: username, Subject: subject})
+	if err != nil {
+		return nil, c.wrap(err)
+	}
+	return &apitypes.TokensRevoked{Username: r.GetUsername(), Subject: r.GetSubject()}, nil
+}

@@ -41,6 +41,12 @@ var (
 		Namespace: "mcr", Name: "audit_commit_seconds", Help: "Latency of audit/index group commits.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	})
+	// AuditWriteFailures counts events (changes, pulls, sign-ins, admin
+	// actions) the audit log could not record; a change among them failed
+	// its request.
+	AuditWriteFailures = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: "mcr", Name: "audit_write_failures_total", Help: "Audit events that could not be committed.",
+	})
 	// AuditBatch observes events per group commit.
 	AuditBatch = promauto.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "mcr", Name: "audit_batch_events", Help: "Events per audit group commit.",
@@ -108,6 +114,9 @@ func Instrument(next http.Handler) http.Handler {
 		Requests.WithLabelValues(x.Route.Name, method, exchange.StatusLabel(status)).Inc()
 	})
 }
+
+// ObserveAuditFailure counts n events the audit log could not record.
+func ObserveAuditFailure(n int) { AuditWriteFailures.Add(float64(n)) }
 
 // ObserveCommit records one audit group commit.
 func ObserveCommit(n int, took time.Duration) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3"
@@ -28,20 +29,36 @@ const (
 	RepoDeleted     = "repo_deleted"
 )
 
-// bridge implements distribution's notifications.Listener for one request.
+// bridge implements distribution's notifications.Listener for one
+// request. distribution's listener only logs what a Listener method
+// returns, so the bridge also keeps the error of a change it could not
+// record, and the services in durable.go turn it into the request's error.
 type bridge struct {
+	ctx    context.Context // the request's: bounds the commit
 	sink   *Sink
 	actor  *identity.Principal
 	ip     string
 	method string
+
+	mu  sync.Mutex
+	err error // the first change not recorded since the last take
 }
 
 func newBridge(ctx context.Context, sink *Sink) *bridge {
 	x := exchange.From(ctx)
 	if x == nil {
-		return &bridge{sink: sink}
+		return &bridge{ctx: ctx, sink: sink}
 	}
-	return &bridge{sink: sink, actor: x.Principal, ip: x.IP, method: x.Method}
+	return &bridge{ctx: ctx, sink: sink, actor: x.Principal, ip: x.IP, method: x.Method}
+}
+
+// take returns and clears the error of a change not recorded.
+func (b *bridge) take() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	err := b.err
+	b.err = nil
+	return err
 }
 
 func (b *bridge) audit(typ, repo string, dgst digest.Digest, tag string, details map[string]any) store.AuditEvent {
@@ -53,8 +70,15 @@ func (b *bridge) audit(typ, repo string, dgst digest.Digest, tag string, details
 }
 
 func (b *bridge) write(ev Event) error {
-	if err := b.sink.Write(ev); err != nil {
+	if err := b.sink.WriteContext(b.ctx, ev); err != nil {
 		slog.Error("recording registry event", "type", ev.Audit.Type, "repository", ev.Audit.Repository, "err", err)
+		if !ev.Async {
+			b.mu.Lock()
+			if b.err == nil {
+				b.err = err
+			}
+			b.mu.Unlock()
+		}
 		return err
 	}
 	return nil

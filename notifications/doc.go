@@ -9,6 +9,12 @@
 // SQLite transaction); pulls go through a go-events queue and are written
 // asynchronously in batches. HEAD probes are not pulls. Close flushes all.
 //
+// A change whose event cannot be committed fails its request (durable.go:
+// distribution's listener only logs a listener's error). Commits are
+// bounded by the request's context and Options.CommitTimeout; a batch that
+// fails for a bad event is retried event by event, so one bad event never
+// fails the others.
+//
 //	sink := notifications.NewSink(st, notifications.Options{})
 //	defer sink.Close() // after the HTTP server has drained
 //	dc.Middleware = map[string][]configuration.Middleware{

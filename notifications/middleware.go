@@ -34,26 +34,35 @@ func initRepo(_ context.Context, repo distribution.Repository, options map[strin
 	return &repository{Repository: repo, sink: sink}, nil
 }
 
-// repository wraps each service with a listener built from the request
-// context the service is asked for.
+// repository wraps each service with distribution's listener, built from
+// the request context the service is asked for, and with the checks of
+// durable.go, which fail a change the bridge could not record.
 type repository struct {
 	distribution.Repository
 	sink *Sink
 }
 
-func (r *repository) listen(ctx context.Context) distribution.Repository {
-	wrapped, _ := dnotifications.Listen(r.Repository, nil, newBridge(ctx, r.sink))
-	return wrapped
+func (r *repository) listen(ctx context.Context) (distribution.Repository, *bridge) {
+	b := newBridge(ctx, r.sink)
+	wrapped, _ := dnotifications.Listen(r.Repository, nil, b)
+	return wrapped, b
 }
 
 func (r *repository) Manifests(ctx context.Context, options ...distribution.ManifestServiceOption) (distribution.ManifestService, error) {
-	return r.listen(ctx).Manifests(ctx, options...)
+	l, b := r.listen(ctx)
+	ms, err := l.Manifests(ctx, options...)
+	if err != nil {
+		return nil, err
+	}
+	return &manifests{ManifestService: ms, b: b}, nil
 }
 
 func (r *repository) Blobs(ctx context.Context) distribution.BlobStore {
-	return r.listen(ctx).Blobs(ctx)
+	l, b := r.listen(ctx)
+	return &blobs{BlobStore: l.Blobs(ctx), b: b}
 }
 
 func (r *repository) Tags(ctx context.Context) distribution.TagService {
-	return r.listen(ctx).Tags(ctx)
+	l, b := r.listen(ctx)
+	return &tags{TagService: l.Tags(ctx), b: b}
 }

@@ -3,6 +3,7 @@ package notifications
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -41,12 +42,22 @@ type Options struct {
 	// made whose index row could not commit, so that the index is
 	// re-derived from storage instead of drifting (optional).
 	OnIndexFailure func(repository string)
+	// CommitTimeout bounds one commit (default 10 s): a database that is
+	// locked or unwritable fails the waiting requests instead of holding
+	// them (and SIGTERM) forever.
+	CommitTimeout time.Duration
+	// OnFailure is told how many events could not be committed (metrics).
+	OnFailure func(n int)
 }
 
 type pending struct {
 	ev   Event
-	done chan error // nil for async events
+	ctx  context.Context // the waiting request's; nil for async events
+	done chan error      // nil for async events
 }
+
+// sync reports whether a request waits for the event's commit.
+func (p pending) sync() bool { return p.done != nil }
 
 // Sink commits events to the store with group commit.
 type Sink struct {
@@ -59,6 +70,10 @@ type Sink struct {
 	closed  bool
 	depth   atomic.Int64
 	stopped chan struct{}
+
+	healthMu  sync.Mutex
+	failing   error     // the last commit's error when nothing committed
+	failingAt time.Time // when commits started failing
 }
 
 // NewSink starts the committer.
@@ -68,6 +83,9 @@ func NewSink(st *store.Store, opts Options) *Sink {
 	}
 	if opts.AsyncDelay == 0 {
 		opts.AsyncDelay = 100 * time.Millisecond
+	}
+	if opts.CommitTimeout <= 0 {
+		opts.CommitTimeout = 10 * time.Second
 	}
 	s := &Sink{st: st, opts: opts, in: make(chan pending, 4096), stopped: make(chan struct{})}
 	s.pulls = events.NewQueue(asyncSink{s})
@@ -91,12 +109,21 @@ func (a asyncSink) Write(e events.Event) error {
 
 func (a asyncSink) Close() error { return nil }
 
-// Write implements events.Sink.
+// Write implements events.Sink: WriteContext without a request context
+// (the commit is still bounded by CommitTimeout).
 func (s *Sink) Write(e events.Event) error {
 	ev, ok := e.(Event)
 	if !ok {
 		return errors.New("notifications: unexpected event type")
 	}
+	return s.WriteContext(context.Background(), ev)
+}
+
+// WriteContext queues an async event, or commits a change event and
+// returns the commit's verdict: nil once the event is in the database, an
+// error if it is not and never will be (so a retry of the request cannot
+// leave two rows). The commit is bounded by ctx and CommitTimeout.
+func (s *Sink) WriteContext(ctx context.Context, ev Event) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -117,9 +144,17 @@ func (s *Sink) Write(e events.Event) error {
 			return s.pulls.Write(ev)
 		}
 	}
-	p := pending{ev: ev, done: make(chan error, 1)}
+	p := pending{ev: ev, ctx: ctx, done: make(chan error, 1)}
 	s.depth.Add(1)
-	s.in <- p
+	select {
+	case s.in <- p:
+	case <-ctx.Done():
+		s.depth.Add(-1)
+		s.failed(1)
+		return fmt.Errorf("notifications: %s not recorded: %w", ev.Audit.Type, ctx.Err())
+	}
+	// The committer answers every event within CommitTimeout (plus one
+	// busy wait of the database), so this wait is bounded.
 	err := <-p.done
 	if err != nil && ev.Op != nil && s.opts.OnIndexFailure != nil {
 		s.opts.OnIndexFailure(ev.Op.Repository)
@@ -129,7 +164,23 @@ func (s *Sink) Write(e events.Event) error {
 
 // Record commits one MCR event (sign-in, admin change) synchronously.
 func (s *Sink) Record(ev store.AuditEvent) error {
-	return s.Write(Event{Audit: ev})
+	return s.WriteContext(context.Background(), Event{Audit: ev})
+}
+
+// RecordContext is Record bounded by ctx.
+func (s *Sink) RecordContext(ctx context.Context, ev store.AuditEvent) error {
+	return s.WriteContext(ctx, Event{Audit: ev})
+}
+
+// Healthy reports the audit path: an error while commits are failing
+// (the last batch committed nothing), nil once one succeeds again.
+func (s *Sink) Healthy() error {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	if s.failing == nil {
+		return nil
+	}
+	return fmt.Errorf("audit commits failing since %s: %w", s.failingAt.UTC().Format(time.RFC3339), s.failing)
 }
 
 // Depth is the number of events waiting to be committed.
@@ -192,10 +243,76 @@ func (s *Sink) fill(batch *[]pending) bool {
 	return true
 }
 
+// commit writes a batch in one transaction. If that fails for a reason
+// other than the deadline (a bad event, an unwritable database), each
+// event is retried alone, so that one bad event never fails the others.
+// Every waiting request gets its own event's verdict.
 func (s *Sink) commit(batch []pending) {
-	evs := make([]store.AuditEvent, 0, len(batch))
-	var ops []store.IndexOp
+	start := time.Now()
+	defer func() {
+		if s.opts.OnCommit != nil {
+			s.opts.OnCommit(len(batch), time.Since(start))
+		}
+		s.depth.Add(-int64(len(batch)))
+	}()
+	live := make([]pending, 0, len(batch))
 	for _, p := range batch {
+		if p.sync() && p.ctx.Err() != nil {
+			// The request is gone: do not commit what it reports as failed.
+			s.answer(p, fmt.Errorf("notifications: %s not recorded: %w", p.ev.Audit.Type, p.ctx.Err()))
+			continue
+		}
+		live = append(live, p)
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := s.batchContext(live)
+	err := s.apply(ctx, live)
+	cancel()
+	if err == nil {
+		s.setHealth(nil)
+		for _, p := range live {
+			s.answer(p, nil)
+		}
+		return
+	}
+	if len(live) == 1 || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		// Out of time (a locked database): retrying alone would only
+		// multiply the wait.
+		slog.Error("audit commit failed", "events", len(live), "err", err)
+		s.setHealth(err)
+		for _, p := range live {
+			s.answer(p, err)
+		}
+		return
+	}
+	slog.Error("audit batch commit failed; committing its events one by one", "events", len(live), "err", err)
+	committed := 0
+	for _, p := range live {
+		ctx, cancel := s.batchContext([]pending{p})
+		perr := s.apply(ctx, []pending{p})
+		cancel()
+		if perr == nil {
+			committed++
+		} else {
+			slog.Error("audit event not recorded", "type", p.ev.Audit.Type, "repository", p.ev.Audit.Repository, "err", perr)
+			err = perr
+		}
+		s.answer(p, perr)
+	}
+	if committed > 0 {
+		s.setHealth(nil)
+	} else {
+		s.setHealth(err)
+	}
+}
+
+// apply commits the events and index operations of ps in one transaction.
+func (s *Sink) apply(ctx context.Context, ps []pending) error {
+	evs := make([]store.AuditEvent, 0, len(ps))
+	var ops []store.IndexOp
+	for _, p := range ps {
 		if p.ev.Audit.Type != "" {
 			evs = append(evs, p.ev.Audit)
 		}
@@ -203,25 +320,68 @@ func (s *Sink) commit(batch []pending) {
 			ops = append(ops, *p.ev.Op)
 		}
 	}
-	start := time.Now()
-	// Busy/locked is retried inside ApplyBatch without limit; any other
-	// error is retried a few times, then reported to the waiting requests.
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if err = s.st.ApplyBatch(context.Background(), evs, ops); err == nil {
-			break
+	return s.st.ApplyBatch(ctx, evs, ops)
+}
+
+// batchContext bounds a commit by CommitTimeout and, when only requests
+// wait for it, by their contexts: it ends when every one of them has
+// ended (a batch with pulls only ends at the deadline).
+func (s *Sink) batchContext(ps []pending) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommitTimeout)
+	for _, p := range ps {
+		if !p.sync() {
+			return ctx, cancel
 		}
-		slog.Error("audit commit failed; retrying", "events", len(evs), "attempt", attempt+1, "err", err)
-		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
 	}
-	if s.opts.OnCommit != nil {
-		s.opts.OnCommit(len(batch), time.Since(start))
+	var left atomic.Int64
+	left.Store(int64(len(ps)))
+	stops := make([]func() bool, 0, len(ps))
+	for _, p := range ps {
+		stops = append(stops, context.AfterFunc(p.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		}))
 	}
-	s.depth.Add(-int64(len(batch)))
-	for _, p := range batch {
-		if p.done != nil {
-			p.done <- err
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
 		}
+		cancel()
+	}
+}
+
+// answer delivers an event's verdict: to its waiting request, or, for an
+// async event, to the log.
+func (s *Sink) answer(p pending, err error) {
+	if err != nil {
+		s.failed(1)
+	}
+	if p.sync() {
+		p.done <- err
+		return
+	}
+	if err != nil {
+		slog.Error("pull event not recorded", "repository", p.ev.Audit.Repository, "digest", p.ev.Audit.Digest, "err", err)
+	}
+}
+
+func (s *Sink) failed(n int) {
+	if s.opts.OnFailure != nil {
+		s.opts.OnFailure(n)
+	}
+}
+
+func (s *Sink) setHealth(err error) {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	switch {
+	case err == nil:
+		s.failing = nil
+	case s.failing == nil:
+		s.failing, s.failingAt = err, time.Now()
+	default:
+		s.failing = err
 	}
 }
 

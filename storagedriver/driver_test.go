@@ -326,7 +326,7 @@ func TestWriteErrorIsReported(t *testing.T) {
 				t.Fatal(err)
 			}
 			fs := d.impl
-			w := newFileWriter(fs, f, 0)
+			w := newFileWriter(fs, f, 0, false)
 			data := randomData(t, 3*fs.bufSize+1)
 			var werr error
 			for off := 0; off < len(data) && werr == nil; off += 1000 {

@@ -63,6 +63,10 @@ type fileWriter struct {
 
 	directBytes int64 // bytes written with O_DIRECT (tests)
 
+	// scratch: upload state (see isScratch); Close does not fsync it, only
+	// Commit does.
+	scratch bool
+
 	closed    bool
 	committed bool
 	cancelled bool
@@ -80,10 +84,11 @@ var (
 	_ io.ReaderFrom     = (*fileWriter)(nil)
 )
 
-func newFileWriter(d *fsDriver, f *os.File, offset int64) *fileWriter {
+func newFileWriter(d *fsDriver, f *os.File, offset int64, scratch bool) *fileWriter {
 	fw := &fileWriter{
 		d:         d,
 		file:      f,
+		scratch:   scratch,
 		size:      offset,
 		flushed:   offset,
 		writeback: offset,
@@ -334,8 +339,10 @@ func (fw *fileWriter) Size() int64 {
 	return fw.size
 }
 
-// Close flushes buffered content and, unless the writer was committed,
-// fsyncs the file (like upstream), then closes it.
+// Close flushes buffered content and, unless the writer was committed or
+// holds upload state, fsyncs the file (like upstream), then closes it. An
+// upload's data is fsynced by Commit, before it becomes a blob; between the
+// PATCHes of a chunked upload it need not survive a crash (see isScratch).
 func (fw *fileWriter) Close() (retErr error) {
 	if fw.closed {
 		return errClosed
@@ -356,7 +363,10 @@ func (fw *fileWriter) Close() (retErr error) {
 	if err := fw.flushAll(); err != nil {
 		return err
 	}
-	return fw.file.Sync()
+	if fw.scratch {
+		return nil
+	}
+	return fw.d.fsync(fw.file)
 }
 
 // Cancel discards the writer's content and removes the file.
@@ -388,7 +398,7 @@ func (fw *fileWriter) Commit(context.Context) error {
 	if err := fw.flushAll(); err != nil {
 		return err
 	}
-	if err := fw.file.Sync(); err != nil {
+	if err := fw.d.fsync(fw.file); err != nil {
 		return err
 	}
 	fw.committed = true

@@ -167,6 +167,34 @@ var migrations = []string{
 	CREATE INDEX refresh_families_session ON refresh_families(session) WHERE session != '';
 	CREATE INDEX refresh_families_subject ON refresh_families(subject);
 	CREATE INDEX refresh_families_expires ON refresh_families(expires_at);`,
+	// 10: replicas sharing one database (DESIGN §13, package cluster):
+	// members' heartbeats, broadcast topics with the version each member
+	// has applied, and the GC lease. Unused by a single SQLite node.
+	`CREATE TABLE cluster_members (
+		id         TEXT PRIMARY KEY,
+		started_at INTEGER NOT NULL,
+		last_seen  INTEGER NOT NULL
+	) WITHOUT ROWID;
+	CREATE TABLE cluster_topics (
+		topic   TEXT PRIMARY KEY,
+		version INTEGER NOT NULL,
+		payload TEXT NOT NULL DEFAULT ''
+	) WITHOUT ROWID;
+	CREATE TABLE cluster_acks (
+		member  TEXT NOT NULL,
+		topic   TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		PRIMARY KEY (member, topic)
+	) WITHOUT ROWID;
+	CREATE TABLE gc_lease (
+		name       TEXT PRIMARY KEY,
+		holder     TEXT NOT NULL,
+		expires_at INTEGER NOT NULL
+	) WITHOUT ROWID;
+	CREATE TABLE gc_recent (
+		digest  TEXT PRIMARY KEY,
+		seen_at INTEGER NOT NULL
+	) WITHOUT ROWID;`,
 }
 
 // Migrate brings the schema up to date. It is idempotent.

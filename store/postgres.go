@@ -67,6 +67,10 @@ func (c *pgConn) ExecContext(ctx context.Context, q string, args []driver.NamedV
 	return c.Conn.ExecContext(ctx, rebind(q), args)
 }
 
+// DSN is the PostgreSQL connection string ("" on SQLite), for packages
+// that need a connection of their own (LISTEN).
+func (s *Store) DSN() string { return s.dsn }
+
 func (c *pgConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
 	return c.Conn.QueryContext(ctx, rebind(q), args)
 }
@@ -228,4 +232,30 @@ var pgMigrations = []string{
 	CREATE INDEX refresh_families_session ON refresh_families(session) WHERE session != '';
 	CREATE INDEX refresh_families_subject ON refresh_families(subject);
 	CREATE INDEX refresh_families_expires ON refresh_families(expires_at);`,
+	// 10
+	`CREATE TABLE cluster_members (
+		id         TEXT PRIMARY KEY,
+		started_at BIGINT NOT NULL,
+		last_seen  BIGINT NOT NULL
+	);
+	CREATE TABLE cluster_topics (
+		topic   TEXT PRIMARY KEY,
+		version BIGINT NOT NULL,
+		payload TEXT NOT NULL DEFAULT ''
+	);
+	CREATE TABLE cluster_acks (
+		member  TEXT NOT NULL,
+		topic   TEXT NOT NULL,
+		version BIGINT NOT NULL,
+		PRIMARY KEY (member, topic)
+	);
+	CREATE TABLE gc_lease (
+		name       TEXT PRIMARY KEY,
+		holder     TEXT NOT NULL,
+		expires_at BIGINT NOT NULL
+	);
+	CREATE TABLE gc_recent (
+		digest  TEXT PRIMARY KEY,
+		seen_at BIGINT NOT NULL
+	);`,
 }

@@ -418,6 +418,24 @@ func TestGRPCParity(t *testing.T) {
 	}
 	same(t, "ListAuditEvents by a user", srv, restCall{method: "GET", path: "/v1/audit", token: alice}, 403,
 		func() (apitypes.AuditPage, error) { return auditPageOf(gc.Audit(ctx, alice, grpcclient.AuditQuery{})) }, nil)
+
+	// AdminService/UnlockAccount, RevokeAccount ↔ POST /v1/accounts/{name}/unlock, /revoke
+	same(t, "UnlockAccount by a user", srv, restCall{method: "POST", path: "/v1/accounts/guest/unlock", token: alice}, 403,
+		func() (apitypes.AccountUnlocked, error) { return deref(gc.UnlockAccount(ctx, alice, "guest")) }, nil)
+	same(t, "UnlockAccount without failures", srv, restCall{method: "POST", path: "/v1/accounts/guest/unlock", token: admin}, 200,
+		func() (apitypes.AccountUnlocked, error) { return deref(gc.UnlockAccount(ctx, admin, "guest")) }, nil)
+	long := strings.Repeat("x", 300)
+	same(t, "UnlockAccount with a long name", srv, restCall{method: "POST", path: "/v1/accounts/" + long + "/unlock", token: admin}, 400,
+		func() (apitypes.AccountUnlocked, error) { return deref(gc.UnlockAccount(ctx, admin, long)) }, nil)
+	same(t, "RevokeAccount by a user", srv, restCall{method: "POST", path: "/v1/accounts/alice/revoke", token: alice}, 403,
+		func() (apitypes.TokensRevoked, error) { return deref(gc.RevokeAccount(ctx, alice, "alice", "")) }, nil)
+	same(t, "RevokeAccount unknown", srv, restCall{method: "POST", path: "/v1/accounts/nobody/revoke", token: admin}, 404,
+		func() (apitypes.TokensRevoked, error) { return deref(gc.RevokeAccount(ctx, admin, "nobody", "")) }, nil)
+	// Last: it ends alice's sessions.
+	same(t, "RevokeAccount", srv, restCall{method: "POST", path: "/v1/accounts/alice/revoke", token: admin}, 200,
+		func() (apitypes.TokensRevoked, error) { return deref(gc.RevokeAccount(ctx, admin, "alice", "")) }, nil)
+	same(t, "ListRepositories after RevokeAccount", srv, restCall{method: "GET", path: "/v1/repositories", token: alice}, 401,
+		func() (apitypes.RepoList, error) { return repoListOf(gc.Repositories(ctx, alice, "", "", 0, 0)) }, nil)
 }
 
 func deref[T any](v *T, err error) (T, error) {

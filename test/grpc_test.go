@@ -186,6 +186,10 @@ func TestGRPCAuthRolesAndPolicy(t *testing.T) {
 	grpcWantCode(t, "user CreatePolicyRule", err, codes.PermissionDenied, "admin role required")
 	_, err = aud.ListAuditEvents(grpcCtx(t, alice), &mcrv1.ListAuditEventsRequest{})
 	grpcWantCode(t, "user ListAuditEvents", err, codes.PermissionDenied, "admin role required")
+	_, err = admin.UnlockAccount(grpcCtx(t, alice), &mcrv1.UnlockAccountRequest{Username: "alice"})
+	grpcWantCode(t, "user UnlockAccount", err, codes.PermissionDenied, "admin role required")
+	_, err = admin.UnlockAccount(grpcCtx(t, ""), &mcrv1.UnlockAccountRequest{Username: "alice"})
+	grpcWantCode(t, "UnlockAccount without a token", err, codes.Unauthenticated, "authentication required")
 
 	// The policy hides secret/* from alice: absent from the list, NotFound.
 	list, err := reg.ListRepositories(grpcCtx(t, alice), &mcrv1.ListRepositoriesRequest{})

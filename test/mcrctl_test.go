@@ -247,6 +247,10 @@ func testMcrctlRunbook(t *testing.T, overGRPC bool) {
 	ctl("", env, "policy", "create", "--priority", "5").want(t, 2, "policy create without effect/actions")
 	ctl("", env, "policy", "create", "--priority", "5", "--effect", "maybe", "--actions", "registry:pull").want(t, 1, "policy create with a bad effect")
 
+	// account unlock|revoke (the sign-in lockout runbook).
+	ctl("", env, "account", "unlock", "carl").want(t, 0, "account unlock", "carl had no failed sign-ins")
+	ctl("", env, "account", "revoke", "nobody").want(t, 1, "account revoke of an unknown account")
+
 	// snapshot.
 	path := strings.TrimSpace(ctl("", env, "snapshot").want(t, 0, "snapshot", "/backups/mcr-").stdout)
 	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {

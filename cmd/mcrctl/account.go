@@ -3,12 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/url"
 
 	"github.com/spf13/cobra"
-
-	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
 )
 
 // ---- account ----
@@ -19,12 +15,11 @@ func accountCmd(g *globals) *cobra.Command {
 		Short: "Clear an account's failed sign-ins and lockout (on the server answering; each replica keeps its own)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			cl, err := g.restClient(true) // REST only: no RPC for it yet
+			cl, err := g.client(true)
 			if err != nil {
 				return err
 			}
-			var resp apitypes.AccountUnlocked
-			_, err = cl.do(context.Background(), http.MethodPost, "/v1/accounts/"+url.PathEscape(args[0])+"/unlock", nil, nil, &resp)
+			resp, err := cl.UnlockAccount(context.Background(), args[0])
 			if err != nil {
 				return err
 			}
@@ -45,16 +40,11 @@ func accountCmd(g *globals) *cobra.Command {
 		Short: "End every session, refresh and access token of an account",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			cl, err := g.restClient(true) // REST only: no RPC for it yet
+			cl, err := g.client(true)
 			if err != nil {
 				return err
 			}
-			var q url.Values
-			if subject != "" {
-				q = url.Values{"subject": {subject}}
-			}
-			var resp apitypes.TokensRevoked
-			_, err = cl.do(context.Background(), http.MethodPost, "/v1/accounts/"+url.PathEscape(args[0])+"/revoke", q, nil, &resp)
+			resp, err := cl.RevokeAccount(context.Background(), args[0], subject)
 			if err != nil {
 				return err
 			}
@@ -66,5 +56,5 @@ func accountCmd(g *globals) *cobra.Command {
 		},
 	}
 	revoke.Flags().StringVar(&subject, "subject", "", "subject UUID of an MCIAS account (local accounts are found by name)")
-	return group("account", "Sign-in lockouts and token revocation (over REST, --addr)", unlock, revoke)
+	return group("account", "Sign-in lockouts and token revocation", unlock, revoke)
 }

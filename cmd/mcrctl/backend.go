@@ -42,6 +42,8 @@ type backend interface {
 	Uploads(ctx context.Context) (*apitypes.UploadList, error)
 	PurgeUploads(ctx context.Context, olderThan string) (*apitypes.UploadPurged, error)
 	ReconcileIndex(ctx context.Context) (map[string]any, error)
+	UnlockAccount(ctx context.Context, name string) (*apitypes.AccountUnlocked, error)
+	RevokeAccount(ctx context.Context, name, subject string) (*apitypes.TokensRevoked, error)
 }
 
 // unhealthyError is a health check that did not answer ok.
@@ -195,6 +197,22 @@ func (b restBackend) ReconcileIndex(ctx context.Context) (map[string]any, error)
 	var out map[string]any
 	_, err := b.c.do(ctx, http.MethodPost, "/v1/index/reconcile", nil, nil, &out)
 	return out, err
+}
+
+func (b restBackend) UnlockAccount(ctx context.Context, name string) (*apitypes.AccountUnlocked, error) {
+	var out apitypes.AccountUnlocked
+	_, err := b.c.do(ctx, http.MethodPost, "/v1/accounts/"+url.PathEscape(name)+"/unlock", nil, nil, &out)
+	return &out, err
+}
+
+func (b restBackend) RevokeAccount(ctx context.Context, name, subject string) (*apitypes.TokensRevoked, error) {
+	var q url.Values
+	if subject != "" {
+		q = url.Values{"subject": {subject}}
+	}
+	var out apitypes.TokensRevoked
+	_, err := b.c.do(ctx, http.MethodPost, "/v1/accounts/"+url.PathEscape(name)+"/revoke", q, nil, &out)
+	return &out, err
 }
 
 // grpcBackend is the gRPC API (mcr.v1) at --grpc.
@@ -376,5 +394,19 @@ func (b grpcBackend) ReconcileIndex(ctx context.Context) (map[string]any, error)
 	ctx, cancel := b.call(ctx)
 	defer cancel()
 	r, err := b.c.ReconcileIndex(ctx, b.token)
+	return r, b.fail(err)
+}
+
+func (b grpcBackend) UnlockAccount(ctx context.Context, name string) (*apitypes.AccountUnlocked, error) {
+	ctx, cancel := b.call(ctx)
+	defer cancel()
+	r, err := b.c.UnlockAccount(ctx, b.token, name)
+	return r, b.fail(err)
+}
+
+func (b grpcBackend) RevokeAccount(ctx context.Context, name, subject string) (*apitypes.TokensRevoked, error) {
+	ctx, cancel := b.call(ctx)
+	defer cancel()
+	r, err := b.c.RevokeAccount(ctx, b.token, name, subject)
 	return r, b.fail(err)
 }

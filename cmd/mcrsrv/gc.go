@@ -12,6 +12,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
+	"git.wntrmute.dev/kyle/mcr/cluster"
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/gc"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
@@ -93,7 +94,7 @@ type serverGC struct {
 	st     *store.Store
 }
 
-func newServerGC(cfg *config.Config, st *store.Store, capt *captured, audit func(store.AuditEvent)) (*serverGC, error) {
+func newServerGC(cfg *config.Config, st *store.Store, capt *captured, audit func(store.AuditEvent), node *cluster.Node) (*serverGC, error) {
 	_, driver, err := capt.get()
 	if err != nil {
 		return nil, fmt.Errorf("gc: %w", err)
@@ -103,6 +104,13 @@ func newServerGC(cfg *config.Config, st *store.Store, capt *captured, audit func
 	e.Driver = driver
 	e.AfterRemove = descriptorCache.Reset
 	r := gc.NewRunner(e, st, audit)
+	if node != nil {
+		// Replicas: one collection at a time cluster-wide (the lease), and
+		// the gate closes on every replica (see package cluster).
+		lease := &cluster.Lease{Node: node, Name: "gc", TTL: cfg.GC.LeaseTTL}
+		r.Lease = lease
+		(&cluster.Gate{Node: node, Local: gate, Lease: lease}).Install()
+	}
 	if err := r.Recover(context.Background()); err != nil {
 		return nil, fmt.Errorf("gc: %w", err)
 	}
@@ -128,6 +136,11 @@ func gcCmd() *cobra.Command {
 			cfg, err := loadConfig(cfgPath)
 			if err != nil {
 				return err
+			}
+			if cfg.Database.Driver == config.DatabasePostgres {
+				// Other replicas may be serving: only an online collection
+				// closes their write gates and holds the cluster lease.
+				return errors.New("refusing to run offline on a shared PostgreSQL database: collect online with `mcrctl gc` (any replica)")
 			}
 			lock, err := gc.LockDataDir(cfg.DataDir())
 			if err != nil {

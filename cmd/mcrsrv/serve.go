@@ -241,7 +241,7 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 	authn := &authplugin.Authenticator{Issuer: issuer, Provider: provider}
 	ix := newIndexer(st)
 	sink := notifications.NewSink(st, notifications.Options{OnCommit: metrics.ObserveCommit, SkipPulls: !cfg.Audit.RecordPulls,
-		OnIndexFailure: ix.markDirty})
+		OnIndexFailure: ix.markDirty, CommitTimeout: cfg.Audit.CommitTimeout, OnFailure: metrics.ObserveAuditFailure})
 	metrics.RegisterQueueDepth(func() float64 { return float64(sink.Depth()) })
 	defer func() {
 		if err := sink.Close(); err != nil {
@@ -287,19 +287,29 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 		return err
 	}
 	// gc: write gate, engine over the captured driver, runner (see gc.go).
-	gcs, err := newServerGC(cfg, st, capt, rec.record)
+	node, err := joinCluster(context.Background(), cfg, st)
+	if err != nil {
+		return err
+	}
+	gcs, err := newServerGC(cfg, st, capt, rec.record, node)
 	if err != nil {
 		return err
 	}
 	defer gcs.Close()
+	reload := clusterPolicy(node, engine)
+	if node != nil {
+		node.Run()
+		defer node.Close()
+	}
 
 	signIn := &authplugin.SignIn{Provider: provider, Limiter: throttle.New(cfg.Identity.Throttle(), time.Now),
 		Recorder: rec, OnLockout: rec.lockedOut}
 	svc := adminsvc.New(adminsvc.Options{
 		Store: st, Authn: authn, Policy: engine, Recorder: rec,
 		SignIn: signIn, Accounts: accounts{signIn: signIn, st: st, revs: revs},
-		Reload: func() error { return engine.Reload(context.Background()) },
-		Audit:  func(_ context.Context, ev store.AuditEvent) error { return sink.Record(ev) },
+		Reload:     reload,
+		Audit:      func(ctx context.Context, ev store.AuditEvent) error { return sink.RecordContext(ctx, ev) },
+		AuditCheck: sink.Healthy,
 		DeleteRepository: func(ctx context.Context, name string, actor *identity.Principal, ip string) error {
 			return deleteRepository(ctx, capt, st, sink, name, actor, ip)
 		},

@@ -53,6 +53,7 @@ type options struct {
 	Artifacts       int     `json:"artifacts_per_run"`
 	Perf            string  `json:"-"`
 	AltEnv          string  `json:"alt_env,omitempty"`
+	MCREnv          string  `json:"mcr_env,omitempty"`
 	Keep            bool    `json:"-"`
 
 	only   map[string]bool
@@ -93,6 +94,7 @@ func main() {
 	flag.IntVar(&o.ArtClients, "artifact-clients", 64, "concurrent clients of scenario 6 (tiny artifacts)")
 	flag.IntVar(&o.Artifacts, "artifacts", 0, "artifacts pushed per run of scenario 6 (default 1024, smoke 128)")
 	flag.StringVar(&o.AltEnv, "alt-env", "", "comma-separated KEY=VALUE settings for the second MCR variant instead of the other storage driver (A/B of one setting, e.g. MCR_STORAGE_DIRECT_IO=false)")
+	flag.StringVar(&o.MCREnv, "mcr-env", "", "comma-separated KEY=VALUE settings for both MCR variants (e.g. MCR_SERVER_METRICS_ADDR=127.0.0.1:9100,MCR_SERVER_PPROF=true to profile)")
 	flag.StringVar(&o.Perf, "perf", "", "directory for `perf record` profiles of every scenario-1 push (needs perf)")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the work directory (data dirs, server logs)")
 	flag.Parse()
@@ -396,7 +398,11 @@ func run(ctx context.Context, o *options) (*results, error) {
 		procs = append(procs, p)
 		return p, nil
 	}
-	mcrP, err := startMCRVariant("mcr", mcrDir)
+	var mcrEnv []string
+	if o.MCREnv != "" {
+		mcrEnv = strings.Split(o.MCREnv, ",")
+	}
+	mcrP, err := startMCRVariant("mcr", mcrDir, mcrEnv...)
 	if err != nil {
 		return nil, err
 	}

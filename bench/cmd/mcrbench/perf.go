@@ -99,7 +99,7 @@ func (r *perfRecorder) stop() string {
 	case <-r.exited:
 		// perf re-raises the SIGINT after writing its file.
 		var ee *exec.ExitError
-		if r.err != nil && !(errors.As(r.err, &ee) && killedBy(ee, syscall.SIGINT)) {
+		if r.err != nil && (!errors.As(r.err, &ee) || !killedBy(ee, syscall.SIGINT)) {
 			return "perf: " + r.err.Error()
 		}
 	case <-time.After(60 * time.Second):

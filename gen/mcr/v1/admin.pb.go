@@ -321,6 +321,208 @@ func (*LogoutResponse) Descriptor() ([]byte, []int) {
 	return file_mcr_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
+type UnlockAccountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockAccountRequest) Reset() {
+	*x = UnlockAccountRequest{}
+	mi := &file_mcr_v1_admin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockAccountRequest) ProtoMessage() {}
+
+func (x *UnlockAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mcr_v1_admin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockAccountRequest.ProtoReflect.Descriptor instead.
+func (*UnlockAccountRequest) Descriptor() ([]byte, []int) {
+	return file_mcr_v1_admin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UnlockAccountRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+type UnlockAccountResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	// Whether there were failed sign-ins or a lockout to clear.
+	Unlocked      bool `protobuf:"varint,2,opt,name=unlocked,proto3" json:"unlocked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockAccountResponse) Reset() {
+	*x = UnlockAccountResponse{}
+	mi := &file_mcr_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockAccountResponse) ProtoMessage() {}
+
+func (x *UnlockAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mcr_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockAccountResponse.ProtoReflect.Descriptor instead.
+func (*UnlockAccountResponse) Descriptor() ([]byte, []int) {
+	return file_mcr_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UnlockAccountResponse) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *UnlockAccountResponse) GetUnlocked() bool {
+	if x != nil {
+		return x.Unlocked
+	}
+	return false
+}
+
+type RevokeAccountRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	// Subject UUID of an MCIAS account (local accounts are found by name).
+	Subject       string `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAccountRequest) Reset() {
+	*x = RevokeAccountRequest{}
+	mi := &file_mcr_v1_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAccountRequest) ProtoMessage() {}
+
+func (x *RevokeAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mcr_v1_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAccountRequest.ProtoReflect.Descriptor instead.
+func (*RevokeAccountRequest) Descriptor() ([]byte, []int) {
+	return file_mcr_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RevokeAccountRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *RevokeAccountRequest) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+type RevokeAccountResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	Subject       string                 `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAccountResponse) Reset() {
+	*x = RevokeAccountResponse{}
+	mi := &file_mcr_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAccountResponse) ProtoMessage() {}
+
+func (x *RevokeAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mcr_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAccountResponse.ProtoReflect.Descriptor instead.
+func (*RevokeAccountResponse) Descriptor() ([]byte, []int) {
+	return file_mcr_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RevokeAccountResponse) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *RevokeAccountResponse) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
 var File_mcr_v1_admin_proto protoreflect.FileDescriptor
 
 const file_mcr_v1_admin_proto_rawDesc = "" +
@@ -345,11 +547,24 @@ const file_mcr_v1_admin_proto_rawDesc = "" +
 	"\x05roles\x18\x04 \x03(\tR\x05roles\x12!\n" +
 	"\faccount_type\x18\x05 \x01(\tR\vaccountType\"\x0f\n" +
 	"\rLogoutRequest\"\x10\n" +
-	"\x0eLogoutResponse2\xb6\x01\n" +
+	"\x0eLogoutResponse\"2\n" +
+	"\x14UnlockAccountRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"O\n" +
+	"\x15UnlockAccountResponse\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
+	"\bunlocked\x18\x02 \x01(\bR\bunlocked\"L\n" +
+	"\x14RevokeAccountRequest\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x18\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\"M\n" +
+	"\x15RevokeAccountResponse\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x18\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject2\xd2\x02\n" +
 	"\fAdminService\x127\n" +
 	"\x06Health\x12\x15.mcr.v1.HealthRequest\x1a\x16.mcr.v1.HealthResponse\x124\n" +
 	"\x05Login\x12\x14.mcr.v1.LoginRequest\x1a\x15.mcr.v1.LoginResponse\x127\n" +
-	"\x06Logout\x12\x15.mcr.v1.LogoutRequest\x1a\x16.mcr.v1.LogoutResponseB,Z*git.wntrmute.dev/kyle/mcr/gen/mcr/v1;mcrv1b\x06proto3"
+	"\x06Logout\x12\x15.mcr.v1.LogoutRequest\x1a\x16.mcr.v1.LogoutResponse\x12L\n" +
+	"\rUnlockAccount\x12\x1c.mcr.v1.UnlockAccountRequest\x1a\x1d.mcr.v1.UnlockAccountResponse\x12L\n" +
+	"\rRevokeAccount\x12\x1c.mcr.v1.RevokeAccountRequest\x1a\x1d.mcr.v1.RevokeAccountResponseB,Z*git.wntrmute.dev/kyle/mcr/gen/mcr/v1;mcrv1b\x06proto3"
 
 var (
 	file_mcr_v1_admin_proto_rawDescOnce sync.Once
@@ -363,7 +578,7 @@ func file_mcr_v1_admin_proto_rawDescGZIP() []byte {
 	return file_mcr_v1_admin_proto_rawDescData
 }
 
-var file_mcr_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_mcr_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_mcr_v1_admin_proto_goTypes = []any{
 	(*HealthRequest)(nil),         // 0: mcr.v1.HealthRequest
 	(*HealthResponse)(nil),        // 1: mcr.v1.HealthResponse
@@ -371,23 +586,31 @@ var file_mcr_v1_admin_proto_goTypes = []any{
 	(*LoginResponse)(nil),         // 3: mcr.v1.LoginResponse
 	(*LogoutRequest)(nil),         // 4: mcr.v1.LogoutRequest
 	(*LogoutResponse)(nil),        // 5: mcr.v1.LogoutResponse
-	nil,                           // 6: mcr.v1.HealthResponse.ChecksEntry
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*UnlockAccountRequest)(nil),  // 6: mcr.v1.UnlockAccountRequest
+	(*UnlockAccountResponse)(nil), // 7: mcr.v1.UnlockAccountResponse
+	(*RevokeAccountRequest)(nil),  // 8: mcr.v1.RevokeAccountRequest
+	(*RevokeAccountResponse)(nil), // 9: mcr.v1.RevokeAccountResponse
+	nil,                           // 10: mcr.v1.HealthResponse.ChecksEntry
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_mcr_v1_admin_proto_depIdxs = []int32{
-	6, // 0: mcr.v1.HealthResponse.checks:type_name -> mcr.v1.HealthResponse.ChecksEntry
-	7, // 1: mcr.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
-	0, // 2: mcr.v1.AdminService.Health:input_type -> mcr.v1.HealthRequest
-	2, // 3: mcr.v1.AdminService.Login:input_type -> mcr.v1.LoginRequest
-	4, // 4: mcr.v1.AdminService.Logout:input_type -> mcr.v1.LogoutRequest
-	1, // 5: mcr.v1.AdminService.Health:output_type -> mcr.v1.HealthResponse
-	3, // 6: mcr.v1.AdminService.Login:output_type -> mcr.v1.LoginResponse
-	5, // 7: mcr.v1.AdminService.Logout:output_type -> mcr.v1.LogoutResponse
-	5, // [5:8] is the sub-list for method output_type
-	2, // [2:5] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	10, // 0: mcr.v1.HealthResponse.checks:type_name -> mcr.v1.HealthResponse.ChecksEntry
+	11, // 1: mcr.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 2: mcr.v1.AdminService.Health:input_type -> mcr.v1.HealthRequest
+	2,  // 3: mcr.v1.AdminService.Login:input_type -> mcr.v1.LoginRequest
+	4,  // 4: mcr.v1.AdminService.Logout:input_type -> mcr.v1.LogoutRequest
+	6,  // 5: mcr.v1.AdminService.UnlockAccount:input_type -> mcr.v1.UnlockAccountRequest
+	8,  // 6: mcr.v1.AdminService.RevokeAccount:input_type -> mcr.v1.RevokeAccountRequest
+	1,  // 7: mcr.v1.AdminService.Health:output_type -> mcr.v1.HealthResponse
+	3,  // 8: mcr.v1.AdminService.Login:output_type -> mcr.v1.LoginResponse
+	5,  // 9: mcr.v1.AdminService.Logout:output_type -> mcr.v1.LogoutResponse
+	7,  // 10: mcr.v1.AdminService.UnlockAccount:output_type -> mcr.v1.UnlockAccountResponse
+	9,  // 11: mcr.v1.AdminService.RevokeAccount:output_type -> mcr.v1.RevokeAccountResponse
+	7,  // [7:12] is the sub-list for method output_type
+	2,  // [2:7] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_mcr_v1_admin_proto_init() }
@@ -401,7 +624,7 @@ func file_mcr_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mcr_v1_admin_proto_rawDesc), len(file_mcr_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

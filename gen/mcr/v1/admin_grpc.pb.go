@@ -19,9 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_Health_FullMethodName = "/mcr.v1.AdminService/Health"
-	AdminService_Login_FullMethodName  = "/mcr.v1.AdminService/Login"
-	AdminService_Logout_FullMethodName = "/mcr.v1.AdminService/Logout"
+	AdminService_Health_FullMethodName        = "/mcr.v1.AdminService/Health"
+	AdminService_Login_FullMethodName         = "/mcr.v1.AdminService/Login"
+	AdminService_Logout_FullMethodName        = "/mcr.v1.AdminService/Logout"
+	AdminService_UnlockAccount_FullMethodName = "/mcr.v1.AdminService/UnlockAccount"
+	AdminService_RevokeAccount_FullMethodName = "/mcr.v1.AdminService/RevokeAccount"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -37,6 +39,12 @@ type AdminServiceClient interface {
 	Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error)
 	// POST /v1/auth/logout: revokes the token in the authorization metadata.
 	Logout(ctx context.Context, in *LogoutRequest, opts ...grpc.CallOption) (*LogoutResponse, error)
+	// POST /v1/accounts/{username}/unlock (admin): clears the account's
+	// failed sign-ins and lockout on the server answering.
+	UnlockAccount(ctx context.Context, in *UnlockAccountRequest, opts ...grpc.CallOption) (*UnlockAccountResponse, error)
+	// POST /v1/accounts/{username}/revoke (admin): ends every session,
+	// refresh and access token of the account.
+	RevokeAccount(ctx context.Context, in *RevokeAccountRequest, opts ...grpc.CallOption) (*RevokeAccountResponse, error)
 }
 
 type adminServiceClient struct {
@@ -77,6 +85,26 @@ func (c *adminServiceClient) Logout(ctx context.Context, in *LogoutRequest, opts
 	return out, nil
 }
 
+func (c *adminServiceClient) UnlockAccount(ctx context.Context, in *UnlockAccountRequest, opts ...grpc.CallOption) (*UnlockAccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnlockAccountResponse)
+	err := c.cc.Invoke(ctx, AdminService_UnlockAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RevokeAccount(ctx context.Context, in *RevokeAccountRequest, opts ...grpc.CallOption) (*RevokeAccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeAccountResponse)
+	err := c.cc.Invoke(ctx, AdminService_RevokeAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -90,6 +118,12 @@ type AdminServiceServer interface {
 	Login(context.Context, *LoginRequest) (*LoginResponse, error)
 	// POST /v1/auth/logout: revokes the token in the authorization metadata.
 	Logout(context.Context, *LogoutRequest) (*LogoutResponse, error)
+	// POST /v1/accounts/{username}/unlock (admin): clears the account's
+	// failed sign-ins and lockout on the server answering.
+	UnlockAccount(context.Context, *UnlockAccountRequest) (*UnlockAccountResponse, error)
+	// POST /v1/accounts/{username}/revoke (admin): ends every session,
+	// refresh and access token of the account.
+	RevokeAccount(context.Context, *RevokeAccountRequest) (*RevokeAccountResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -108,6 +142,12 @@ func (UnimplementedAdminServiceServer) Login(context.Context, *LoginRequest) (*L
 }
 func (UnimplementedAdminServiceServer) Logout(context.Context, *LogoutRequest) (*LogoutResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Logout not implemented")
+}
+func (UnimplementedAdminServiceServer) UnlockAccount(context.Context, *UnlockAccountRequest) (*UnlockAccountResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UnlockAccount not implemented")
+}
+func (UnimplementedAdminServiceServer) RevokeAccount(context.Context, *RevokeAccountRequest) (*RevokeAccountResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RevokeAccount not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -184,6 +224,42 @@ func _AdminService_Logout_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_UnlockAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnlockAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).UnlockAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_UnlockAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).UnlockAccount(ctx, req.(*UnlockAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RevokeAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RevokeAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RevokeAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RevokeAccount(ctx, req.(*RevokeAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -202,6 +278,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Logout",
 			Handler:    _AdminService_Logout_Handler,
+		},
+		{
+			MethodName: "UnlockAccount",
+			Handler:    _AdminService_UnlockAccount_Handler,
+		},
+		{
+			MethodName: "RevokeAccount",
+			Handler:    _AdminService_RevokeAccount_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

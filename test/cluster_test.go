@@ -1,0 +1,434 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
+
+	"git.wntrmute.dev/kyle/mcr/test/mcrtest"
+)
+
+// TestCluster: three replicas on PostgreSQL and versitygw behind HAProxy
+// (round-robin, no affinity).
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	c := mcrtest.StartCluster(t, 3)
+	t.Run("conformance-through-balancer", func(t *testing.T) {
+		tot, out, results := runConformanceAt(t, c.LB)
+		if _, ok := tot["Total"]; !ok {
+			t.Fatalf("no totals in the conformance output:\n%s", out)
+		}
+		t.Logf("default profile through HAProxy, 3 replicas: %d failed, %d errors, %d passed, %d skipped of %d",
+			tot["FAIL"], tot["Error"], tot["Pass"], tot["Skip"], tot["Total"])
+		if tot["FAIL"] != 0 || tot["Error"] != 0 || tot["Pass"] <= 800 {
+			for _, l := range failingLines(out) {
+				t.Log(l)
+			}
+			t.Logf("results: %s", keepResults(results))
+			t.Errorf("conformance through the balancer: %d failed, %d errors, %d passed; want 0, 0, > 800", tot["FAIL"], tot["Error"], tot["Pass"])
+		}
+	})
+	t.Run("chunks-on-different-replicas", func(t *testing.T) { clusterChunkedUploads(t, c) })
+	t.Run("push-via-balancer-pull-each-replica", func(t *testing.T) { clusterPushPull(t, c) })
+	t.Run("rule-change-applies-everywhere", func(t *testing.T) { clusterPolicy(t, c) })
+}
+
+// clusterChunkedUploads: 200 chunked uploads, each chunk sent to the next
+// replica (POST on one, PATCHes on the others in turn, PUT on the next),
+// 8 at a time; every blob then reads back through the balancer intact.
+func clusterChunkedUploads(t *testing.T, c *mcrtest.Cluster) {
+	const uploads, workers = 200, 8
+	tok := c.LB.Token(t, "admin", mcrtest.AdminPassword, "repository:chunks/app:pull,push")
+	type done struct {
+		d    string
+		size int
+	}
+	results := make(chan done, uploads)
+	errs := make(chan error, uploads)
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				content := make([]byte, 3000+i*37)
+				_, _ = rand.Read(content)
+				d, err := chunkedUpload(c, tok, "chunks/app", content, i)
+				if err != nil {
+					errs <- fmt.Errorf("upload %d: %w", i, err)
+					continue
+				}
+				results <- done{d, len(content)}
+			}
+		}()
+	}
+	for i := range uploads {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	close(results)
+	failed := 0
+	for err := range errs {
+		failed++
+		t.Error(err)
+	}
+	verified := 0
+	for r := range results {
+		resp := c.LB.Do(t, http.MethodGet, "/v2/chunks/app/blobs/"+r.d, tok, nil)
+		body := readAll(t, resp)
+		if resp.StatusCode != http.StatusOK || len(body) != r.size || digest.FromBytes(body).String() != r.d {
+			t.Errorf("blob %s: %d, %d bytes (want %d)", r.d, resp.StatusCode, len(body), r.size)
+			continue
+		}
+		verified++
+	}
+	t.Logf("%d chunked uploads across 3 replicas (consecutive chunks on different replicas): %d failed, %d blobs verified", uploads, failed, verified)
+}
+
+// chunkedUpload sends POST, three PATCH chunks and the closing PUT, each
+// request to the replica after the previous one's.
+func chunkedUpload(c *mcrtest.Cluster, tok, repo string, content []byte, start int) (string, error) {
+	n := len(c.Replicas)
+	at := func(k int) *mcrtest.Server { return c.Replicas[(start+k)%n] }
+	do := func(srv *mcrtest.Server, method, loc string, body []byte, hdr ...string) (*http.Response, error) {
+		u, err := url.Parse(loc)
+		if err != nil {
+			return nil, err
+		}
+		target := srv.URL + u.Path
+		if u.RawQuery != "" {
+			target += "?" + u.RawQuery
+		}
+		req, err := http.NewRequest(method, target, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			return nil, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp, nil
+	}
+	resp, err := do(at(0), http.MethodPost, "/v2/"+repo+"/blobs/uploads/", nil)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		return "", fmt.Errorf("POST: %d", resp.StatusCode)
+	}
+	loc := resp.Header.Get("Location")
+	third := len(content) / 3
+	for k, chunk := range [][]byte{content[:third], content[third : 2*third], content[2*third:]} {
+		off := k * third
+		resp, err := do(at(k+1), http.MethodPatch, loc, chunk, "Content-Type", "application/octet-stream",
+			"Content-Range", fmt.Sprintf("%d-%d", off, off+len(chunk)-1), "Content-Length", strconv.Itoa(len(chunk)))
+		if err != nil {
+			return "", fmt.Errorf("PATCH %d: %w", k, err)
+		}
+		if resp.StatusCode != http.StatusAccepted {
+			return "", fmt.Errorf("PATCH %d on replica %d: %d", k, (start+k+1)%n, resp.StatusCode)
+		}
+		loc = resp.Header.Get("Location")
+	}
+	d := digest.FromBytes(content).String()
+	sep := "?"
+	if strings.Contains(loc, "?") {
+		sep = "&"
+	}
+	resp, err = do(at(4), http.MethodPut, loc+sep+"digest="+d, nil)
+	if err != nil {
+		return "", fmt.Errorf("PUT: %w", err)
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return "", fmt.Errorf("PUT on replica %d: %d", (start+4)%n, resp.StatusCode)
+	}
+	return d, nil
+}
+
+// clusterPushPull: images pushed through the balancer pull from every
+// replica directly with the same digests, with a token one replica
+// issued.
+func clusterPushPull(t *testing.T, c *mcrtest.Cluster) {
+	refs := map[string]v1.Hash{}
+	for i := range 4 {
+		img, err := random.Image(32<<10, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := fmt.Sprintf("spread/app:v%d", i)
+		if err := remote.Write(ref(t, c.LB, r), img, remoteOpts(t, c.LB, adminAuth(), nil)...); err != nil {
+			t.Fatalf("push %s through the balancer: %v", r, err)
+		}
+		refs[r], _ = img.Digest()
+	}
+	scopes := []string{"repository:spread/app:pull"}
+	tok := c.Replicas[0].Token(t, "admin", mcrtest.AdminPassword, scopes...)
+	for i, srv := range c.Replicas {
+		gcPullAllAs(t, srv, authn.FromConfig(authn.AuthConfig{RegistryToken: tok}), refs)
+		resp := srv.Do(t, http.MethodGet, "/v2/spread/app/tags/list", tok, nil)
+		if body := expectStatus(t, resp, http.StatusOK); !strings.Contains(string(body), `"v3"`) {
+			t.Errorf("replica %d tags: %s", i, body)
+		}
+	}
+}
+
+// clusterPolicy: a deny rule created through one replica denies, on the
+// very next request, on the others (the API answers once every replica
+// has reloaded); deleting it there allows again.
+func clusterPolicy(t *testing.T, c *mcrtest.Cluster) {
+	c.Replicas[1].AddUser(t, "dana", "dana-password-1", "user", "human")
+	tok := c.LB.Token(t, "dana", "dana-password-1", "repository:team/app:pull,push")
+	polMustPush(t, c.Replicas[1], tok, "team/app")
+	for i, srv := range c.Replicas {
+		polWantStatus(t, fmt.Sprintf("pull on replica %d before the rule", i), polPull(t, srv, tok, "team/app", "latest"), http.StatusOK)
+	}
+	admin := c.Replicas[0].Login(t, "admin", mcrtest.AdminPassword)
+	for round := range 3 {
+		id := polCreateRule(t, c.Replicas[0], admin, map[string]any{
+			"priority": 5, "description": "freeze team/*", "effect": "deny", "roles": []string{"user"},
+			"actions": []string{"registry:pull"}, "repositories": []string{"team/*"},
+		})
+		for i, srv := range c.Replicas {
+			polWantDenied(t, fmt.Sprintf("round %d: pull on replica %d right after the deny rule", round, i), polPull(t, srv, tok, "team/app", "latest"))
+		}
+		polDeleteRule(t, c.Replicas[2], admin, id)
+		for i, srv := range c.Replicas {
+			polWantStatus(t, fmt.Sprintf("round %d: pull on replica %d right after deleting it", round, i), polPull(t, srv, tok, "team/app", "latest"), http.StatusOK)
+		}
+	}
+}
+
+// TestClusterGC: GC torture across replicas, two collections started at
+// once, and a collecting replica that dies.
+func TestClusterGC(t *testing.T) {
+	t.Parallel()
+	c := mcrtest.StartCluster(t, 3, mcrtest.WithConfig("gc.grace", `"30s"`), mcrtest.WithConfig("gc.max_wait", `"60s"`),
+		mcrtest.WithConfig("gc.lease_ttl", `"3s"`))
+	t.Run("torture", func(t *testing.T) { clusterGCTorture(t, c) })
+	t.Run("two-at-once", func(t *testing.T) { clusterGCTwoAtOnce(t, c) })
+	t.Run("collector-dies", func(t *testing.T) { clusterGCCollectorDies(t, c) })
+}
+
+// clusterGCTorture: pushers on every replica and pullers through the
+// balancer while GC runs again and again on one replica: no push fails,
+// no request is answered 503, every image pulls intact afterwards.
+func clusterGCTorture(t *testing.T, c *mcrtest.Cluster) {
+	admin := c.Replicas[0].Login(t, "admin", mcrtest.AdminPassword)
+	noRetry := []remote.Option{remote.WithRetryStatusCodes(), remote.WithRetryBackoff(remote.Backoff{Steps: 1})}
+	var scopes []string
+	for p := range 6 {
+		scopes = append(scopes, fmt.Sprintf("repository:torture/p%d:pull,push", p))
+	}
+	regAuth := authn.FromConfig(authn.AuthConfig{RegistryToken: c.LB.Token(t, "admin", mcrtest.AdminPassword, scopes...)})
+	shared, err := random.Layer(16<<10, "application/vnd.oci.image.layer.v1.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unavailable atomic.Int64
+	stop := time.Now().Add(8 * time.Second)
+	var mu sync.Mutex
+	pushed := map[string]v1.Hash{}
+	var pushErrs []error
+	var wg sync.WaitGroup
+	for p := range 6 {
+		srv := c.Replicas[p%len(c.Replicas)]
+		tr := &gcCountingTransport{inner: srv.Transport()}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { unavailable.Add(tr.unavailable.Load()) }()
+			for i := 0; time.Now().Before(stop); i++ {
+				r := fmt.Sprintf("torture/p%d:v%d", p, i)
+				img, err := gcImageE([]v1.Layer{shared}, 2, 12<<10)
+				if err == nil {
+					err = remote.Write(ref(t, srv, r), img, remoteOpts(t, srv, regAuth, tr, noRetry...)...)
+				}
+				mu.Lock()
+				if err != nil {
+					pushErrs = append(pushErrs, fmt.Errorf("push %s on %s: %w", r, srv.Addr, err))
+				} else {
+					pushed[r], _ = img.Digest()
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	var runs int
+	var gcErrs []error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for time.Now().Before(stop) {
+			if _, err := gcRunE(c.Replicas[0], admin); err != nil {
+				gcErrs = append(gcErrs, err)
+			}
+			runs++
+		}
+	}()
+	var pulls atomic.Int64
+	var pullErrs []error
+	lbTr := &gcCountingTransport{inner: c.LB.Transport()}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for time.Now().Before(stop) {
+			mu.Lock()
+			var r string
+			for k := range pushed {
+				r = k
+				break
+			}
+			mu.Unlock()
+			if r == "" {
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			img, err := remote.Image(ref(t, c.LB, r), remoteOpts(t, c.LB, regAuth, lbTr, noRetry...)...)
+			if err == nil {
+				err = gcVerify(img)
+			}
+			pulls.Add(1)
+			if err != nil {
+				mu.Lock()
+				pullErrs = append(pullErrs, fmt.Errorf("pull %s: %w", r, err))
+				mu.Unlock()
+			}
+		}
+	}()
+	wg.Wait()
+	unavailable.Add(lbTr.unavailable.Load())
+	for _, err := range append(append(pushErrs, pullErrs...), gcErrs...) {
+		t.Error(err)
+	}
+	if n := unavailable.Load(); n != 0 {
+		t.Errorf("%d requests answered 503", n)
+	}
+	if runs < 3 {
+		t.Errorf("only %d GC runs", runs)
+	}
+	gcRun(t, c.Replicas[0], admin, nil)
+	for _, srv := range c.Replicas {
+		gcPullAllAs(t, srv, regAuth, pushed)
+	}
+	t.Logf("GC torture on 3 replicas: %d images pushed (%d failed), %d pulls (%d failed), %d GC runs on one replica, %d 503s",
+		len(pushed), len(pushErrs), pulls.Load(), len(pullErrs), runs, unavailable.Load())
+}
+
+// clusterGCTwoAtOnce: collections requested on two replicas at the same
+// moment: one runs, the other is told one is running (409), and status on
+// the third replica reports it.
+func clusterGCTwoAtOnce(t *testing.T, c *mcrtest.Cluster) {
+	admin := c.Replicas[0].Login(t, "admin", mcrtest.AdminPassword)
+	for attempt := range 5 {
+		codes := make([]int, 2)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				codes[i] = gcAPI(t, c.Replicas[i], http.MethodPost, "/v1/gc", admin, map[string]bool{"dry_run": true}, nil)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		ok, conflict := 0, 0
+		for _, code := range codes {
+			switch code {
+			case http.StatusAccepted:
+				ok++
+			case http.StatusConflict:
+				conflict++
+			}
+		}
+		if ok == 2 {
+			t.Fatalf("attempt %d: both replicas started a collection", attempt)
+		}
+		if ok == 1 && conflict == 1 {
+			t.Logf("attempt %d: one replica started the collection, the other answered 409", attempt)
+			waitNoGC(t, c.Replicas[2], admin)
+			return
+		}
+		// The first finished before the second asked: try again.
+		t.Logf("attempt %d: codes %v", attempt, codes)
+		waitNoGC(t, c.Replicas[2], admin)
+	}
+	t.Fatal("never saw two simultaneous requests overlap")
+}
+
+func waitNoGC(t *testing.T, srv *mcrtest.Server, token string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		var st gcStatusJSON
+		if code := gcAPI(t, srv, http.MethodGet, "/v1/gc/status", token, nil, &st); code != 200 {
+			t.Fatalf("gc status: %d", code)
+		}
+		if !st.Running {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("collection still running after 60s")
+}
+
+// clusterGCCollectorDies: a replica that dies mid-collection (after the
+// metadata phase, holding the lease, every gate closed) leaves the others
+// taking writes again once its lease expires, and another replica then
+// collects.
+func clusterGCCollectorDies(t *testing.T, c *mcrtest.Cluster) {
+	doomed := c.AddReplica(t, mcrtest.WithEnv("MCR_TEST_GC_CRASH_AFTER=metadata"))
+	admin := doomed.Login(t, "admin", mcrtest.AdminPassword)
+	var st gcStatusJSON
+	if code := gcAPI(t, doomed, http.MethodPost, "/v1/gc", admin, nil, nil); code != http.StatusAccepted {
+		t.Fatalf("start gc on the doomed replica: %d", code)
+	}
+	select {
+	case <-doomed.Done():
+	case <-time.After(60 * time.Second):
+		t.Fatal("the doomed replica did not crash")
+	}
+	// Status from a survivor says a collection is running (the lease)
+	// until it expires; then it is over and another replica collects.
+	gcAPI(t, c.Replicas[1], http.MethodGet, "/v1/gc/status", admin, nil, &st)
+	died := time.Now()
+	tok := c.LB.Token(t, "admin", mcrtest.AdminPassword, "repository:after/crash:pull,push")
+	img, err := random.Image(4096, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref(t, c.LB, "after/crash:v1"), img, remoteOpts(t, c.LB, authn.FromConfig(authn.AuthConfig{RegistryToken: tok}), nil)...); err != nil {
+		t.Fatalf("push after the collector died: %v", err)
+	}
+	t.Logf("push through the balancer completed %s after the collector died (status then said running=%v)", time.Since(died).Round(time.Millisecond), st.Running)
+	waitNoGC(t, c.Replicas[1], admin)
+	run := gcRun(t, c.Replicas[2], admin, nil)
+	if run.Error != "" {
+		t.Fatalf("collection after the crash: %+v", run)
+	}
+}
