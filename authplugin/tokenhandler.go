@@ -43,6 +43,7 @@ type TokenHandler struct {
 type Families interface {
 	CreateFamily(ctx context.Context, f store.RefreshFamily) error
 	RotateFamily(ctx context.Context, id, oldJTI, newJTI string, expires time.Time) (*store.RefreshFamily, error)
+	CheckFamily(ctx context.Context, id, jti string) error
 }
 
 // SessionKey is how a refresh family remembers the identity session it was
@@ -68,6 +69,11 @@ type grant struct {
 	family     string // refresh family being rotated, if any
 	refreshJTI string // its new current id
 	refreshExp time.Time
+	// rotating: a new refresh token (offline access) is replaced on use.
+	// The token endpoint's GET (docker login's offline_token=true) hands
+	// out identity tokens clients store once and reuse, so those do not
+	// rotate; the OAuth2 POST grants rotate.
+	rotating bool
 }
 
 type tokenResponse struct {
@@ -150,11 +156,12 @@ func (h *TokenHandler) post(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		g.p, g.sessionEnd = h.login(w, r, user, pass)
+		g.rotating = true
 	case "refresh_token":
 		if !h.rotate(w, r, r.PostForm.Get("refresh_token"), &g) {
 			return
 		}
-		offline = true // the rotated token replaces the one presented
+		offline = false // a rotated token is answered by respond; an identity token is kept
 	case "":
 		WriteOCIError(w, http.StatusBadRequest, "UNSUPPORTED", "grant_type is required", nil)
 		return
@@ -183,6 +190,20 @@ func (h *TokenHandler) rotate(w http.ResponseWriter, r *http.Request, rt string,
 	if err != nil || c.Family == "" { // no family: minted before rotation existed
 		return refuse()
 	}
+	if !c.Rotating {
+		// An identity token (docker login): presented again and again by
+		// design; it works while its family stands (logout, account
+		// changes and admin revocation end it).
+		switch err := h.Families.CheckFamily(r.Context(), c.Family, c.ID); {
+		case errors.Is(err, store.ErrNotFound):
+			return refuse()
+		case err != nil:
+			slog.Error("check refresh token", "err", err)
+			WriteOCIError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "could not redeem the refresh token; try again", nil)
+			return false
+		}
+		return h.refreshPrincipal(w, r, c, g)
+	}
 	next := token.NewJTI()
 	_, err = h.Families.RotateFamily(r.Context(), c.Family, c.ID, next, c.ExpiresAt.Time)
 	switch {
@@ -198,14 +219,22 @@ func (h *TokenHandler) rotate(w http.ResponseWriter, r *http.Request, rt string,
 		WriteOCIError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "could not redeem the refresh token; try again", nil)
 		return false
 	}
+	g.family, g.refreshJTI, g.refreshExp = c.Family, next, c.ExpiresAt.Time
+	return h.refreshPrincipal(w, r, c, g)
+}
+
+// refreshPrincipal is who a redeemed refresh token stands for now: the
+// account's current role where the provider can tell (local accounts).
+func (h *TokenHandler) refreshPrincipal(w http.ResponseWriter, r *http.Request, c *token.Claims, g *grant) bool {
 	p := c.Principal()
 	if rf, ok := h.Authn.Provider.(identity.Refresher); ok {
+		var err error
 		if p, err = rf.Refresh(r.Context(), *p); err != nil {
 			h.identityError(w, r, c.Username, err)
 			return false
 		}
 	}
-	g.p, g.family, g.refreshJTI, g.refreshExp = p, c.Family, next, c.ExpiresAt.Time
+	g.p = p
 	return true
 }
 
@@ -331,7 +360,7 @@ func (h *TokenHandler) respond(w http.ResponseWriter, r *http.Request, g grant, 
 	}
 	if g.family != "" {
 		// A rotation: the family's new current token, same expiry.
-		rt, _, err := h.Authn.Issuer.IssueRefresh(p, g.family, g.refreshJTI, time.Until(g.refreshExp))
+		rt, _, err := h.Authn.Issuer.IssueRefresh(p, g.family, g.refreshJTI, time.Until(g.refreshExp), true)
 		if err != nil {
 			slog.Error("issue refresh token", "err", err)
 			WriteOCIError(w, http.StatusInternalServerError, "UNKNOWN", "could not issue token", nil)
@@ -373,7 +402,7 @@ func (h *TokenHandler) newRefresh(w http.ResponseWriter, r *http.Request, g gran
 		WriteOCIError(w, http.StatusInternalServerError, "UNKNOWN", "could not issue token", nil)
 		return "", false
 	}
-	rt, _, err := h.Authn.Issuer.IssueRefresh(g.p, fam, jti, refreshTTL)
+	rt, _, err := h.Authn.Issuer.IssueRefresh(g.p, fam, jti, refreshTTL, g.rotating)
 	if err != nil {
 		slog.Error("issue refresh token", "err", err)
 		WriteOCIError(w, http.StatusInternalServerError, "UNKNOWN", "could not issue token", nil)

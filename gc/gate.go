@@ -116,6 +116,14 @@ func (g *Gate) Closed() bool {
 	return g.closed
 }
 
+// InFlight is the number of tracked writes in progress (the ones a
+// collection waits for before it marks).
+func (g *Gate) InFlight() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.inflight
+}
+
 // Enter admits one write: it waits while the gate is closed (up to MaxWait
 // or ctx) and returns a release function. Tracked writes are ones the
 // collector waits for before marking (manifest pushes, deletes).

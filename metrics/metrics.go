@@ -74,6 +74,24 @@ func RegisterStorageFree(f func() float64) {
 	}, f))
 }
 
+// RegisterGate exports the GC write gate, read at scrape time:
+// mcr_gc_gate_closed (1 while a collection holds or is closing the gate)
+// and mcr_gc_gate_writes_in_flight (the tracked writes a collection waits
+// for before it marks).
+func RegisterGate(closed func() bool, inFlight func() int) {
+	prometheus.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "mcr", Name: "gc_gate_closed", Help: "1 while a garbage collection holds (or is closing) the write gate.",
+	}, func() float64 {
+		if closed() {
+			return 1
+		}
+		return 0
+	}))
+	prometheus.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "mcr", Name: "gc_gate_writes_in_flight", Help: "Manifest writes and deletes in progress that a garbage collection waits for.",
+	}, func() float64 { return float64(inFlight()) }))
+}
+
 // Handler serves the default registry in the Prometheus text format.
 func Handler() http.Handler { return promhttp.Handler() }
 

@@ -13,27 +13,29 @@
 // StorageDriver method (it is a drop-in replacement for "filesystem"
 // pointed at the same root directory) but changes how bytes reach the disk:
 //
-//   - FileWriter collects writes in a large buffer (1 MiB by default, the
-//     "writebuffersize" parameter), and a full buffer is written by a
-//     background goroutine while the caller fills a second one, so the
-//     write overlaps with reading and hashing the request body
-//     (distribution's blobWriter calls FileWriter.Write synchronously from
-//     inside its io.Copy loop). At most one write per FileWriter is in
-//     flight; errors are sticky and reported by the next Write, Commit or
-//     Close, like bufio.
-//   - Full buffers at aligned offsets are written with O_DIRECT ("directio",
-//     on by default): from the driver's reused buffer to the device, with no
-//     page cache pages to allocate, fill and write back at the fsync. On the
-//     2-core bench VM that took the server's system time for a 512 MiB push
-//     from 0.75-3.2 s/GB (buffered) to about 0.3 s/GB (bench/README.md). The
-//     pages the kernel allocates for a buffered write are sized by the write:
-//     a 1 MiB write gets large folios, which came from memory the hypervisor
-//     had reclaimed (free page reporting) and cost a host fault per page on
-//     first touch; this is what made the earlier 1 MiB buffered writes 2-4x
-//     as expensive as upstream's 16 KiB ones. So everything that still goes
-//     through the page cache (the tail of each blob, blobs smaller than a
-//     buffer, filesystems without O_DIRECT) is written in pieces of at most
-//     64 KiB.
+//   - FileWriter collects writes in a 32 KiB buffer and writes it through
+//     the page cache from the caller's goroutine: half the write syscalls of
+//     upstream, and still small page-cache folios. The kernel sizes the
+//     folios of a buffered write by the write: up to 32 KiB (order 3) they
+//     come from the per-CPU free lists, recycled and warm; larger ones are
+//     split from high-order free blocks, which on the bench VM were memory
+//     the hypervisor had taken back (virtio-balloon free page reporting), so
+//     every first touch was a host fault. A 512 MiB push with 1 MiB writes
+//     (mcrfs before) cost 1.5-3.2 s/GB of server system time against
+//     upstream's 0.75; 64 KiB writes were cheap in some rounds and 7-10x as
+//     expensive as 32 KiB ones in others (bench/README.md). A background
+//     writer goroutine, as before, cost more in hand-offs than it overlapped.
+//   - With "directio" (off by default), full buffers (8 MiB by default) at
+//     aligned offsets are written with O_DIRECT by a background goroutine
+//     while the caller fills a second buffer: from the driver's reused
+//     buffer to the device, with no page cache pages to allocate, fill and
+//     write back at the fsync. That cut the server's CPU for a 512 MiB push
+//     by 10-15 %, but the blob is then not in the page cache, and the pull
+//     that follows a push read it from disk at twice the CPU; hence off.
+//     Everything else (the tail of a blob, blobs smaller than a buffer,
+//     filesystems without O_DIRECT) still goes through the page cache in
+//     32 KiB pieces. At most one write per FileWriter is in flight; errors
+//     are sticky and reported by the next Write, Commit or Close, like bufio.
 //   - Optionally (earlywriteback, Linux), page-cache ranges are handed to
 //     the kernel for write-back early (sync_file_range(SYNC_FILE_RANGE_WRITE)),
 //     so that the fsync in Commit only waits for the tail. Off by default:
@@ -58,14 +60,14 @@
 //   - maxthreads (optional, default 100, minimum 25): maximum number of
 //     concurrent blocking filesystem calls made through the driver, as in
 //     upstream's filesystem driver.
-//   - writebuffersize (optional, default 1 MiB): size of each FileWriter
-//     buffer in bytes; an integer or a string such as "4MiB" or "512k".
+//   - writebuffersize (optional, default 32 KiB, 8 MiB with directio): size
+//     of each FileWriter buffer in bytes; an integer or a string such as "4MiB" or "512k".
 //     Values are clamped to [4 KiB, 64 MiB] and rounded down to a multiple
 //     of 4 KiB. Each active FileWriter holds up to two such buffers (pooled
 //     per driver).
-//   - directio (optional, default true): write full buffers with O_DIRECT
-//     (Linux; filesystems that refuse it fall back to the page cache by
-//     themselves).
+//   - directio (optional, default false): write full buffers with O_DIRECT
+//     from a background goroutine (Linux; filesystems that refuse it fall
+//     back to the page cache by themselves).
 //   - earlywriteback (optional, default false): start write-back of every
 //     8 MiB written through the page cache (Linux), see above.
 package storagedriver
@@ -125,9 +127,10 @@ const (
 	directAlign = 4096
 
 	// bufferedPiece is the largest write(2) a FileWriter makes through the
-	// page cache: the kernel sizes page cache folios by the write, and small
-	// folios are the cheap ones (see the package comment).
-	bufferedPiece = 64 << 10
+	// page cache: the kernel sizes page cache folios by the write, and folios
+	// up to order 3 (32 KiB) come from the per-CPU lists (see the package
+	// comment).
+	bufferedPiece = 32 << 10
 )
 
 // Parameters configures a Driver.

@@ -15,6 +15,8 @@ import (
 //	go test ./storagedriver/                   # short conformance suite
 //	go test -short=false ./storagedriver/      # everything
 //	MCRFS_FULL_SUITE=1 go test ./storagedriver/
+//
+// CI runs TestDriverSuite in full (.ci/run, stage mcrfs-large).
 func TestMain(m *testing.M) {
 	flag.Parse()
 	explicit := false

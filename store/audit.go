@@ -175,17 +175,25 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 		add("id < ?", f.Before)
 	}
 	const cols = `id, event_time, event_type, actor_id, actor, repository, digest, tag, ip, details_json`
+	// The key whose (key, event_type, id) index the query walks.
+	col, key := "", ""
+	switch {
+	case f.Repository != "" && f.ActorID != "":
+		if col, key, err = s.narrowerKey(ctx, f); err != nil {
+			return nil, fmt.Errorf("store: list audit: %w", err)
+		}
+	case f.Repository != "":
+		col, key = "repository", f.Repository
+	case f.ActorID != "":
+		col, key = "actor_id", f.ActorID
+	}
 	var q string
 	switch {
 	case f.EventType != "":
 		add("event_type = ?", f.EventType)
-		q = `SELECT ` + cols + ` FROM audit_log WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC LIMIT ? OFFSET ?`
+		q = `SELECT ` + cols + ` FROM audit_log` + s.auditKeyIndex(col) + ` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC LIMIT ? OFFSET ?`
 		args = append(args, f.Limit, f.Offset)
-	case f.Repository != "" || f.ActorID != "":
-		col, key := "repository", f.Repository
-		if key == "" {
-			col, key = "actor_id", f.ActorID
-		}
+	case col != "":
 		types, err := s.auditTypesFor(ctx, col, key)
 		if err != nil {
 			return nil, fmt.Errorf("store: list audit: %w", err)
@@ -198,7 +206,7 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 		arms := make([]string, len(types))
 		var armArgs []any
 		for i, t := range types {
-			arms[i] = `SELECT id FROM (SELECT id FROM audit_log WHERE ` + strings.Join(where, " AND ") +
+			arms[i] = `SELECT id FROM (SELECT id FROM audit_log` + s.auditKeyIndex(col) + ` WHERE ` + strings.Join(where, " AND ") +
 				` AND event_type = ? ORDER BY id DESC LIMIT ?) AS arm`
 			armArgs = append(append(armArgs, args...), t, f.Limit+f.Offset)
 		}
@@ -233,6 +241,62 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// auditKeyIndex names, for SQLite, the (repository|actor_id, event_type,
+// id) index a query with a repository or actor must walk. With an id range
+// (a time window) SQLite's planner, which has no statistics (production
+// databases never run ANALYZE), otherwise takes the (event_type, id) index
+// and reads every row of that type in the window to find the key's: at 10 M
+// rows a repository and one day took p50 54 / p99 78 ms that way, against
+// a few ms for the same page through the key's index. PostgreSQL plans by
+// its own statistics and has no such clause.
+func (s *Store) auditKeyIndex(col string) string {
+	if s.postgres {
+		return ""
+	}
+	switch col {
+	case "repository":
+		return " INDEXED BY audit_log_repo_type"
+	case "actor_id":
+		return " INDEXED BY audit_log_actor_type"
+	}
+	return ""
+}
+
+// keyProbe bounds the index entries narrowerKey counts per key.
+const keyProbe = 20000
+
+// narrowerKey picks, for a query with both a repository and an actor, the
+// key with fewer rows (counted in its index up to keyProbe): walking the
+// narrower key's index and filtering on the other reads the fewest rows.
+// A busy repository and one actor, or one busy actor and a quiet
+// repository, differ by orders of magnitude either way. PostgreSQL decides
+// this itself from its statistics (the repository is returned).
+func (s *Store) narrowerKey(ctx context.Context, f AuditFilter) (string, string, error) {
+	if s.postgres {
+		return "repository", f.Repository, nil
+	}
+	count := func(col, key string) (int, error) {
+		var n int
+		err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM audit_log`+s.auditKeyIndex(col)+
+			` WHERE `+col+` = ? LIMIT ?) AS probe`, key, keyProbe).Scan(&n)
+		return n, err
+	}
+	nr, err := count("repository", f.Repository)
+	if err != nil {
+		return "", "", err
+	}
+	if nr < keyProbe {
+		na, err := count("actor_id", f.ActorID)
+		if err != nil {
+			return "", "", err
+		}
+		if nr <= na {
+			return "repository", f.Repository, nil
+		}
+	}
+	return "actor_id", f.ActorID, nil
 }
 
 // auditTypesFor lists the event types recorded for one repository or actor

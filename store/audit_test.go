@@ -72,6 +72,15 @@ func testListAuditMatchesScan(t *testing.T, st *Store) {
 		{Since: at(3000), Until: at(9000), Repository: "r/4"},
 		{Since: at(3000), Until: at(9000), ActorID: "u-0", Offset: 3},
 		{Since: at(0), Until: at(20000), Before: 1500, Repository: "r/5"},
+		// Issue 17: a key and a window walk the key's index; with both
+		// keys, the narrower one's.
+		{Since: at(5000), Until: at(6000), Repository: "r/2"},
+		{Since: at(5000), Until: at(6000), ActorID: "u-3"},
+		{Since: at(2000), Until: at(9000), ActorID: "u-1", Repository: "r/2"},
+		{Since: at(2000), Until: at(9000), ActorID: "u-1", Repository: "r/2", EventType: "manifest_pulled"},
+		{ActorID: "u-2", Repository: "r/4", EventType: "manifest_pulled", Before: 1200},
+		{ActorID: "u-none", Repository: "r/2"},
+		{ActorID: "u-0", Repository: "r/none", EventType: "login_ok"},
 	}
 	for _, f := range cases {
 		for _, limit := range []int{1, 10, 5000} {

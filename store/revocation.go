@@ -170,6 +170,22 @@ func (s *Store) RotateFamily(ctx context.Context, id, oldJTI, newJTI string, exp
 	return &f, nil
 }
 
+// CheckFamily reports whether jti is the standing token of family id
+// (a non-rotating identity token): ErrNotFound if the family is unknown,
+// revoked, or holds another token.
+func (s *Store) CheckFamily(ctx context.Context, id, jti string) error {
+	var revoked bool
+	var current string
+	err := s.db.QueryRowContext(ctx, `SELECT current_jti, revoked FROM refresh_families WHERE id = ?`, id).Scan(&current, &revoked)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && (revoked || current != jti)) {
+		return fmt.Errorf("store: refresh family %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("store: check refresh family: %w", err)
+	}
+	return nil
+}
+
 // RevokeSessionFamilies revokes every refresh family minted with a
 // session (logout).
 func (s *Store) RevokeSessionFamilies(ctx context.Context, session string) error {

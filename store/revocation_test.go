@@ -106,11 +106,26 @@ func testRefreshFamilies(t *testing.T, st *Store) {
 			t.Fatalf("%s: %v, want %v", s.name, err, s.want)
 		}
 	}
+	// A non-rotating family: its one token checks out until revoked.
+	if err := st.CreateFamily(ctx, RefreshFamily{ID: "f4", Subject: "s", Session: "sess", CurrentJTI: "n1", ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := st.CheckFamily(ctx, "f4", "n1"); err != nil {
+			t.Fatalf("identity token family: %v", err)
+		}
+	}
+	if err := st.CheckFamily(ctx, "f4", "other"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another id in the family: %v", err)
+	}
 	if err := st.RevokeSessionFamilies(ctx, "sess"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.RotateFamily(ctx, "f2", "k1", "k2", exp); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("family of a logged-out session rotated: %v", err)
+	}
+	if err := st.CheckFamily(ctx, "f4", "n1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("identity token of a logged-out session: %v", err)
 	}
 	if _, err := st.RotateFamily(ctx, "f3", "m1", "m2", exp); err != nil {
 		t.Fatalf("family of no session: %v", err)

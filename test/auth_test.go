@@ -471,7 +471,16 @@ func testRefreshGrant(t *testing.T, srv *mcrtest.Server, user, pass, repo, admin
 	// GET with offline_token=true gives one as well.
 	off := decodeToken(t, tokenGET(t, srv, user, pass, "", url.Values{"scope": {scope}, "offline_token": {"true"}}))
 	if off.RefreshToken == "" {
-		t.Errorf("GET /v2/token?offline_token=true returned no refresh_token")
+		t.Fatalf("GET /v2/token?offline_token=true returned no refresh_token")
+	}
+	// That one is docker login's identity token: docker stores it once and
+	// presents it for every token it needs, so it does not rotate.
+	for i := range 3 {
+		again := decodeToken(t, tokenPOST(t, srv, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {off.RefreshToken}, "scope": {scope}}))
+		if again.RefreshToken != "" {
+			t.Fatalf("identity token redeemed (%d) answered a new refresh token", i+1)
+		}
+		expectStatus(t, srv.Do(t, http.MethodGet, "/v2/"+repo+"/tags/list", again.AccessToken, nil), http.StatusOK)
 	}
 
 	// Without access_type=offline there is no refresh token.

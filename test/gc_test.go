@@ -522,7 +522,7 @@ func testGCSweepsOrphansAfterGrace(t *testing.T, opts ...mcrtest.Option) {
 	expectStatus(t, resp, http.StatusAccepted)
 	sharedDigest, _ := sharedLayer.Digest()
 
-	time.Sleep(2500 * time.Millisecond) // past the grace period
+	gcWaitRemovable(t, srv, admin, 4) // past the grace period of b's blobs and the orphan
 	young := gcRandom(t, 777)
 	youngDigest := gcUpload(t, srv, tok, "gc/app", young) // layers in, manifest not yet
 
@@ -551,15 +551,14 @@ func testGCSweepsOrphansAfterGrace(t *testing.T, opts ...mcrtest.Option) {
 	gcPullAll(t, srv, map[string]v1.Hash{"gc/app:a": aDigest})
 
 	// Once the grace period has passed the unreferenced upload goes too.
-	time.Sleep(2500 * time.Millisecond)
-	run = gcRun(t, srv, admin, map[string]bool{"dry_run": true})
+	run = gcWaitRemovable(t, srv, admin, 1)
 	if run.BlobsRemoved != 1 || run.BytesFreed != int64(len(young)) || !run.DryRun {
 		t.Errorf("dry run: %+v", run)
 	}
 	if code, _ := gcBlobStatus(t, srv, tok, "gc/app", youngDigest); code != 200 {
 		t.Errorf("dry run removed a blob: %d", code)
 	}
-	time.Sleep(2500 * time.Millisecond) // the probe above renewed the grace
+	gcWaitRemovable(t, srv, admin, 1) // the probe above renewed the grace
 	run = gcRun(t, srv, admin, nil)
 	if run.BlobsRemoved != 1 || run.BytesFreed != int64(len(young)) {
 		t.Errorf("after the grace period: %+v", run)
@@ -569,7 +568,8 @@ func testGCSweepsOrphansAfterGrace(t *testing.T, opts ...mcrtest.Option) {
 	}
 	gcPullAll(t, srv, map[string]v1.Hash{"gc/app:a": aDigest})
 
-	// Every run is recorded and audited.
+	// Every run is recorded and audited: the two collections and the dry
+	// runs that waited for the grace periods to pass.
 	var audit struct {
 		Events []struct {
 			Type    string         `json:"event_type"`
@@ -577,13 +577,22 @@ func testGCSweepsOrphansAfterGrace(t *testing.T, opts ...mcrtest.Option) {
 			Details map[string]any `json:"details"`
 		} `json:"events"`
 	}
-	gcAPI(t, srv, http.MethodGet, "/v1/audit?event_type=gc_completed", admin, nil, &audit)
-	if len(audit.Events) != 3 || audit.Events[0].Actor != "admin" {
-		t.Errorf("gc_completed events: %+v", audit.Events)
+	gcAPI(t, srv, http.MethodGet, "/v1/audit?event_type=gc_completed&n=1000", admin, nil, &audit)
+	completed, collections := len(audit.Events), 0
+	for _, e := range audit.Events {
+		if e.Actor != "admin" {
+			t.Errorf("gc_completed by %q, want admin", e.Actor)
+		}
+		if e.Details["dry_run"] == false {
+			collections++
+		}
 	}
-	gcAPI(t, srv, http.MethodGet, "/v1/audit?event_type=gc_started", admin, nil, &audit)
-	if len(audit.Events) != 3 {
-		t.Errorf("gc_started events: %+v", audit.Events)
+	if collections != 2 || completed < 3 {
+		t.Errorf("gc_completed: %d events, %d collections; want the 2 collections and at least one dry run", completed, collections)
+	}
+	gcAPI(t, srv, http.MethodGet, "/v1/audit?event_type=gc_started&n=1000", admin, nil, &audit)
+	if len(audit.Events) != completed {
+		t.Errorf("%d gc_started events, want one per gc_completed (%d)", len(audit.Events), completed)
 	}
 }
 
@@ -620,7 +629,9 @@ func TestGCGateWritesWaitReadsDoNot(t *testing.T) {
 	if err := os.WriteFile(hold, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv := mcrtest.Start(t, mcrtest.WithConfig("gc.max_wait", `"20s"`), mcrtest.WithEnv("MCR_TEST_GC_HOLD_FILE="+hold))
+	metricsAddr := mcrtest.FreeAddr(t)
+	srv := mcrtest.Start(t, mcrtest.WithConfig("gc.max_wait", `"20s"`), mcrtest.WithEnv("MCR_TEST_GC_HOLD_FILE="+hold),
+		mcrtest.WithConfig("server.metrics_addr", `"`+metricsAddr+`"`))
 	admin := srv.Login(t, "admin", mcrtest.AdminPassword)
 	tok := srv.Token(t, "admin", mcrtest.AdminPassword, "repository:gate/app:pull,push")
 
@@ -647,6 +658,7 @@ func TestGCGateWritesWaitReadsDoNot(t *testing.T) {
 		t.Fatalf("status while running: %+v", st)
 	}
 	gcWaitOutput(t, srv, "holding the collection")
+	gcWaitGauge(t, metricsAddr, "mcr_gc_gate_closed", 1)
 
 	// A read does not wait.
 	start := time.Now()
@@ -770,7 +782,7 @@ func TestGCOfflineLockCrashAndReconcile(t *testing.T) {
 	if err := srv.Stop(t); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	time.Sleep(1100 * time.Millisecond) // past the grace period
+	gcWaitOlder(t, gcBlobFile(srv, dropLayer.String()), time.Second) // past the grace period (gc.grace = 1s)
 
 	out, code = gcMcrsrv(t, []string{"MCR_TEST_GC_CRASH_AFTER=metadata"}, "gc", "--config", srv.ConfigPath)
 	if code != 3 {
@@ -927,5 +939,59 @@ func gcCopy(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// gcWaitGauge polls the server's /metrics until gauge name reads want.
+func gcWaitGauge(t testing.TB, metricsAddr, name string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v, ok := metSum(metParse(t, metScrape(t, metricsAddr)), name, nil)
+		if ok && v == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v (present %v), want %v", name, v, ok, want)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+}
+
+// gcWaitRemovable polls dry-run collections until one would remove want
+// blobs (the grace period of what it should remove has passed) and
+// returns that run.
+func gcWaitRemovable(t testing.TB, srv *mcrtest.Server, admin string, want int64) gcRunJSON {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		run := gcRun(t, srv, admin, map[string]bool{"dry_run": true})
+		if run.BlobsRemoved == want {
+			return run
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dry-run collections would remove %d blobs, want %d: %+v", run.BlobsRemoved, want, run)
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval
+	}
+}
+
+// gcWaitOlder polls path's modification time until it is older than age
+// (what the collector compares with its grace period).
+func gcWaitOlder(t testing.TB, path string, age time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(fi.ModTime()) > age {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not older than %v after 30 s", path, age)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
 	}
 }

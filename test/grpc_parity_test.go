@@ -452,7 +452,8 @@ func ruleListOf(v *apitypes.RuleList, err error) (apitypes.RuleList, error)    {
 func gcStatusOf(v *apitypes.GCStatus, err error) (apitypes.GCStatus, error)    { return deref(v, err) }
 func auditPageOf(v *apitypes.AuditPage, err error) (apitypes.AuditPage, error) { return deref(v, err) }
 
-// gcWaitGRPC polls GetGCStatus until run id has completed.
+// gcWaitGRPC polls GetGCStatus until run id has completed and the runner
+// is idle (it records the completion a moment before it lets go).
 func gcWaitGRPC(t *testing.T, gc *grpcclient.Client, token string, id int64) *apitypes.GCRun {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -461,7 +462,7 @@ func gcWaitGRPC(t *testing.T, gc *grpcclient.Client, token string, id int64) *ap
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r := st.LastRun; r != nil && r.ID == id && r.Completed != nil {
+		if r := st.LastRun; r != nil && r.ID == id && r.Completed != nil && !st.Running {
 			return r
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -463,3 +463,43 @@ func TestSignInRevocation(t *testing.T) {
 		})
 	}
 }
+
+// TestSignInMCIASThrottled: MCIAS-backed sign-ins are throttled the same
+// way, and a locked account's attempts never reach MCIAS; a lockout ends
+// by itself after login_lockout_duration.
+func TestSignInMCIASThrottled(t *testing.T) {
+	t.Parallel()
+	fake, srv := startMCIAS(t,
+		mcrtest.WithConfig("identity.login_backoff_after", "0"), mcrtest.WithConfig("identity.login_lockout_after", "3"),
+		mcrtest.WithConfig("identity.login_lockout_duration", `"2s"`))
+	fake.AddUser("dora", "dora-password-1", "human", "user")
+	for i := range 3 {
+		if code, _ := drain(t, tokenGET(t, srv, "dora", "wrong-password", "", nil)); code != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: %d, want 401", i+1, code)
+		}
+	}
+	calls := fake.LoginCalls()
+	resp := tokenGET(t, srv, "dora", "dora-password-1", "", nil)
+	retry, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+	expectOCIError(t, resp, http.StatusTooManyRequests, "TOOMANYREQUESTS")
+	b, _ := json.Marshal(map[string]string{"username": "dora", "password": "dora-password-1"})
+	expectStatus(t, srv.Do(t, http.MethodPost, "/v1/auth/login", "", b, "Content-Type", "application/json"), http.StatusTooManyRequests)
+	if n := fake.LoginCalls(); n != calls {
+		t.Errorf("%d sign-ins of a locked account reached MCIAS", n-calls)
+	}
+	if retry < 1 || retry > 2 {
+		t.Fatalf("Retry-After %d, want 1-2 s", retry)
+	}
+	// Poll (the condition, not a fixed wait) until the lockout has ended.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _ := drain(t, tokenGET(t, srv, "dora", "dora-password-1", "", nil))
+		if code == http.StatusOK {
+			break
+		}
+		if code != http.StatusTooManyRequests || time.Now().After(deadline) {
+			t.Fatalf("after the lockout: %d, want 429 until it ends, then 200", code)
+		}
+		<-time.After(100 * time.Millisecond)
+	}
+}

@@ -35,23 +35,29 @@ import (
 func TestMain(m *testing.M) { os.Exit(mcrtest.Main(m)) }
 
 const (
-	chromiumPath     = "/usr/bin/chromium"
-	chromedriverPath = "/usr/bin/chromedriver"
-	webElementKey    = "element-6066-11e4-a52e-4f735466cecf"
+	webElementKey = "element-6066-11e4-a52e-4f735466cecf"
 )
 
-// needBrowser skips without Chromium unless running in CI, where its
-// absence is a failure.
-func needBrowser(t *testing.T) {
+// browser is where the test finds Chromium and its WebDriver.
+type browser struct{ chromium, chromedriver string }
+
+// needBrowser finds chromium and chromedriver on PATH. Without them the
+// test skips, unless running in CI (CI set), where their absence is a
+// failure.
+func needBrowser(t *testing.T) browser {
 	t.Helper()
-	for _, p := range []string{chromiumPath, chromedriverPath} {
-		if _, err := os.Stat(p); err != nil {
+	var found [2]string
+	for i, name := range []string{"chromium", "chromedriver"} {
+		p, err := exec.LookPath(name)
+		if err != nil {
 			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is missing; CI must install the Debian packages chromium and chromium-driver", p)
+				t.Fatalf("%s is not on PATH; CI must install the Debian packages chromium and chromium-driver", name)
 			}
-			t.Skipf("%s is missing (apt-get install chromium chromium-driver); skipping the browser test", p)
+			t.Skipf("%s is not on PATH (apt-get install chromium chromium-driver); skipping the browser test", name)
 		}
+		found[i] = p
 	}
+	return browser{chromium: found[0], chromedriver: found[1]}
 }
 
 // registryAlias returns a registry host for srv that go-containerregistry
@@ -137,12 +143,12 @@ type driver struct {
 	shot string // screenshot directory
 }
 
-func startDriver(t *testing.T, shots string) *driver {
+func startDriver(t *testing.T, b browser, shots string) *driver {
 	t.Helper()
 	port := mcrtest.FreeAddr(t)
 	_, p, _ := net.SplitHostPort(port)
 	logBuf := &mcrtest.SafeBuffer{}
-	cmd := exec.Command(chromedriverPath, "--port="+p, "--allowed-ips=127.0.0.1")
+	cmd := exec.Command(b.chromedriver, "--port="+p, "--allowed-ips=127.0.0.1")
 	cmd.Stdout, cmd.Stderr = logBuf, logBuf
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start chromedriver: %v", err)
@@ -169,7 +175,7 @@ func startDriver(t *testing.T, shots string) *driver {
 		"browserName":       "chrome",
 		"goog:loggingPrefs": map[string]string{"browser": "ALL"},
 		"goog:chromeOptions": map[string]any{
-			"binary": chromiumPath,
+			"binary": b.chromium,
 			"args": []string{"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 				"--disable-background-networking", "--disable-component-update", "--disable-sync",
 				"--disable-dev-shm-usage", "--window-size=1280,900", "--user-data-dir=" + t.TempDir()},
@@ -447,7 +453,7 @@ func screenshotDir(t *testing.T) string {
 }
 
 func TestBrowser(t *testing.T) {
-	needBrowser(t)
+	b := needBrowser(t)
 	if testing.Short() && os.Getenv("CI") == "" {
 		t.Skip("browser test skipped in -short mode")
 	}
@@ -468,7 +474,7 @@ func TestBrowser(t *testing.T) {
 	appDigest, _ := app.Digest()
 	t.Logf("images pushed after %s", time.Since(start).Round(time.Millisecond))
 	web := startWeb(t, srv)
-	d := startDriver(t, screenshotDir(t))
+	d := startDriver(t, b, screenshotDir(t))
 	t.Logf("servers and browser up after %s", time.Since(start).Round(time.Millisecond))
 
 	// A guest is refused at sign-in, with the reason.

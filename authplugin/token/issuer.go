@@ -45,6 +45,10 @@ type Claims struct {
 	Generation int64 `json:"gen,omitempty"`
 	// Family is the refresh-token family (refresh tokens only).
 	Family string `json:"fam,omitempty"`
+	// Rotating marks a refresh token that is replaced on each use (OAuth2
+	// clients); without it the token is a long-lived identity token that
+	// clients such as docker store once and present again and again.
+	Rotating bool `json:"rot,omitempty"`
 }
 
 // Principal returns the identity the claims describe.
@@ -130,16 +134,18 @@ func NewJTI() string {
 
 // Issue signs a token of the given use for p, valid for ttl.
 func (is *Issuer) Issue(use string, p *identity.Principal, access []AccessEntry, ttl time.Duration) (string, *Claims, error) {
-	return is.issue(use, p, access, ttl, NewJTI(), "")
+	return is.issue(use, p, access, ttl, NewJTI(), "", false)
 }
 
 // IssueRefresh signs a refresh token of family with the given id (the
-// caller records the id as the family's current token first).
-func (is *Issuer) IssueRefresh(p *identity.Principal, family, jti string, ttl time.Duration) (string, *Claims, error) {
-	return is.issue(UseRefresh, p, nil, ttl, jti, family)
+// caller records the id as the family's current token first); rotating
+// says whether it is replaced on use.
+func (is *Issuer) IssueRefresh(p *identity.Principal, family, jti string, ttl time.Duration, rotating bool) (string, *Claims, error) {
+	tok, c, err := is.issue(UseRefresh, p, nil, ttl, jti, family, rotating)
+	return tok, c, err
 }
 
-func (is *Issuer) issue(use string, p *identity.Principal, access []AccessEntry, ttl time.Duration, jti, family string) (string, *Claims, error) {
+func (is *Issuer) issue(use string, p *identity.Principal, access []AccessEntry, ttl time.Duration, jti, family string, rotating bool) (string, *Claims, error) {
 	var gen int64
 	if is.gens != nil {
 		g, err := is.gens.Generation(context.Background(), p.Subject)
@@ -161,6 +167,7 @@ func (is *Issuer) issue(use string, p *identity.Principal, access []AccessEntry,
 		},
 		Generation:  gen,
 		Family:      family,
+		Rotating:    rotating,
 		Use:         use,
 		Username:    p.Username,
 		AccountType: p.AccountType,

@@ -283,6 +283,7 @@ func queries(rows int, end time.Time) []query {
 	hot := repoName(4)    // a busy repository (Zipf head)
 	cold := repoName(777) // a quiet one
 	day := end.Add(-45 * 24 * time.Hour)
+	day60 := end.Add(-60 * 24 * time.Hour)
 	return []query{
 		{"first_page", store.AuditFilter{}},
 		{"first_page_type", store.AuditFilter{EventType: "manifest_pushed"}},
@@ -299,7 +300,61 @@ func queries(rows int, end time.Time) []query {
 		{"until_80d_ago_type", store.AuditFilter{EventType: "manifest_pulled", Until: end.Add(-80 * 24 * time.Hour)}},
 		{"repo_and_type_rare", store.AuditFilter{Repository: hot, EventType: "repo_deleted"}},
 		{"offset_10k", store.AuditFilter{Offset: 10_000}},
+		// Issue 17's slow shape: a repository and one day, 60 days back.
+		{"repo_hot_1day_60d_ago", store.AuditFilter{Repository: hot, Since: day60, Until: day60.Add(24 * time.Hour)}},
+		{"repo_cold_1day_60d_ago", store.AuditFilter{Repository: cold, Since: day60, Until: day60.Add(24 * time.Hour)}},
+		{"actor_1day_60d_ago", store.AuditFilter{ActorID: actorID(17), Since: day60, Until: day60.Add(24 * time.Hour)}},
 	}
+}
+
+// combos are every combination of /v1/audit's filters: event type, actor,
+// repository, a time bound (none, since, until, a one-day window 60 days
+// back) and a page cursor (before, half-way down the table). Names list the
+// filters present ("none" for none).
+func combos(rows int, end time.Time) []query {
+	day60 := end.Add(-60 * 24 * time.Hour)
+	var out []query
+	for mask := 0; mask < 8; mask++ {
+		for tb := 0; tb < 4; tb++ {
+			for _, before := range []bool{false, true} {
+				var f store.AuditFilter
+				var parts []string
+				if mask&1 != 0 {
+					f.EventType = "manifest_pushed"
+					parts = append(parts, "type")
+				}
+				if mask&2 != 0 {
+					f.ActorID = actorID(17)
+					parts = append(parts, "actor")
+				}
+				if mask&4 != 0 {
+					f.Repository = repoName(4)
+					parts = append(parts, "repo")
+				}
+				switch tb {
+				case 1:
+					f.Since = day60
+					parts = append(parts, "since60d")
+				case 2:
+					f.Until = day60
+					parts = append(parts, "until60d")
+				case 3:
+					f.Since, f.Until = day60, day60.Add(24*time.Hour)
+					parts = append(parts, "day60d")
+				}
+				if before {
+					f.Before = int64(rows / 2)
+					parts = append(parts, "before")
+				}
+				name := strings.Join(parts, "+")
+				if name == "" {
+					name = "none"
+				}
+				out = append(out, query{name: name, filter: f})
+			}
+		}
+	}
+	return out
 }
 
 // toQuery renders a filter as GET /v1/audit parameters.
@@ -403,6 +458,9 @@ func BenchmarkAuditQuery(b *testing.B) {
 	rows := envInt("MCR_AUDIT_BENCH_ROWS", 10_000_000)
 	path, end := benchDB(b, rows)
 	qs := queries(rows, end)
+	for _, c := range combos(rows, end) {
+		qs = append(qs, query{name: "combo/" + c.name, filter: c.filter})
+	}
 
 	st, err := store.Open(path)
 	if err != nil {

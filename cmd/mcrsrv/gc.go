@@ -16,6 +16,7 @@ import (
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/gc"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
+	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -100,6 +101,7 @@ func newServerGC(cfg *config.Config, st *store.Store, capt *captured, audit func
 		return nil, fmt.Errorf("gc: %w", err)
 	}
 	gate := gc.NewGate(cfg.GC.MaxWait, cfg.GC.Grace)
+	metrics.RegisterGate(gate.Closed, gate.InFlight)
 	e := newEngine(cfg, st, gate)
 	e.Driver = driver
 	e.AfterRemove = descriptorCache.Reset

@@ -73,12 +73,12 @@ func main() {
 	flag.BoolVar(&o.Smoke, "smoke", false, "tiny sizes, one round: proves the harness works (~30-60 s)")
 	flag.IntVar(&o.Rounds, "rounds", 0, "rounds of each scenario (default 3, smoke 1)")
 	flag.IntVar(&o.BlobMiB, "blob-mib", 0, "size of the large blob in MiB (default 512, smoke 16)")
-	flag.IntVar(&o.BlobRounds, "blob-rounds", 0, "rounds of scenario 1, which is short and noisy (default 5, smoke 1)")
+	flag.IntVar(&o.BlobRounds, "blob-rounds", 0, "rounds of scenario 1 (default 3, smoke 1)")
 	flag.IntVar(&o.BlobPulls, "blob-pulls", 0, "pulls of the large blob per round, timed together (default 3, smoke 1): one pull takes about half a second")
-	flag.IntVar(&o.Images, "images", 0, "small images per round (default 500, smoke 20)")
+	flag.IntVar(&o.Images, "images", 0, "small images per round (default 300, smoke 20)")
 	flag.IntVar(&o.ImageClients, "image-clients", 8, "concurrent clients for the small images")
 	flag.IntVar(&o.ManifestClients, "manifest-clients", 16, "concurrent clients for manifest GET/HEAD")
-	flag.Float64Var(&o.ManifestSecs, "manifest-secs", 0, "seconds of manifest GET and of HEAD per run (default 10, smoke 2)")
+	flag.Float64Var(&o.ManifestSecs, "manifest-secs", 0, "seconds of manifest GET and of HEAD per run (default 5, smoke 2)")
 	flag.IntVar(&o.TokenClients, "token-clients", 8, "concurrent clients for the token issue rate")
 	flag.Float64Var(&o.TokenSecs, "token-secs", 0, "seconds of each token run (default 3, smoke 1)")
 	flag.IntVar(&o.Rules, "rules", 100, "policy rules created in MCR")
@@ -92,7 +92,7 @@ func main() {
 	flag.StringVar(&o.Styles, "styles", "put,patch,chunked", "push styles of scenario 1: put (POST + one PUT with the body), patch (POST + one PATCH + PUT), chunked (PATCHes of --chunk-mib)")
 	flag.IntVar(&o.ChunkMiB, "chunk-mib", 5, "PATCH size of the chunked push style in MiB")
 	flag.IntVar(&o.ArtClients, "artifact-clients", 64, "concurrent clients of scenario 6 (tiny artifacts)")
-	flag.IntVar(&o.Artifacts, "artifacts", 0, "artifacts pushed per run of scenario 6 (default 1024, smoke 128)")
+	flag.IntVar(&o.Artifacts, "artifacts", 0, "artifacts pushed per run of scenario 6 (default 512, smoke 128)")
 	flag.StringVar(&o.AltEnv, "alt-env", "", "comma-separated KEY=VALUE settings for the second MCR variant instead of the other storage driver (A/B of one setting, e.g. MCR_STORAGE_DIRECT_IO=false)")
 	flag.StringVar(&o.MCREnv, "mcr-env", "", "comma-separated KEY=VALUE settings for both MCR variants (e.g. MCR_SERVER_METRICS_ADDR=127.0.0.1:9100,MCR_SERVER_PPROF=true to profile)")
 	flag.StringVar(&o.Perf, "perf", "", "directory for `perf record` profiles of every scenario-1 push (needs perf)")
@@ -113,10 +113,10 @@ func main() {
 	}
 	def(&o.Rounds, 3, 1)
 	def(&o.BlobMiB, 512, 16)
-	def(&o.BlobRounds, 5, 1)
+	def(&o.BlobRounds, 3, 1)
 	def(&o.BlobPulls, 3, 1)
-	def(&o.Images, 500, 20)
-	def(&o.Artifacts, 1024, 128)
+	def(&o.Images, 300, 20)
+	def(&o.Artifacts, 512, 128)
 	if o.Only != "" {
 		o.only = map[string]bool{}
 		for _, n := range strings.Split(o.Only, ",") {
@@ -136,7 +136,7 @@ func main() {
 		o.styles = append(o.styles, st)
 	}
 	if o.ManifestSecs == 0 {
-		o.ManifestSecs = map[bool]float64{false: 10, true: 2}[o.Smoke]
+		o.ManifestSecs = map[bool]float64{false: 5, true: 2}[o.Smoke]
 	}
 	if o.TokenSecs == 0 {
 		o.TokenSecs = map[bool]float64{false: 3, true: 1}[o.Smoke]
@@ -539,6 +539,7 @@ func run(ctx context.Context, o *options) (*results, error) {
 		res.define(k+"_cpu", "1. "+st.String()+" server CPU/GB", "s", false)
 		res.define(k+"_user", "1. "+st.String()+" server user CPU/GB", "s", false)
 		res.define(k+"_sys", "1. "+st.String()+" server sys CPU/GB", "s", false)
+		res.define(k+"_client", "1. "+st.String()+" client CPU/GB", "s", false)
 	}
 	res.define("blob_pull", "1. pull "+mib+" MiB blob", "MB/s", true)
 	res.define("blob_pull_cpu", "1. pull server CPU per GB", "s", false)
@@ -605,13 +606,14 @@ func run(ctx context.Context, o *options) (*results, error) {
 				}
 				gb := float64(size) / 1e9
 				cpu := r.PushUser + r.PushSys
-				line := fmt.Sprintf("1. round %d %-7s %-18s push %7.1f MB/s  server CPU %.2f s/GB (user %.2f, sys %.2f)",
-					round+1, st, t.Name, r.Push, cpu.Seconds()/gb, r.PushUser.Seconds()/gb, r.PushSys.Seconds()/gb)
+				line := fmt.Sprintf("1. round %d %-7s %-18s push %7.1f MB/s  server CPU %.2f s/GB (user %.2f, sys %.2f), client %.2f s/GB",
+					round+1, st, t.Name, r.Push, cpu.Seconds()/gb, r.PushUser.Seconds()/gb, r.PushSys.Seconds()/gb, r.ClientCPU.Seconds()/gb)
 				k := "blob_push_" + st.String()
 				res.add(k, t.Name, r.Push)
 				res.add(k+"_cpu", t.Name, cpu.Seconds()/gb)
 				res.add(k+"_user", t.Name, r.PushUser.Seconds()/gb)
 				res.add(k+"_sys", t.Name, r.PushSys.Seconds()/gb)
+				res.add(k+"_client", t.Name, r.ClientCPU.Seconds()/gb)
 				if pulls > 0 {
 					line += fmt.Sprintf("  pull %7.1f MB/s (%.2f s/GB)", r.Pull, r.PullCPU.Seconds()/gb)
 					res.add("blob_pull", t.Name, r.Pull)

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -212,6 +213,7 @@ type blobRun struct {
 	Push, Pull         float64       // MB/s
 	PushUser, PushSys  time.Duration // server CPU during the push
 	PullCPU            time.Duration // server CPU per pull
+	ClientCPU          time.Duration // this process's CPU during the push (generator, TLS, TCP)
 	PushWall           time.Duration
 	PerfData, PerfNote string
 }
@@ -238,10 +240,12 @@ func runBigBlob(ctx context.Context, t *target, b *bigBlob, repo string, style p
 		}
 	}
 	u0, s0 := t.srv.cpuSplit()
+	cl0 := selfCPU()
 	start := time.Now()
 	err = s.pushBlobStyle(style, repo, b.digest, newPatternReader(b.seed, b.size), b.size, chunk)
 	r.PushWall = time.Since(start)
 	u1, s1 := t.srv.cpuSplit()
+	r.ClientCPU = selfCPU() - cl0
 	if rec != nil {
 		r.PerfData, r.PerfNote = perfOut, rec.stop()
 	}
@@ -278,6 +282,15 @@ func runBigBlob(ctx context.Context, t *target, b *bigBlob, repo string, style p
 		return r, fmt.Errorf("%s: pulled blob does not match its digest", t.Name)
 	}
 	return r, nil
+}
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // ---- scenario 2: many small images -------------------------------------
