@@ -333,6 +333,11 @@ func (m *Provider) validate(ctx context.Context, token string) (mciasResult, err
 		return res, res.err()
 	}
 	ch := m.flights.DoChan(hex.EncodeToString(key[:]), func() (any, error) {
+		// A flight that finished between the lookup above and this one
+		// has cached its answer: use it rather than ask again.
+		if res, ok := m.cache.Get(key, m.now()); ok {
+			return res, res.err()
+		}
 		m.mu.Lock()
 		epoch := m.logouts
 		m.mu.Unlock()
