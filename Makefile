@@ -28,9 +28,10 @@ fuzz:
 	.ci/fuzz
 
 # golangci-lint v2 with .golangci.yaml (the plan's linter set, gofmt and
-# goimports included); .ci/run installs the pinned version.
+# goimports included); .ci/run installs the pinned version. Parallel runs
+# (several work trees on one machine) share the cache safely.
 lint:
-	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
 
 # gRPC API (proto/mcr/v1 -> gen/mcr/v1). Tools at the versions CI pins
 # (`make proto-tools` installs them with go install).

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,6 +111,68 @@ func TestAuditUnrecordedChangeFails(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d blob_uploaded rows for the retried blob, want 1:\n%s", n, audDump(uploads))
+	}
+}
+
+// TestAuditLockedDatabaseDoesNotHoldSIGTERM: with the database locked by
+// another connection for good, a push in flight answers 503 within the
+// commit timeout (plus one busy wait) and SIGTERM stops the server
+// cleanly; before, the commit was retried forever and held both.
+func TestAuditLockedDatabaseDoesNotHoldSIGTERM(t *testing.T) {
+	t.Parallel()
+	metricsAddr := mcrtest.FreeAddr(t)
+	srv := mcrtest.Start(t, mcrtest.WithConfig("audit.commit_timeout", `"1s"`),
+		mcrtest.WithConfig("server.metrics_addr", `"`+metricsAddr+`"`))
+	const repo = "durable/term"
+	tok := srv.Token(t, "admin", mcrtest.AdminPassword, "repository:"+repo+":pull,push")
+	raw := audRawRepo(t, srv, repo, tok)
+	client := srv.Client()
+
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(srv.Dir, "mcr.db")+"?_txlock=immediate&_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatalf("take the write lock: %v", err)
+	}
+	defer func() { _ = tx.Rollback() }() // held until the end on purpose
+	if _, err := tx.Exec(`UPDATE audit_log SET ip = ip WHERE id = 0`); err != nil {
+		t.Fatal(err)
+	}
+
+	pushed := make(chan int, 1)
+	go func() {
+		resp, err := client.Do(raw.putRequest("v1", 0))
+		if err != nil {
+			pushed <- 0
+			return
+		}
+		_ = resp.Body.Close()
+		pushed <- resp.StatusCode
+	}()
+	gcWaitGauge(t, metricsAddr, "mcr_audit_queue_depth", 1) // the push waits for its commit
+	start := time.Now()
+	if err := srv.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	const bound = 1*time.Second + 5*time.Second + 10*time.Second // commit timeout, one busy wait, slack
+	select {
+	case <-srv.Done():
+	case <-time.After(bound):
+		t.Fatalf("mcrsrv still running %v after SIGTERM with the database locked", bound)
+	}
+	t.Logf("SIGTERM to exit with the database locked: %v", time.Since(start).Round(time.Millisecond))
+	if err := srv.ExitErr(); err != nil {
+		t.Errorf("exit: %v", err)
+	}
+	if code := <-pushed; code != http.StatusServiceUnavailable {
+		t.Errorf("the push in flight answered %d, want 503 (its event was never committed)", code)
 	}
 }
 

@@ -46,6 +46,80 @@ func TestCluster(t *testing.T) {
 	t.Run("chunks-on-different-replicas", func(t *testing.T) { clusterChunkedUploads(t, c) })
 	t.Run("push-via-balancer-pull-each-replica", func(t *testing.T) { clusterPushPull(t, c) })
 	t.Run("rule-change-applies-everywhere", func(t *testing.T) { clusterPolicy(t, c) })
+	t.Run("account-change-applies-everywhere", func(t *testing.T) { clusterAccountChanges(t, c) })
+	t.Run("kill-9-mid-upload", func(t *testing.T) { clusterKillMidUpload(t, c) }) // last: a replica is gone after it
+}
+
+// clusterKillMidUpload: a replica is killed (SIGKILL) while a chunk of an
+// upload is streaming into it; the client asks the balancer where the
+// upload stands, resumes from there and completes it on the survivors.
+func clusterKillMidUpload(t *testing.T, c *mcrtest.Cluster) {
+	victim := c.Replicas[len(c.Replicas)-1]
+	tok := c.LB.Token(t, "admin", mcrtest.AdminPassword, "repository:kill/app:pull,push")
+	content := make([]byte, 3<<20)
+	_, _ = rand.Read(content)
+	first := 1 << 20
+	resp := c.LB.Do(t, http.MethodPost, "/v2/kill/app/blobs/uploads/", tok, nil)
+	expectStatus(t, resp, http.StatusAccepted)
+	loc := uploadURL(t, c.LB, resp.Header.Get("Location"))
+	resp = c.LB.Do(t, http.MethodPatch, loc.RequestURI(), tok, content[:first], "Content-Type", "application/octet-stream")
+	expectStatus(t, resp, http.StatusAccepted)
+	loc = uploadURL(t, c.LB, resp.Header.Get("Location"))
+
+	// The second chunk goes to the victim and is cut off by its death.
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPatch, victim.URL+loc.RequestURI(), pr)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := victim.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		errc <- err
+	}()
+	if _, err := pw.Write(content[first : first+512<<10]); err != nil {
+		t.Fatal(err)
+	}
+	victim.Kill()
+	_ = pw.CloseWithError(io.ErrUnexpectedEOF)
+	t.Logf("PATCH cut off by the kill: %v", <-errc)
+
+	// Retry: where does the upload stand? (any replica, through the LB)
+	var offset int64
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp = c.LB.Do(t, http.MethodGet, loc.RequestURI(), tok, nil)
+		readAll(t, resp)
+		if resp.StatusCode == http.StatusNoContent {
+			offset = parseRange(t, resp.Header.Get("Range"))
+			loc = uploadURL(t, c.LB, resp.Header.Get("Location"))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("upload status after the kill: %d", resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond) // the balancer is still taking the dead replica out
+	}
+	if offset < int64(first) || offset > int64(len(content)) {
+		t.Fatalf("upload offset after the kill: %d (first chunk was %d bytes)", offset, first)
+	}
+	resp = c.LB.Do(t, http.MethodPatch, loc.RequestURI(), tok, content[offset:], "Content-Type", "application/octet-stream",
+		"Content-Range", fmt.Sprintf("%d-%d", offset, len(content)-1))
+	expectStatus(t, resp, http.StatusAccepted)
+	loc = uploadURL(t, c.LB, resp.Header.Get("Location"))
+	d := digest.FromBytes(content).String()
+	q := loc.Query()
+	q.Set("digest", d)
+	loc.RawQuery = q.Encode()
+	expectStatus(t, c.LB.Do(t, http.MethodPut, loc.RequestURI(), tok, nil), http.StatusCreated)
+	resp = c.LB.Do(t, http.MethodGet, "/v2/kill/app/blobs/"+d, tok, nil)
+	if body := expectStatus(t, resp, http.StatusOK); digest.FromBytes(body).String() != d {
+		t.Fatalf("blob after the resumed upload: %d bytes, wrong digest", len(body))
+	}
+	t.Logf("upload resumed at byte %d of %d after the replica was killed, completed through the survivors", offset, len(content))
 }
 
 // clusterChunkedUploads: 200 chunked uploads, each chunk sent to the next
@@ -431,4 +505,36 @@ func clusterGCCollectorDies(t *testing.T, c *mcrtest.Cluster) {
 	if run.Error != "" {
 		t.Fatalf("collection after the crash: %+v", run)
 	}
+}
+
+// clusterAccountChanges: an account's tokens are refused on the very next
+// request to every replica after `mcrsrv user passwd` (an operator command,
+// not a member) and after an admin revocation through one replica.
+func clusterAccountChanges(t *testing.T, c *mcrtest.Cluster) {
+	c.Replicas[0].AddUser(t, "erin", "erin-password-1", "user", "human")
+	want := func(what, tok string, status int) {
+		t.Helper()
+		for i, srv := range c.Replicas {
+			resp := srv.Do(t, http.MethodGet, "/v2/", tok, nil)
+			_ = readAll(t, resp)
+			if resp.StatusCode != status {
+				t.Fatalf("%s: replica %d answered %d, want %d", what, i, resp.StatusCode, status)
+			}
+		}
+	}
+	tok := c.LB.Token(t, "erin", "erin-password-1")
+	want("before", tok, http.StatusOK) // now remembered by every replica
+	if out, err := c.Replicas[0].Run(t, "erin-password-2\n", "user", "passwd", "--config", c.Replicas[0].ConfigPath, "--username", "erin"); err != nil {
+		t.Fatalf("mcrsrv user passwd: %v\n%s", err, out)
+	}
+	want("after mcrsrv user passwd", tok, http.StatusUnauthorized)
+
+	tok = c.LB.Token(t, "erin", "erin-password-2")
+	want("new password", tok, http.StatusOK)
+	admin := c.Replicas[1].Login(t, "admin", mcrtest.AdminPassword)
+	resp := c.Replicas[1].Do(t, http.MethodPost, "/v1/accounts/erin/revoke", admin, nil)
+	if b := readAll(t, resp); resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d %s", resp.StatusCode, b)
+	}
+	want("after an admin revocation through replica 1", tok, http.StatusUnauthorized)
 }

@@ -8,6 +8,7 @@ import (
 	"git.wntrmute.dev/kyle/mcr/cluster"
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
+	"git.wntrmute.dev/kyle/mcr/revocation"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -47,6 +48,27 @@ func clusterPolicy(node *cluster.Node, engine *policyplugin.Engine) func() error
 		}
 		if err := node.Broadcast(context.Background(), topicPolicy, ""); err != nil {
 			return fmt.Errorf("policy saved, but not every replica has reloaded it yet: %w", err)
+		}
+		return nil
+	}
+}
+
+// topicAccounts is the replicas' broadcast of an account change (tokens
+// revoked): re-read the account generations.
+const topicAccounts = "accounts"
+
+// clusterAccounts registers the generation re-read on node and returns
+// what the server calls after it revoked an account's tokens: forget here,
+// then have every other replica forget before the change is acknowledged.
+func clusterAccounts(node *cluster.Node, revs *revocation.Cache) func(ctx context.Context) error {
+	if node == nil {
+		return func(context.Context) error { revs.Invalidate(); return nil }
+	}
+	node.Handle(topicAccounts, func(context.Context, string) error { revs.Invalidate(); return nil })
+	return func(ctx context.Context) error {
+		revs.Invalidate()
+		if err := node.Broadcast(ctx, topicAccounts, ""); err != nil {
+			return fmt.Errorf("tokens revoked, but not every replica has applied it yet: %w", err)
 		}
 		return nil
 	}

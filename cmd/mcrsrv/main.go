@@ -22,7 +22,7 @@ func main() {
 		Short:   "MCR container registry server",
 		Version: version,
 	}
-	root.AddCommand(initCmd(), userCmd(), serverCmd(), reindexCmd(), versionCmd(), gcCmd(), snapshotCmd())
+	root.AddCommand(initCmd(), userCmd(), serverCmd(), reindexCmd(), versionCmd(), gcCmd(), snapshotCmd(), migrateDBCmd())
 	os.Exit(cli.Run(root, os.Stderr))
 }
 

@@ -89,7 +89,8 @@ func (a auditRecorder) refreshReused(r *http.Request, c *token.Claims) {
 type accounts struct {
 	signIn *authplugin.SignIn
 	st     *store.Store
-	revs   *revocation.Cache
+	// changed makes every replica re-read the generations.
+	changed func(ctx context.Context) error
 }
 
 func (a accounts) Unlock(username string) bool { return a.signIn.Unlock(username) }
@@ -98,8 +99,7 @@ func (a accounts) RevokeTokens(ctx context.Context, subject string) error {
 	if err := a.st.RevokeSubject(ctx, subject); err != nil {
 		return err
 	}
-	a.revs.Invalidate()
-	return nil
+	return a.changed(ctx)
 }
 
 // openProvider builds the configured identity provider.
@@ -297,6 +297,7 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 	}
 	defer gcs.Close()
 	reload := clusterPolicy(node, engine)
+	accountsChanged := clusterAccounts(node, revs)
 	if node != nil {
 		node.Run()
 		defer node.Close()
@@ -306,7 +307,7 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 		Recorder: rec, OnLockout: rec.lockedOut}
 	svc := adminsvc.New(adminsvc.Options{
 		Store: st, Authn: authn, Policy: engine, Recorder: rec,
-		SignIn: signIn, Accounts: accounts{signIn: signIn, st: st, revs: revs},
+		SignIn: signIn, Accounts: accounts{signIn: signIn, st: st, changed: accountsChanged},
 		Reload:     reload,
 		Audit:      func(ctx context.Context, ev store.AuditEvent) error { return sink.RecordContext(ctx, ev) },
 		AuditCheck: sink.Healthy,

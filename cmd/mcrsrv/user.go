@@ -128,7 +128,7 @@ func userCmd() *cobra.Command {
 				return err
 			}
 			fmt.Printf("deleted %s\n", delName)
-			return nil
+			return announceAccounts(st)
 		},
 	}
 	del.Flags().StringVar(&delName, "username", "", "account name")

@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity/local"
+	"git.wntrmute.dev/kyle/mcr/cluster"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
@@ -23,6 +25,15 @@ func readPasswordLine(r io.Reader) (string, error) {
 		return "", fmt.Errorf("reading password from stdin: %w", err)
 	}
 	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// announceAccounts tells running replicas sharing a PostgreSQL database
+// that an account changed and waits until each has re-read the account
+// generations (on SQLite the marker file next to the database does it).
+func announceAccounts(st *store.Store) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return cluster.Announce(ctx, st, topicAccounts, "")
 }
 
 // userChangeCmds are the commands that change an existing account. Each
@@ -46,7 +57,7 @@ func userChangeCmds(cfgPath *string) []*cobra.Command {
 					return err
 				}
 				fmt.Println(msg)
-				return nil
+				return announceAccounts(st)
 			},
 		}
 		c.Flags().StringVar(&name, "username", "", "account name")
