@@ -93,6 +93,16 @@ type Database struct {
 	// CheckInterval is how often the server re-runs quick_check for
 	// /v1/health?detail=1 (0 turns the periodic check off).
 	CheckInterval time.Duration `mapstructure:"check_interval"`
+	// Reserve is the size of <path>.reserve, a file start-up deletes when
+	// the database's filesystem is too full for SQLite to open it ("16MiB";
+	// "0" turns it off). SQLite only.
+	Reserve string `mapstructure:"reserve"`
+}
+
+// ReserveBytes is database.reserve in bytes (Validate checks it parses).
+func (d Database) ReserveBytes() int64 {
+	n, _ := ParseBytes(d.Reserve)
+	return n
 }
 
 // Database drivers MCR knows.
@@ -324,6 +334,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("storage.min_free", "64MiB")
 	v.SetDefault("database.check_timeout", "30s")
 	v.SetDefault("database.check_interval", "1h")
+	v.SetDefault("database.reserve", "16MiB")
 	v.SetDefault("storage.s3_region", "us-east-1")
 	v.SetDefault("storage.s3_chunk_size", 10<<20)
 	v.SetDefault("storage.s3_path_style", false)
@@ -541,6 +552,9 @@ func (c *Config) Validate() error {
 	pos("database.check_timeout", c.Database.CheckTimeout)
 	if c.Database.CheckInterval < 0 {
 		errs = append(errs, fmt.Errorf("config: database.check_interval must not be negative"))
+	}
+	if _, err := ParseBytes(c.Database.Reserve); err != nil {
+		errs = append(errs, fmt.Errorf("config: database.reserve: %w", err))
 	}
 	if _, err := ParseBytes(c.Storage.MinFree); err != nil {
 		errs = append(errs, fmt.Errorf("config: storage.min_free: %w", err))

@@ -105,6 +105,19 @@ func change(i int) Event {
 	return Event{Audit: store.AuditEvent{Type: ManifestPushed, Repository: fmt.Sprintf("team/app%d", i)}}
 }
 
+// blockCommitter locks the database and writes one event, and returns once
+// the committer holds that event in a commit waiting on the lock; events
+// written after it queue for the next batch. The returned channel has the
+// first write's verdict.
+func blockCommitter(t *testing.T, s *Sink, path string) (unlock func(), first <-chan error) {
+	t.Helper()
+	unlock = lockDB(t, path)
+	errc := make(chan error, 1)
+	go func() { errc <- s.Write(change(-1)) }()
+	waitFor(t, "the committer to take the first event", func() bool { return s.Depth() == 1 && len(s.in) == 0 })
+	return unlock, errc
+}
+
 func closeSink(t *testing.T, s *Sink) {
 	t.Helper()
 	if err := s.Close(); err != nil {
@@ -120,34 +133,32 @@ func TestSinkGroupCommit(t *testing.T) {
 	s := NewSink(st, Options{OnCommit: c.observe, CommitTimeout: time.Minute})
 	defer closeSink(t, s)
 
-	unlock := lockDB(t, path) // the first commit waits on the lock
-	const writers = 20
+	unlock, first := blockCommitter(t, s, path) // the first commit waits on the lock
+	const writers = 19
 	errs := make(chan error, writers)
 	for i := range writers {
 		go func() { errs <- s.Write(change(i)) }()
 	}
-	waitFor(t, "all events queued or committing", func() bool { return s.Depth() == writers })
+	waitFor(t, "all events queued", func() bool { return len(s.in) == writers })
 	if got := c.get(); len(got) != 0 {
 		t.Fatalf("committed %v while the database was locked", got)
 	}
 	unlock()
+	if err := <-first; err != nil {
+		t.Fatalf("first Write: %v", err)
+	}
 	for range writers {
 		if err := <-errs; err != nil {
 			t.Fatalf("Write: %v", err)
 		}
 	}
-	sizes := c.get()
-	total := 0
-	for _, n := range sizes {
-		total += n
+	// Everything that arrived while the first commit waited commits in
+	// one transaction.
+	if sizes := c.get(); len(sizes) != 2 || sizes[0] != 1 || sizes[1] != writers {
+		t.Errorf("batches %v, want [1 %d]", sizes, writers)
 	}
-	// The first batch is what was queued when the committer woke; all the
-	// rest arrived while it waited and commit together.
-	if total != writers || len(sizes) != 2 {
-		t.Errorf("batches %v, want two adding up to %d", sizes, writers)
-	}
-	if n := countRows(t, st, ManifestPushed); n != writers {
-		t.Errorf("%d rows, want %d", n, writers)
+	if n := countRows(t, st, ManifestPushed); n != writers+1 {
+		t.Errorf("%d rows, want %d", n, writers+1)
 	}
 	if err := s.Healthy(); err != nil {
 		t.Errorf("Healthy after commits: %v", err)
@@ -160,8 +171,8 @@ func TestSinkMaxBatch(t *testing.T) {
 	var c commits
 	s := NewSink(st, Options{OnCommit: c.observe, MaxBatch: 4, CommitTimeout: time.Minute})
 	defer closeSink(t, s)
-	unlock := lockDB(t, path)
-	const writers = 13
+	unlock, first := blockCommitter(t, s, path)
+	const writers = 12
 	var wg sync.WaitGroup
 	var failed atomic.Int32
 	for i := range writers {
@@ -171,9 +182,12 @@ func TestSinkMaxBatch(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "all events queued", func() bool { return s.Depth() == writers })
+	waitFor(t, "all events queued", func() bool { return len(s.in) == writers })
 	unlock()
 	wg.Wait()
+	if err := <-first; err != nil {
+		failed.Add(1)
+	}
 	if failed.Load() != 0 {
 		t.Fatalf("%d writes failed", failed.Load())
 	}
@@ -184,8 +198,8 @@ func TestSinkMaxBatch(t *testing.T) {
 		}
 		total += n
 	}
-	if total != writers {
-		t.Errorf("committed %d events, want %d", total, writers)
+	if sizes := c.get(); total != writers+1 || len(sizes) != 4 {
+		t.Errorf("batches %v, want [1 4 4 4]", sizes)
 	}
 }
 
@@ -199,7 +213,7 @@ func TestSinkBadEventFailsAlone(t *testing.T) {
 		OnFailure: func(n int) { failures.Add(int64(n)) }})
 	defer closeSink(t, s)
 
-	unlock := lockDB(t, path) // so that all the events below share a batch
+	unlock, first := blockCommitter(t, s, path) // the events below share the next batch
 	// Details that cannot be encoded make the transaction fail.
 	bad := Event{Audit: store.AuditEvent{Type: "bad_event", Details: map[string]any{"x": make(chan int)}}}
 	const good = 10
@@ -209,8 +223,11 @@ func TestSinkBadEventFailsAlone(t *testing.T) {
 	for i := range good {
 		go func() { errs <- s.Write(change(i)) }()
 	}
-	waitFor(t, "all events queued", func() bool { return s.Depth() == good+1 })
+	waitFor(t, "all events queued", func() bool { return len(s.in) == good+1 })
 	unlock()
+	if err := <-first; err != nil {
+		t.Errorf("first Write: %v", err)
+	}
 	if err := <-badErr; err == nil {
 		t.Error("the bad event was reported committed")
 	}
@@ -219,8 +236,11 @@ func TestSinkBadEventFailsAlone(t *testing.T) {
 			t.Errorf("a good event of the batch failed: %v", err)
 		}
 	}
-	if n := countRows(t, st, ManifestPushed); n != good {
-		t.Errorf("%d good rows, want %d", n, good)
+	if n := countRows(t, st, ManifestPushed); n != good+1 {
+		t.Errorf("%d good rows, want %d", n, good+1)
+	}
+	if sizes := c.get(); len(sizes) != 2 || sizes[1] != good+1 {
+		t.Errorf("batches %v, want [1 %d]: the bad event shared a batch with the others", sizes, good+1)
 	}
 	if n := countRows(t, st, "bad_event"); n != 0 {
 		t.Errorf("%d bad rows, want 0", n)

@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -353,18 +355,35 @@ func clusterGCTorture(t *testing.T, c *mcrtest.Cluster) {
 	}
 	var runs int
 	var gcErrs []error
+	type window struct{ from, to time.Time }
+	var windows []window
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for time.Now().Before(stop) {
-			if _, err := gcRunE(c.Replicas[0], admin); err != nil {
+			from := time.Now()
+			_, err := gcRunE(c.Replicas[0], admin)
+			mu.Lock()
+			windows = append(windows, window{from, time.Now()})
+			mu.Unlock()
+			if err != nil {
 				gcErrs = append(gcErrs, err)
 			}
 			runs++
+			// A run is recorded complete a moment before the runner is
+			// free (it audits, then releases the lease): wait for that.
+			if err := gcIdleE(c.Replicas[0], admin); err != nil {
+				gcErrs = append(gcErrs, err)
+			}
 		}
 	}()
 	var pulls atomic.Int64
 	var pullErrs []error
+	type sample struct {
+		from time.Time
+		took time.Duration
+	}
+	var samples []sample
 	lbTr := &gcCountingTransport{inner: c.LB.Transport()}
 	wg.Add(1)
 	go func() {
@@ -381,11 +400,15 @@ func clusterGCTorture(t *testing.T, c *mcrtest.Cluster) {
 				time.Sleep(20 * time.Millisecond)
 				continue
 			}
+			began := time.Now()
 			img, err := remote.Image(ref(t, c.LB, r), remoteOpts(t, c.LB, regAuth, lbTr, noRetry...)...)
 			if err == nil {
 				err = gcVerify(img)
 			}
 			pulls.Add(1)
+			mu.Lock()
+			samples = append(samples, sample{began, time.Since(began)})
+			mu.Unlock()
 			if err != nil {
 				mu.Lock()
 				pullErrs = append(pullErrs, fmt.Errorf("pull %s: %w", r, err))
@@ -408,6 +431,24 @@ func clusterGCTorture(t *testing.T, c *mcrtest.Cluster) {
 	for _, srv := range c.Replicas {
 		gcPullAllAs(t, srv, regAuth, pushed)
 	}
+	var during, outside time.Duration
+	var nDuring int
+	for _, sm := range samples {
+		in := false
+		for _, w := range windows {
+			if sm.from.Before(w.to) && sm.from.Add(sm.took).After(w.from) {
+				in = true
+				break
+			}
+		}
+		if in {
+			during, nDuring = max(during, sm.took), nDuring+1
+		} else {
+			outside = max(outside, sm.took)
+		}
+	}
+	t.Logf("longest pull (manifest, config and every layer through the balancer): %s overlapping a GC run (%d pulls), %s otherwise",
+		during.Round(time.Millisecond), nDuring, outside.Round(time.Millisecond))
 	t.Logf("GC torture on 3 replicas: %d images pushed (%d failed), %d pulls (%d failed), %d GC runs on one replica, %d 503s",
 		len(pushed), len(pushErrs), pulls.Load(), len(pullErrs), runs, unavailable.Load())
 }
@@ -455,6 +496,29 @@ func clusterGCTwoAtOnce(t *testing.T, c *mcrtest.Cluster) {
 	t.Fatal("never saw two simultaneous requests overlap")
 }
 
+// gcIdleE polls /v1/gc/status until no collection runs (for goroutines).
+func gcIdleE(srv *mcrtest.Server, token string) error {
+	c := srv.Client()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/gc/status", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		var st gcStatusJSON
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if !st.Running {
+			return nil
+		}
+	}
+	return errors.New("collection still running after 60s")
+}
+
 func waitNoGC(t *testing.T, srv *mcrtest.Server, token string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -471,39 +535,58 @@ func waitNoGC(t *testing.T, srv *mcrtest.Server, token string) {
 	t.Fatal("collection still running after 60s")
 }
 
-// clusterGCCollectorDies: a replica that dies mid-collection (after the
-// metadata phase, holding the lease, every gate closed) leaves the others
-// taking writes again once its lease expires, and another replica then
-// collects.
+// clusterGCCollectorDies: a replica killed with SIGKILL mid-collection
+// (after the metadata phase, holding the lease, every gate closed): a push
+// through the others waits while it hangs, completes once its lease has
+// expired, and another replica then collects.
 func clusterGCCollectorDies(t *testing.T, c *mcrtest.Cluster) {
-	doomed := c.AddReplica(t, mcrtest.WithEnv("MCR_TEST_GC_CRASH_AFTER=metadata"))
+	doomed := c.AddReplica(t, mcrtest.WithEnv("MCR_TEST_GC_HANG_AFTER=metadata"))
 	admin := doomed.Login(t, "admin", mcrtest.AdminPassword)
-	var st gcStatusJSON
-	if code := gcAPI(t, doomed, http.MethodPost, "/v1/gc", admin, nil, nil); code != http.StatusAccepted {
-		t.Fatalf("start gc on the doomed replica: %d", code)
-	}
-	select {
-	case <-doomed.Done():
-	case <-time.After(60 * time.Second):
-		t.Fatal("the doomed replica did not crash")
-	}
-	// Status from a survivor says a collection is running (the lease)
-	// until it expires; then it is over and another replica collects.
-	gcAPI(t, c.Replicas[1], http.MethodGet, "/v1/gc/status", admin, nil, &st)
-	died := time.Now()
 	tok := c.LB.Token(t, "admin", mcrtest.AdminPassword, "repository:after/crash:pull,push")
 	img, err := random.Image(4096, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(ref(t, c.LB, "after/crash:v1"), img, remoteOpts(t, c.LB, authn.FromConfig(authn.AuthConfig{RegistryToken: tok}), nil)...); err != nil {
-		t.Fatalf("push after the collector died: %v", err)
+	if code := gcAPI(t, doomed, http.MethodPost, "/v1/gc", admin, nil, nil); code != http.StatusAccepted {
+		t.Fatalf("start gc on the doomed replica: %d", code)
 	}
-	t.Logf("push through the balancer completed %s after the collector died (status then said running=%v)", time.Since(died).Round(time.Millisecond), st.Running)
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(doomed.Output.String(), "collection hanging"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the doomed replica's collection never reached the hang")
+		}
+	}
+	// Status on a survivor reports the collection (the lease).
+	var st gcStatusJSON
+	if code := gcAPI(t, c.Replicas[1], http.MethodGet, "/v1/gc/status", admin, nil, &st); code != 200 || !st.Running {
+		t.Errorf("status on another replica while the doomed one collects: %d running=%v", code, st.Running)
+	}
+	pushed := make(chan error, 1)
+	go func() {
+		pushed <- remote.Write(ref(t, c.LB, "after/crash:v1"), img, remoteOpts(t, c.LB, authn.FromConfig(authn.AuthConfig{RegistryToken: tok}), nil)...)
+	}()
+	// The push is held at the closed gates (it cannot finish before the kill).
+	for range 10 {
+		select {
+		case err := <-pushed:
+			t.Fatalf("a push completed while every gate was closed: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	doomed.Kill()
+	died := time.Now()
+	select {
+	case err := <-pushed:
+		if err != nil {
+			t.Fatalf("push after the collector was killed: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("push still waiting 60 s after the collector was killed")
+	}
+	t.Logf("kill -9 of the collecting replica: the held push completed %s later (gc.lease_ttl 3s)", time.Since(died).Round(time.Millisecond))
 	waitNoGC(t, c.Replicas[1], admin)
 	run := gcRun(t, c.Replicas[2], admin, nil)
 	if run.Error != "" {
-		t.Fatalf("collection after the crash: %+v", run)
+		t.Fatalf("collection after the kill: %+v", run)
 	}
 }
 

@@ -336,3 +336,64 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("integrity_check: %q %v", res, err)
 	}
 }
+
+// TestDiskFullDatabaseReserve: the whole data directory, database
+// included, on one 48 MiB tmpfs filled to 100 %. SQLite cannot open a
+// database there; start-up deletes the database reserve (4 MiB here),
+// starts read-only (pulls work, pushes get 507), and repo delete + gc
+// --grace 0s through the server frees the space; the next start recreates
+// the reserve.
+func TestDiskFullDatabaseReserve(t *testing.T) {
+	small := mountTmpfs(t, 48<<20)
+	dir := filepath.Join(small, "srv")
+	initCmd := exec.Command(mcrtest.Binary(t, "mcrsrv"), "init", "--dir", dir, "--hostname", "localhost")
+	initCmd.Env = append(os.Environ(), "MCR_ADMIN_PASSWORD="+mcrtest.AdminPassword)
+	if out, err := initCmd.CombinedOutput(); err != nil {
+		t.Fatalf("mcrsrv init: %v\n%s", err, out)
+	}
+	srv := mcrtest.Start(t, mcrtest.WithDir(dir), mcrtest.WithConfig("database.reserve", `"4MiB"`),
+		mcrtest.WithConfig("storage.min_free", `"1MiB"`))
+	reserve := filepath.Join(dir, "mcr.db.reserve")
+	if fi, err := os.Stat(reserve); err != nil || fi.Size() != 4<<20 {
+		t.Fatalf("database reserve: %v %v", fi, err)
+	}
+	auth := adminAuth()
+	keep, gone := gcImage(t, nil, 2, 1<<20), gcImage(t, nil, 4, 2<<20)
+	for r, img := range map[string]v1.Image{"db/keep:v1": keep, "db/gone:v1": gone} {
+		if err := remote.Write(ref(t, srv, r), img, remoteOpts(t, srv, auth, nil)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+	fillTo(t, small, "filler", 0)
+	srv.Restart(t) // healthy only if the database opened
+	if !strings.Contains(srv.Output.String(), "released the database reserve") {
+		t.Fatalf("no reserve release in the log:\n%s", srv.Output.String())
+	}
+	if _, err := os.Stat(reserve); !os.IsNotExist(err) {
+		t.Fatalf("reserve still there: %v", err)
+	}
+	gcPullAll(t, srv, map[string]v1.Hash{"db/keep:v1": mustDigest(t, keep)})
+	expectStorageFull(t, remote.Write(ref(t, srv, "db/new:v1"), gcImage(t, nil, 1, 256<<10), remoteOpts(t, srv, auth, nil)...), small, "push with the disk full")
+	session := srv.Login(t, "admin", mcrtest.AdminPassword)
+	ctl := func(args ...string) ctlResult {
+		return ctlRun(t, "", []string{"MCR_TOKEN=" + session}, append(args, "--addr", srv.URL, "--ca-cert", srv.CACert)...)
+	}
+	ctl("repo", "delete", "--yes", "db/gone").want(t, 0, "repo delete")
+	ctl("gc", "--grace", "0s", "--wait").want(t, 0, "gc --grace 0s", "blobs removed:")
+	if err := remote.Write(ref(t, srv, "db/new:v1"), gcImage(t, nil, 1, 256<<10), remoteOpts(t, srv, auth, nil)...); err != nil {
+		t.Fatalf("push after gc: %v", err)
+	}
+	// Room again (the filler keeps most of it): the next start recreates
+	// the reserve only if it fits twice; make it fit.
+	if err := os.Remove(filepath.Join(small, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart(t)
+	if fi, err := os.Stat(reserve); err != nil || fi.Size() != 4<<20 {
+		t.Fatalf("database reserve not recreated: %v %v", fi, err)
+	}
+	gcPullAll(t, srv, map[string]v1.Hash{"db/keep:v1": mustDigest(t, keep)})
+}

@@ -31,6 +31,11 @@ const crashEnv = "MCR_TEST_GC_CRASH_AFTER"
 // passing while a collection runs.
 const holdEnv = "MCR_TEST_GC_HOLD_FILE"
 
+// hangEnv is a test hook: `MCR_TEST_GC_HANG_AFTER=metadata` makes the
+// collection stop for good after that phase, holding the gate (and, with
+// replicas, the cluster lease), so a test can kill -9 the process there.
+const hangEnv = "MCR_TEST_GC_HANG_AFTER"
+
 // lockDataDir takes the data-directory lock for the server.
 func lockDataDir(cfg *config.Config) (*gc.DirLock, error) {
 	l, err := gc.LockDataDir(cfg.DataDir())
@@ -78,6 +83,15 @@ func newEngine(cfg *config.Config, st *store.Store, gate *gc.Gate) *gc.Engine {
 					break
 				}
 				time.Sleep(20 * time.Millisecond)
+			}
+			return nil
+		}
+	}
+	if phase := os.Getenv(hangEnv); phase != "" {
+		e.AfterPhase = func(p string) error {
+			if p == phase {
+				fmt.Fprintf(os.Stderr, "mcrsrv: %s=%s: collection hanging after the %s phase\n", hangEnv, phase, p)
+				select {} // until killed
 			}
 			return nil
 		}

@@ -208,10 +208,25 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 	}
 	defer cli.Closing("the data-directory lock", dirLock.Unlock)
 	st, err := openStore(context.Background(), cfg)
+	var released int64 // the reserve deleted to start: pushes leave it to the database
+	if err != nil && isNoSpace(err) && cfg.Database.Driver != config.DatabasePostgres {
+		if n := releaseReserve(cfg); n > 0 {
+			released = n
+			slog.Error("database: the filesystem holding the database is full; released the database reserve to start (read-only until space is freed: mcrctl uploads purge, repo delete, gc --grace 0s)",
+				"component", "database", "released_bytes", n)
+			st, err = openStore(context.Background(), cfg)
+		}
+	}
 	if err != nil {
+		if isNoSpace(err) {
+			return fmt.Errorf("%w (the filesystem holding the database is full and no database reserve is left: free space on it, e.g. stale uploads under storage.layers_path, then start again)", err)
+		}
 		return err
 	}
 	defer cli.Closing("the database", st.Close)
+	if err := ensureReserve(cfg, func(dir string) (int64, error) { return storageguard.New(dir, 0).Free() }); err != nil {
+		slog.Warn("database: reserve", "component", "database", "err", err)
+	}
 	if err := checkDatabase(cfg, st, so.integrityCheck); err != nil {
 		return err
 	}
@@ -262,7 +277,10 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 	if cfg.Storage.Driver == config.StorageS3 {
 		guardPath = "" // object storage: no local filesystem to watch
 	}
-	guard := storageguard.New(guardPath, cfg.Storage.MinFreeBytes())
+	// After the database reserve was released, pushes are refused until
+	// the space it freed is free again on top of storage.min_free: it is
+	// the database's, not the next blob's.
+	guard := storageguard.New(guardPath, cfg.Storage.MinFreeBytes()+released)
 	if err := guard.Check(context.Background()); err != nil {
 		// Start anyway, read-only in effect: pulls work, writes get 507,
 		// health says degraded, and GC through this server frees space.

@@ -198,7 +198,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 		URL: "https://" + addr, CACert: filepath.Join(dir, "certs", "cert.pem"),
 		Output: &SafeBuffer{}, bin: Binary(t, "mcrsrv"),
 	}
-	base := []string{`server.listen_addr="` + addr + `"`, `server.grpc_addr="` + grpcAddr + `"`, `web.grpc_addr="` + grpcAddr + `"`}
+	// database.reserve off unless a test asks for it: 16 MiB written per
+	// server start adds up over the suite (TestDiskFullDatabaseReserve
+	// turns it on).
+	base := []string{`server.listen_addr="` + addr + `"`, `server.grpc_addr="` + grpcAddr + `"`, `web.grpc_addr="` + grpcAddr + `"`, `database.reserve="0"`}
 	_, port, _ := net.SplitHostPort(addr)
 	switch {
 	case o.hostname != "":
