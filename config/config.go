@@ -332,7 +332,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("storage.early_writeback", false)
 	v.SetDefault("storage.direct_io", false)
 	v.SetDefault("storage.min_free", "64MiB")
-	v.SetDefault("database.check_timeout", "30s")
+	v.SetDefault("database.check_timeout", "10s")
 	v.SetDefault("database.check_interval", "1h")
 	v.SetDefault("database.reserve", "16MiB")
 	v.SetDefault("storage.s3_region", "us-east-1")
