@@ -3,59 +3,55 @@ package authplugin
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
+	"strings"
 
+	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/distribution/distribution/v3/registry/auth"
 
-	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
-	"git.wntrmute.dev/kyle/mcr/metrics"
+	"git.wntrmute.dev/kyle/mcr/edge/exchange"
 	"git.wntrmute.dev/kyle/mcr/policyplugin"
 )
 
 // ControllerName is the name the access controller is registered under.
 const ControllerName = "mcr"
 
-// Option keys of the access controller. distribution passes the options
-// map through verbatim, so the server hands over live objects.
-const (
-	OptAuthenticator = "authenticator"
-	OptPolicy        = "policy"
-	OptService       = "service"
-	OptHostname      = "hostname"
-)
+// OptController is the option key under which the server hands distribution
+// the one Controller instance (distribution passes options verbatim), so
+// distribution's routes and MCR's own (referrers, catalog, manifest
+// pre-authorization) are judged by the same object.
+const OptController = "controller"
 
 func init() {
-	if err := auth.Register(ControllerName, auth.InitFunc(newController)); err != nil {
+	if err := auth.Register(ControllerName, auth.InitFunc(func(opts map[string]any) (auth.AccessController, error) {
+		c, ok := opts[OptController].(*Controller)
+		if !ok || c == nil {
+			return nil, errors.New("mcr access controller: option controller missing")
+		}
+		return c, nil
+	})); err != nil {
 		panic(err)
 	}
 }
 
-type controller struct {
-	authn    *Authenticator
+// Controller is the `mcr` access controller. It authenticates nothing: the
+// edge has verified the bearer and put the identity into the exchange; the
+// controller evaluates the policy (and a registry token's grants) for each
+// access record distribution asks about.
+type Controller struct {
 	policy   Policy
 	service  string
 	hostname string
 }
 
-func newController(opts map[string]any) (auth.AccessController, error) {
-	c := &controller{}
-	var ok bool
-	if c.authn, ok = opts[OptAuthenticator].(*Authenticator); !ok || c.authn == nil {
-		return nil, errors.New("mcr access controller: option authenticator missing")
-	}
-	if c.policy, ok = opts[OptPolicy].(Policy); !ok || c.policy == nil {
-		return nil, errors.New("mcr access controller: option policy missing")
-	}
-	if c.service, ok = opts[OptService].(string); !ok || c.service == "" {
-		return nil, errors.New("mcr access controller: option service missing")
-	}
-	c.hostname, _ = opts[OptHostname].(string)
-	return c, nil
+// NewAccessController returns the controller for pol. service and hostname
+// shape the challenge of a refused request.
+func NewAccessController(pol Policy, service, hostname string) *Controller {
+	return &Controller{policy: pol, service: service, hostname: hostname}
 }
 
 func scopeOf(access []auth.Access) string {
-	var s string
+	var parts []string
 	seen := map[string]bool{}
 	for _, a := range access {
 		key := a.Type + ":" + a.Name
@@ -63,55 +59,35 @@ func scopeOf(access []auth.Access) string {
 			continue
 		}
 		seen[key] = true
-		acts := ""
+		var acts []string
 		for _, b := range access {
 			if b.Type == a.Type && b.Name == a.Name {
-				if acts != "" {
-					acts += ","
-				}
-				acts += b.Action
+				acts = append(acts, b.Action)
 			}
 		}
-		if s != "" {
-			s += " "
-		}
-		s += key + ":" + acts
+		parts = append(parts, key+":"+strings.Join(acts, ","))
 	}
-	return s
+	return strings.Join(parts, " ")
 }
 
-// Authorized implements auth.AccessController: authenticate the bearer,
-// evaluate the policy for every access record distribution asks for, and
-// check a registry token's grants.
-func (c *controller) Authorized(r *http.Request, access ...auth.Access) (*auth.Grant, error) {
+// Authorized implements auth.AccessController: the policy for every access
+// record, then a registry token's grants. A denial is noted in the
+// exchange (the edge answers it 403 DENIED); the returned error is a
+// Challenge because distribution turns any other error into a bare 400.
+func (c *Controller) Authorized(r *http.Request, access ...auth.Access) (*auth.Grant, error) {
 	ch := &challenge{hostname: c.hostname, service: c.service, scope: scopeOf(access)}
-	token, ok := BearerToken(r)
-	if !ok {
+	x := exchange.From(r.Context())
+	if !x.Authenticated() { // the edge answers before this; never trust a request it did not see
 		return nil, ch
 	}
-	id, err := c.authn.Bearer(r.Context(), token)
-	if err != nil {
-		ch.code = "invalid_token"
-		ch.reason = "invalid bearer token"
-		metrics.AuthFailures.WithLabelValues("invalid_token").Inc()
-		if errors.Is(err, identity.ErrUnavailable) {
-			slog.Warn("identity service unavailable while validating a bearer token", "err", err)
-		}
-		return nil, ch
-	}
-	st := stateFrom(r.Context())
-	if st != nil {
-		st.principal = id.Principal
-	}
+	p := x.Principal
 	deny := func(action policyplugin.Action, repo string, rule int64) error {
-		if st != nil {
-			st.denial = &Denial{Principal: id.Principal, Action: action, Repository: repo, RuleID: rule}
-		}
+		x.Denial = &exchange.Denial{Principal: p, Action: action, Repository: repo, RuleID: rule}
 		ch.reason = fmt.Sprintf("denied: %s %s", action, repo)
 		return ch
 	}
 	if len(access) == 0 { // GET /v2/: the version check
-		if ok, rule := Allowed(c.policy, id.Principal, policyplugin.ActionVersionCheck, ""); !ok {
+		if ok, rule := Allowed(c.policy, p, policyplugin.ActionVersionCheck, ""); !ok {
 			return nil, deny(policyplugin.ActionVersionCheck, "", rule)
 		}
 	}
@@ -120,27 +96,22 @@ func (c *controller) Authorized(r *http.Request, access ...auth.Access) (*auth.G
 		if !mapped {
 			return nil, deny(policyplugin.Action(a.Type+":"+a.Action), a.Name, 0)
 		}
-		if ok, rule := Allowed(c.policy, id.Principal, action, repo); !ok {
+		if ok, rule := Allowed(c.policy, p, action, repo); !ok {
 			return nil, deny(action, repo, rule)
 		}
-		if id.Claims != nil && !id.Claims.Allows(a.Type, a.Name, a.Action) {
+		if x.Claims != nil && !x.Claims.Allows(a.Type, a.Name, a.Action) {
 			ch.code = "insufficient_scope"
 			ch.reason = "token does not grant " + a.Type + ":" + a.Name + ":" + a.Action
 			return nil, ch
 		}
 	}
-	return &auth.Grant{User: auth.UserInfo{Name: id.Principal.Username}}, nil
+	return &auth.Grant{User: auth.UserInfo{Name: p.Username}}, nil
 }
 
-// NewAccessController returns the `mcr` access controller for handlers MCR
-// serves itself in front of distribution (e.g. the referrers API), so they
-// authenticate and authorize exactly as distribution's routes do.
-func NewAccessController(authn *Authenticator, pol Policy, service, hostname string) auth.AccessController {
-	return &controller{authn: authn, policy: pol, service: service, hostname: hostname}
-}
-
-// Authorize runs ac for access and, when refused, writes the challenge
-// (401, or 403 DENIED through V2Middleware) and returns false.
+// Authorize runs ac for access, as distribution's dispatcher does, for the
+// handlers MCR serves itself in front of distribution; when refused it
+// writes the challenge (401, or 403 DENIED through the edge) and returns
+// false.
 func Authorize(w http.ResponseWriter, r *http.Request, ac auth.AccessController, access ...auth.Access) bool {
 	_, err := ac.Authorized(r, access...)
 	if err == nil {
@@ -149,9 +120,9 @@ func Authorize(w http.ResponseWriter, r *http.Request, ac auth.AccessController,
 	var ch auth.Challenge
 	if errors.As(err, &ch) {
 		ch.SetHeaders(r, w)
-		WriteOCIError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required", access)
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnauthorized.WithDetail(access))
 		return false
 	}
-	WriteOCIError(w, http.StatusBadRequest, "UNAUTHORIZED", "authorization failed", nil)
+	w.WriteHeader(http.StatusBadRequest) // what distribution answers
 	return false
 }

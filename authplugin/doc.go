@@ -1,7 +1,9 @@
 // Package authplugin is the top of MCR's authentication tree: the
-// Authenticator that turns a bearer credential into an identity, the `mcr`
-// access controller distribution calls for every /v2 request, the /v2
-// request-state middleware, and the token endpoint (/v2/token).
+// Authenticator that turns a bearer credential into an identity, the
+// edge's authentication layer (Edge.Authenticate: every /v2 request, once,
+// before anything else acts on it), the `mcr` access controller
+// distribution calls to evaluate the policy with that identity, and the
+// token endpoint (/v2/token).
 //
 // Dependencies point one way, downwards:
 //

@@ -53,8 +53,9 @@ type Server struct {
 	GRPCAddr string `mapstructure:"grpc_addr"`
 	TLSCert  string `mapstructure:"tls_cert"`
 	TLSKey   string `mapstructure:"tls_key"`
-	// Hostname is the externally visible host[:port] used in token realms
-	// and Location headers; empty means "the Host the client used".
+	// Hostname is the externally visible host[:port] named in token realms
+	// (`mcrsrv init` writes it). Empty falls back to the Host header the
+	// client sent, with a warning at start-up.
 	Hostname    string `mapstructure:"hostname"`
 	MetricsAddr string `mapstructure:"metrics_addr"`
 	// Pprof adds Go's /debug/pprof/ profiles to the metrics listener, for
@@ -331,7 +332,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("storage.early_writeback", false)
 	v.SetDefault("storage.direct_io", false)
 	v.SetDefault("storage.min_free", "64MiB")
-	v.SetDefault("database.check_timeout", "30s")
+	v.SetDefault("database.check_timeout", "10s")
 	v.SetDefault("database.check_interval", "1h")
 	v.SetDefault("database.reserve", "16MiB")
 	v.SetDefault("storage.s3_region", "us-east-1")

@@ -2,16 +2,19 @@ package gc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	v2 "github.com/distribution/distribution/v3/registry/api/v2"
 	"github.com/opencontainers/go-digest"
+
+	"git.wntrmute.dev/kyle/mcr/edge/exchange"
 )
 
 // Gate is the registry-wide GC write gate around /v2 (DESIGN §8).
@@ -21,14 +24,16 @@ import (
 // MaxWait, and are then answered 503 UNAVAILABLE with Retry-After. Reads
 // (GET, HEAD) never wait.
 //
-// Closing the gate waits for in-flight manifest pushes and deletes to finish
-// (they are short), so the mark phase sees every manifest that was accepted.
+// Closing the gate waits for in-flight manifest pushes, mounts and deletes
+// to finish (they are short: a manifest body is read before the gate), so
+// the mark phase sees every manifest that was accepted; it waits at most
+// MaxWait, then the collection is cancelled (see Lock).
 // In-flight blob upload requests (a PATCH streaming gigabytes) are not
 // waited for: what they write is protected from the sweep by the grace
 // period instead, and by the gate's record of recently used digests.
 //
-// The gate also remembers, for one grace period, every digest a request
-// named: blob HEAD/GET probes (a pusher that found a layer present will
+// The gate also remembers, for one grace period, every digest an
+// authenticated request named and distribution answered with 2xx: blob HEAD/GET probes (a pusher that found a layer present will
 // reference it in its manifest), upload completions (?digest=), mounts
 // (?mount=) and manifests addressed by digest. The sweep never removes a
 // remembered digest, which closes the window between "the client saw the
@@ -163,55 +168,57 @@ func (g *Gate) Enter(ctx context.Context, tracked bool) (release func(), err err
 
 // LockLocal closes this process's gate for a collection: new writes wait
 // from now on, and it returns once the tracked writes in flight have
-// finished. If they do
-// not finish within half of MaxWait the gate is reopened for a moment (so
-// waiting writers are admitted rather than timing out) and Lock tries
-// again, until ctx ends. The returned function opens the gate.
+// finished. Tracked
+// writes are authenticated and do only server-side work by the time they
+// are admitted (a manifest body is read before the gate), so they finish
+// quickly; if some have not within MaxWait, LockLocal reopens the gate and
+// returns ErrWritesInFlight: the collection is cancelled before it removed
+// anything, and no write is lost or half-linked. A running collection
+// therefore never waits on a client for longer than MaxWait. The returned
+// function opens the gate.
 func (g *Gate) LockLocal(ctx context.Context) (unlock func(), err error) {
-	drainBudget := g.maxWait() / 2
-	for {
-		g.mu.Lock()
-		for g.closed { // another collection holds the gate
-			ch := g.released
-			g.mu.Unlock()
-			select {
-			case <-ch:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			g.mu.Lock()
-		}
-		g.closed = true
-		g.released = make(chan struct{})
-		var drained chan struct{}
-		if g.inflight > 0 {
-			drained = make(chan struct{})
-			g.drained = drained
-		}
+	g.mu.Lock()
+	for g.closed { // another collection holds the gate
+		ch := g.released
 		g.mu.Unlock()
-		if drained == nil {
-			return g.unlockFunc(), nil
-		}
-		t := time.NewTimer(drainBudget)
 		select {
-		case <-drained:
-			t.Stop()
-			return g.unlockFunc(), nil
-		case <-t.C:
+		case <-ch:
 		case <-ctx.Done():
-			t.Stop()
-			g.open()
 			return nil, ctx.Err()
 		}
-		// Writers in flight for too long: let the queue through, retry.
+		g.mu.Lock()
+	}
+	g.closed = true
+	g.released = make(chan struct{})
+	var drained chan struct{}
+	if g.inflight > 0 {
+		drained = make(chan struct{})
+		g.drained = drained
+	}
+	g.mu.Unlock()
+	if drained == nil {
+		return g.unlockFunc(), nil
+	}
+	t := time.NewTimer(g.maxWait())
+	defer t.Stop()
+	select {
+	case <-drained:
+		return g.unlockFunc(), nil
+	case <-t.C:
+		g.mu.Lock()
+		n := g.inflight
+		g.mu.Unlock()
 		g.open()
-		select {
-		case <-time.After(50 * time.Millisecond):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+		return nil, fmt.Errorf("%w: %d still running after %s", ErrWritesInFlight, n, g.maxWait())
+	case <-ctx.Done():
+		g.open()
+		return nil, ctx.Err()
 	}
 }
+
+// ErrWritesInFlight is returned by LockLocal (and Lock) when tracked writes did not finish
+// within MaxWait; the collection does not start.
+var ErrWritesInFlight = errors.New("gc: writes in flight did not finish; collection cancelled")
 
 // Lock closes this gate (LockLocal) and then, with Cluster set, every
 // other replica's; the returned function reopens them all.
@@ -304,49 +311,6 @@ func (g *Gate) Remembered() []digest.Digest {
 // rely on the grace period of their files alone.
 const maxRecent = 1 << 20
 
-// rememberWriter calls remember once, before a 2xx status is written.
-type rememberWriter struct {
-	http.ResponseWriter
-	remember func()
-	wrote    bool
-}
-
-func (w *rememberWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.wrote = true
-		if code >= 200 && code < 300 {
-			w.remember()
-		}
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *rememberWriter) Write(b []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// ReadFrom keeps the underlying writer's sendfile path for blob bodies.
-func (w *rememberWriter) ReadFrom(r io.Reader) (int64, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(w.ResponseWriter, r)
-}
-
-func (w *rememberWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *rememberWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // Recent reports whether d was named by a request within the grace period.
 func (g *Gate) Recent(d digest.Digest) bool {
 	if g == nil || g.Grace <= 0 {
@@ -361,65 +325,76 @@ func (g *Gate) Recent(d digest.Digest) bool {
 	return g.Shared != nil && g.Shared.Recent(d)
 }
 
-// Wrap returns the gated /v2 handler.
+// Wrap returns the gated /v2 handler. It sits behind the edge, so the
+// exchange says who sent the request and what it addresses. Only
+// authenticated requests count: an unauthenticated one is refused by the
+// registry anyway, so it neither waits, nor holds a collection, nor pins a
+// digest. A named digest is remembered when distribution answers 2xx, just
+// before the client sees the answer.
 func (g *Gate) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		kind, dgst := classify(r)
-		if !IsWrite(r.Method) {
-			if dgst != "" {
-				// Remember a digest a read found (2xx), before the client
-				// sees the answer. Misses are not remembered, so probes
-				// for random digests cannot grow the set.
-				w = &rememberWriter{ResponseWriter: w, remember: func() { g.Remember(dgst) }}
-			}
+		x := exchange.From(r.Context())
+		if !x.Authenticated() {
 			next.ServeHTTP(w, r)
 			return
 		}
-		// Remember before checking the gate: a write admitted before a
-		// collection closed the gate is then visible to that collection.
-		// Anonymous writes are refused by the registry anyway.
-		if dgst != "" && r.Header.Get("Authorization") != "" {
-			g.Remember(dgst)
+		if d := namedDigest(x.Route, r); d != "" {
+			x.OnHeader(func(status int, _ http.Header) error {
+				if status >= 200 && status < 300 {
+					g.Remember(d)
+				}
+				return nil
+			})
 		}
-		release, err := g.Enter(r.Context(), kind != kindUpload)
+		if !IsWrite(r.Method) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		release, err := g.Enter(r.Context(), tracked(x.Route, r))
 		if err != nil {
 			if errors.Is(err, ErrGateTimeout) {
-				writeUnavailable(w, g.maxWait())
+				retry := max(int(g.maxWait().Seconds()), 1)
+				w.Header().Set("Retry-After", strconv.Itoa(retry))
+				_ = errcode.ServeJSON(w, errcode.ErrorCodeUnavailable.
+					WithMessage("registry is collecting garbage; retry shortly").
+					WithDetail(map[string]int{"retry_after_seconds": retry}))
 			}
-			return // client went away
+			return // otherwise the client went away
 		}
 		defer release()
 		next.ServeHTTP(w, r)
 	})
 }
 
-type reqKind int
+// tracked reports whether the collector waits for a write before marking:
+// everything but the upload requests that stream a blob body (their
+// content is protected by the grace period instead). A mount is tracked:
+// it links an existing, possibly old, blob.
+func tracked(rt exchange.Route, r *http.Request) bool {
+	switch rt.Name {
+	case v2.RouteNameBlobUploadChunk:
+		return false
+	case v2.RouteNameBlobUpload:
+		return r.URL.Query().Get("mount") != ""
+	}
+	return true
+}
 
-const (
-	kindOther reqKind = iota
-	kindBlob
-	kindUpload
-	kindManifest
-)
-
-// classify finds what a /v2 request addresses and the digest it names.
-func classify(r *http.Request) (reqKind, digest.Digest) {
-	p := r.URL.Path
-	if i := strings.LastIndex(p, "/blobs/uploads"); i > 0 {
+// namedDigest is the digest a request names: a blob, a manifest by
+// digest, or an upload's ?digest= / ?mount=.
+func namedDigest(rt exchange.Route, r *http.Request) digest.Digest {
+	switch rt.Name {
+	case v2.RouteNameBlobUpload, v2.RouteNameBlobUploadChunk:
 		q := r.URL.Query()
 		d := q.Get("digest")
 		if d == "" {
 			d = q.Get("mount")
 		}
-		return kindUpload, parseDigest(d)
+		return parseDigest(d)
+	case v2.RouteNameBlob, v2.RouteNameManifest:
+		return rt.NamedDigest()
 	}
-	if i := strings.LastIndex(p, "/blobs/"); i > 0 {
-		return kindBlob, parseDigest(p[i+len("/blobs/"):])
-	}
-	if i := strings.LastIndex(p, "/manifests/"); i > 0 {
-		return kindManifest, parseDigest(p[i+len("/manifests/"):])
-	}
-	return kindOther, ""
+	return ""
 }
 
 func parseDigest(s string) digest.Digest {
@@ -431,19 +406,4 @@ func parseDigest(s string) digest.Digest {
 		return ""
 	}
 	return d
-}
-
-func writeUnavailable(w http.ResponseWriter, maxWait time.Duration) {
-	retry := int(maxWait.Seconds())
-	if retry < 1 {
-		retry = 1
-	}
-	w.Header().Set("Retry-After", strconv.Itoa(retry))
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusServiceUnavailable)
-	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]any{{
-		"code":    "UNAVAILABLE",
-		"message": "registry is collecting garbage; retry shortly",
-		"detail":  map[string]any{"retry_after_seconds": retry},
-	}}})
 }

@@ -14,13 +14,36 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/edge/exchange"
 )
 
-func gated(g *Gate, h http.HandlerFunc) http.Handler { return g.Wrap(h) }
+// gated serves h behind the gate as the edge does: the exchange classifies
+// the request, and one bearing "Bearer valid" counts as authenticated
+// (verifying it is the edge's job, not the gate's).
+func gated(g *Gate, h http.HandlerFunc) http.Handler {
+	inner := g.Wrap(h)
+	return exchange.Begin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer valid" {
+			exchange.From(r.Context()).Principal = &identity.Principal{Username: "u"}
+		}
+		inner.ServeHTTP(w, r)
+	}))
+}
 
+// do sends an authenticated request.
 func do(h http.Handler, method, target string) *httptest.ResponseRecorder {
+	return doAs(h, "Bearer valid", method, target)
+}
+
+func doAs(h http.Handler, authz, method, target string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(method, target, nil))
+	req := httptest.NewRequest(method, target, nil)
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	h.ServeHTTP(rec, req)
 	return rec
 }
 
@@ -142,23 +165,23 @@ func TestGateRemembersNamedDigests(t *testing.T) {
 	mount := digest.FromString("mount")
 	man := digest.FromString("manifest")
 	anon := digest.FromString("anonymous")
-	authed := func(method, target string) {
-		req := httptest.NewRequest(method, target, nil)
-		req.Header.Set("Authorization", "Bearer x")
-		h.ServeHTTP(httptest.NewRecorder(), req)
-	}
+	forged := digest.FromString("forged")
+	anonRead := digest.FromString("anonymous read")
 	do(h, http.MethodHead, "/v2/team/app/blobs/"+probe.String())
 	do(h, http.MethodGet, "/v2/team/app/manifests/"+man.String())
 	do(h, http.MethodHead, "/v2/team/app/blobs/"+missing.String())
-	authed(http.MethodPut, "/v2/team/app/blobs/uploads/abc?digest="+put.String())
-	authed(http.MethodPost, "/v2/team/app/blobs/uploads/?mount="+mount.String()+"&from=x")
-	do(h, http.MethodPut, "/v2/team/app/blobs/uploads/abc?digest="+anon.String())
+	do(h, http.MethodPut, "/v2/team/app/blobs/uploads/abc?digest="+put.String())
+	do(h, http.MethodPost, "/v2/team/app/blobs/uploads/?mount="+mount.String()+"&from=x")
+	// Unauthenticated requests pin nothing, with or without a header.
+	doAs(h, "", http.MethodPut, "/v2/team/app/blobs/uploads/abc?digest="+anon.String())
+	doAs(h, "Bearer forged", http.MethodPut, "/v2/team/app/blobs/uploads/abc?digest="+forged.String())
+	doAs(h, "Bearer forged", http.MethodHead, "/v2/team/app/blobs/"+anonRead.String())
 	for _, d := range []digest.Digest{probe, put, mount, man} {
 		if !g.Recent(d) {
 			t.Errorf("%s not remembered", d)
 		}
 	}
-	for _, d := range []digest.Digest{missing, anon, digest.FromString("other")} {
+	for _, d := range []digest.Digest{missing, anon, forged, anonRead, digest.FromString("other")} {
 		if g.Recent(d) {
 			t.Errorf("%s remembered", d)
 		}
@@ -188,6 +211,52 @@ func TestGateLockHonoursContext(t *testing.T) {
 	if g.Closed() {
 		t.Fatal("gate left closed after a cancelled Lock")
 	}
+}
+
+// A write that does not finish holds a collection for at most MaxWait: Lock
+// then reopens the gate and reports the writes still in flight.
+func TestGateLockGivesUpAfterMaxWait(t *testing.T) {
+	g := NewGate(150*time.Millisecond, time.Hour)
+	release, err := g.Enter(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	start := time.Now()
+	if _, err := g.Lock(context.Background()); !errors.Is(err, ErrWritesInFlight) {
+		t.Fatalf("Lock: %v, want ErrWritesInFlight", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Lock gave up after %v", d)
+	}
+	if g.Closed() {
+		t.Fatal("gate left closed after a cancelled Lock")
+	}
+}
+
+// Unauthenticated writes never enter the gate: they neither wait for a
+// collection nor hold one.
+func TestGateIgnoresUnauthenticatedWrites(t *testing.T) {
+	g := NewGate(time.Hour, time.Hour)
+	block := make(chan struct{})
+	entered := make(chan struct{})
+	h := gated(g, func(w http.ResponseWriter, _ *http.Request) {
+		close(entered)
+		<-block
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	done := make(chan struct{})
+	go func() { doAs(h, "Bearer forged", http.MethodPut, "/v2/a/manifests/v1"); close(done) }()
+	<-entered
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	unlock, err := g.Lock(ctx)
+	if err != nil {
+		t.Fatalf("Lock with only an unauthenticated write in flight: %v", err)
+	}
+	unlock()
+	close(block)
+	<-done
 }
 
 func TestLockDataDir(t *testing.T) {

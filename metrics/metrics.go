@@ -2,7 +2,7 @@
 // that counts requests by route and status. distribution's own collectors
 // register on the same default registry, so one /metrics shows both.
 //
-//	mux.Handle("/v2/", metrics.Instrument(v2handler))
+//	srv.Handler = exchange.Begin(metrics.Instrument(mux))
 //	metrics.PolicyDenials.WithLabelValues("registry:push").Inc()
 //	go http.ListenAndServe(cfg.Server.MetricsAddr, metrics.Handler())
 package metrics
@@ -10,13 +10,13 @@ package metrics
 import (
 	"net/http"
 	"net/http/pprof"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"git.wntrmute.dev/kyle/mcr/edge/exchange"
 )
 
 var (
@@ -110,72 +110,26 @@ func DebugHandler(pprofOn bool) http.Handler {
 	return mux
 }
 
-// Route classifies a request path into a small, fixed label set.
-func Route(path string) string {
-	switch {
-	case path == "/v2/" || path == "/v2":
-		return "v2_base"
-	case path == "/v2/token":
-		return "token"
-	case path == "/v2/_catalog":
-		return "catalog"
-	case strings.HasPrefix(path, "/v2/"):
-		switch {
-		case strings.Contains(path, "/blobs/uploads"):
-			return "blob_upload"
-		case strings.Contains(path, "/blobs/"):
-			return "blob"
-		case strings.Contains(path, "/manifests/"):
-			return "manifest"
-		case strings.HasSuffix(path, "/tags/list"):
-			return "tags"
-		case strings.Contains(path, "/referrers/"):
-			return "referrers"
-		}
-		return "v2_other"
-	case strings.HasPrefix(path, "/v1/"):
-		parts := strings.SplitN(strings.TrimPrefix(path, "/v1/"), "/", 2)
-		return "v1_" + parts[0]
-	}
-	return "other"
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusWriter) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// Instrument counts requests handled by next.
+// Instrument counts the requests next handles. It runs inside
+// exchange.Begin, which has classified the request and observes the status,
+// so every label comes from a fixed set: the route name, the normalised
+// method, the status code. Nothing a client sends becomes a label.
 func Instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		if sw.status == 0 {
-			sw.status = http.StatusOK
+		next.ServeHTTP(w, r)
+		x := exchange.From(r.Context())
+		if x == nil {
+			return
 		}
-		Requests.WithLabelValues(Route(r.URL.Path), r.Method, strconv.Itoa(sw.status)).Inc()
+		status := x.Status()
+		if status == 0 {
+			status = http.StatusOK
+		}
+		method := exchange.MethodLabel(r.Method)
+		if !x.Route.Known() { // a path no API serves: its method says nothing either
+			method = "other"
+		}
+		Requests.WithLabelValues(x.Route.Name, method, exchange.StatusLabel(status)).Inc()
 	})
 }
 

@@ -12,8 +12,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"git.wntrmute.dev/kyle/mcr/authplugin"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/edge/exchange"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -45,8 +45,11 @@ type bridge struct {
 }
 
 func newBridge(ctx context.Context, sink *Sink) *bridge {
-	p, ip, method := authplugin.RequestMeta(ctx)
-	return &bridge{ctx: ctx, sink: sink, actor: p, ip: ip, method: method}
+	x := exchange.From(ctx)
+	if x == nil {
+		return &bridge{ctx: ctx, sink: sink}
+	}
+	return &bridge{ctx: ctx, sink: sink, actor: x.Principal, ip: x.IP, method: x.Method}
 }
 
 // take returns and clears the error of a change not recorded.

@@ -17,18 +17,15 @@ import (
 
 const repoRoot = "/docker/registry/v2/repositories"
 
-// DriverFunc returns the storage driver the registry App uses.
-type DriverFunc func() (storagedriver.StorageDriver, error)
-
 func linkPath(repo, section string, alias digest.Digest) string {
 	return path.Join(repoRoot, repo, section, alias.Algorithm().String(), alias.Encoded(), "link")
 }
 
 func (h *handler) writeAliasLink(ctx context.Context, repo, section, alias, canonical string) error {
-	if h.driver == nil {
+	if h.Registry == nil {
 		return nil
 	}
-	d, err := h.driver()
+	_, d, err := h.Registry()
 	if err != nil {
 		return err
 	}
@@ -36,10 +33,10 @@ func (h *handler) writeAliasLink(ctx context.Context, repo, section, alias, cano
 }
 
 func (h *handler) removeAliasLink(ctx context.Context, repo, section, alias string) error {
-	if h.driver == nil {
+	if h.Registry == nil {
 		return nil
 	}
-	d, err := h.driver()
+	_, d, err := h.Registry()
 	if err != nil {
 		return err
 	}

@@ -2,11 +2,12 @@ package storageguard
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"sync/atomic"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
+
+	"git.wntrmute.dev/kyle/mcr/edge/exchange"
 )
 
 type reqKey struct{}
@@ -22,55 +23,22 @@ func markRequest(ctx context.Context) {
 // Wrap answers a /v2 request that failed (5xx) because the storage is
 // full with 507 and {"errors":[{"code":"UNKNOWN","message":"registry
 // storage is full"}]} instead of distribution's 500 carrying the driver's
-// path. Everything else passes unchanged.
+// path. Everything else passes unchanged. It amends the answer through the
+// exchange's one ResponseWriter (a hook), so it must run inside
+// exchange.Begin, as the edge places it.
 func Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		flag := &atomic.Bool{}
 		r = r.WithContext(context.WithValue(r.Context(), reqKey{}, flag))
-		next.ServeHTTP(&fullWriter{ResponseWriter: w, full: flag}, r)
+		if x := exchange.From(r.Context()); x != nil {
+			x.OnHeader(func(status int, h http.Header) error {
+				if status < 500 || !flag.Load() {
+					return nil
+				}
+				h.Del("Content-Length")
+				return exchange.WithStatus(http.StatusInsufficientStorage, errcode.ErrorCodeUnknown.WithMessage(Message))
+			})
+		}
+		next.ServeHTTP(w, r)
 	})
-}
-
-type fullWriter struct {
-	http.ResponseWriter
-	full     *atomic.Bool
-	wrote    bool
-	replaced bool
-}
-
-func (f *fullWriter) WriteHeader(code int) {
-	if f.wrote {
-		return
-	}
-	f.wrote = true
-	if code >= 500 && f.full.Load() {
-		f.replaced = true
-		h := f.Header()
-		h.Del("Content-Length")
-		h.Set("Content-Type", "application/json; charset=utf-8")
-		f.ResponseWriter.WriteHeader(http.StatusInsufficientStorage)
-		_ = json.NewEncoder(f.ResponseWriter).Encode(errcode.Errors{errcode.ErrorCodeUnknown.WithMessage(Message)})
-		return
-	}
-	f.ResponseWriter.WriteHeader(code)
-}
-
-func (f *fullWriter) Write(b []byte) (int, error) {
-	if !f.wrote {
-		f.WriteHeader(http.StatusOK)
-	}
-	if f.replaced {
-		return len(b), nil // distribution's body (with the driver's path) is dropped
-	}
-	return f.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the real writer.
-func (f *fullWriter) Unwrap() http.ResponseWriter { return f.ResponseWriter }
-
-// Flush forwards to the underlying writer.
-func (f *fullWriter) Flush() {
-	if fl, ok := f.ResponseWriter.(http.Flusher); ok {
-		fl.Flush()
-	}
 }

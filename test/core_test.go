@@ -337,20 +337,26 @@ func followPages(t *testing.T, srv *mcrtest.Server, path, token, field string, p
 
 func TestTagListPagination(t *testing.T) {
 	t.Parallel()
-	srv := mcrtest.Start(t)
-	opts := remoteOpts(t, srv, adminAuth(), nil)
+	// The registry's external name is the alias go-containerregistry uses
+	// (its token realm names it).
+	srv := mcrtest.Start(t, mcrtest.WithHostname("mcr.test"))
+	alias, aliasRT := aliasRegistry(srv)
+	opts := remoteOpts(t, srv, adminAuth(), aliasRT)
 
 	img, err := random.Image(1024, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const repo = "paging/tags"
-	alias, aliasRT := aliasRegistry(srv)
 	var want []string
 	for i := range 7 {
 		tg := fmt.Sprintf("t%02d", i)
 		want = append(want, tg)
-		if err := remote.Write(ref(t, srv, repo+":"+tg), img, opts...); err != nil {
+		r, err := name.ParseReference(alias + "/" + repo + ":" + tg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(r, img, opts...); err != nil {
 			t.Fatalf("push %s: %v", tg, err)
 		}
 	}
@@ -394,8 +400,9 @@ func TestTagListPagination(t *testing.T) {
 
 func TestCatalogPagination(t *testing.T) {
 	t.Parallel()
-	srv := mcrtest.Start(t)
-	opts := remoteOpts(t, srv, adminAuth(), nil)
+	srv := mcrtest.Start(t, mcrtest.WithHostname("mcr.test"))
+	alias, aliasRT := aliasRegistry(srv)
+	opts := remoteOpts(t, srv, adminAuth(), aliasRT)
 
 	img, err := random.Image(1024, 1)
 	if err != nil {
@@ -405,12 +412,15 @@ func TestCatalogPagination(t *testing.T) {
 	for i := range 5 {
 		repo := fmt.Sprintf("catalog/r%d", i)
 		want = append(want, repo)
-		if err := remote.Write(ref(t, srv, repo+":v1"), img, opts...); err != nil {
+		r, err := name.ParseReference(alias + "/" + repo + ":v1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(r, img, opts...); err != nil {
 			t.Fatalf("push %s: %v", repo, err)
 		}
 	}
 
-	alias, aliasRT := aliasRegistry(srv)
 	reg, err := name.NewRegistry(alias)
 	if err != nil {
 		t.Fatal(err)

@@ -596,8 +596,8 @@ func testGCSweepsOrphansAfterGrace(t *testing.T, opts ...mcrtest.Option) {
 	}
 }
 
-// gcSlowPut starts a manifest PUT whose body it holds back, so that the
-// request is in flight at the gate until finish is called.
+// gcSlowPut starts a manifest PUT whose body it holds back (one byte sent),
+// so the request is in flight, its body unread, until finish is called.
 func gcSlowPut(t *testing.T, srv *mcrtest.Server, token, path string, body []byte) (finish func() int) {
 	t.Helper()
 	conn, err := tls.Dial("tcp", srv.Addr, &tls.Config{RootCAs: srv.CertPool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13})
@@ -621,13 +621,16 @@ func gcSlowPut(t *testing.T, srv *mcrtest.Server, token, path string, body []byt
 	}
 }
 
-// TestGCGateWritesWaitReadsDoNot holds a manifest push in flight so a
-// collection stays waiting to close the gate... then running: POST /v1/gc
-// answers 202 then 409; a write issued meanwhile waits and succeeds; a
-// read does not wait.
+// TestGCGateWritesWaitReadsDoNot holds a collection inside its gated
+// section (test hook): POST /v1/gc answers 202 then 409; a write issued
+// meanwhile waits and then succeeds; a read does not wait.
 func TestGCGateWritesWaitReadsDoNot(t *testing.T) {
+	hold := filepath.Join(t.TempDir(), "hold")
+	if err := os.WriteFile(hold, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	metricsAddr := mcrtest.FreeAddr(t)
-	srv := mcrtest.Start(t, mcrtest.WithConfig("gc.max_wait", `"20s"`),
+	srv := mcrtest.Start(t, mcrtest.WithConfig("gc.max_wait", `"20s"`), mcrtest.WithEnv("MCR_TEST_GC_HOLD_FILE="+hold),
 		mcrtest.WithConfig("server.metrics_addr", `"`+metricsAddr+`"`))
 	admin := srv.Login(t, "admin", mcrtest.AdminPassword)
 	tok := srv.Token(t, "admin", mcrtest.AdminPassword, "repository:gate/app:pull,push")
@@ -638,10 +641,6 @@ func TestGCGateWritesWaitReadsDoNot(t *testing.T) {
 	}
 	layers, _ := img.Layers()
 	layerDigest, _ := layers[0].Digest()
-	manifest, _ := img.RawManifest()
-
-	finish := gcSlowPut(t, srv, tok, "/v2/gate/app/manifests/v2", manifest)
-	gcWaitGauge(t, metricsAddr, "mcr_gc_gate_writes_in_flight", 1) // the PUT is at the gate
 
 	var started struct {
 		ID int64 `json:"id"`
@@ -658,7 +657,8 @@ func TestGCGateWritesWaitReadsDoNot(t *testing.T) {
 	if !st.Running || st.LastRun == nil || st.LastRun.ID != started.ID || st.LastRun.Completed != nil {
 		t.Fatalf("status while running: %+v", st)
 	}
-	gcWaitGauge(t, metricsAddr, "mcr_gc_gate_closed", 1) // GC has closed the gate and waits for the PUT
+	gcWaitOutput(t, srv, "holding the collection")
+	gcWaitGauge(t, metricsAddr, "mcr_gc_gate_closed", 1)
 
 	// A read does not wait.
 	start := time.Now()
@@ -680,8 +680,8 @@ func TestGCGateWritesWaitReadsDoNot(t *testing.T) {
 		t.Fatalf("write admitted while GC held the gate (status %d)", c)
 	case <-time.After(700 * time.Millisecond):
 	}
-	if code := finish(); code != http.StatusCreated {
-		t.Fatalf("held manifest PUT: %d", code)
+	if err := os.Remove(hold); err != nil {
+		t.Fatal(err)
 	}
 	select {
 	case c := <-writeDone:
@@ -699,8 +699,7 @@ func TestGCGateWritesWaitReadsDoNot(t *testing.T) {
 	if readTook > 5*time.Second {
 		t.Errorf("read during GC took %s", readTook)
 	}
-	// The manifest pushed while GC waited is intact.
-	gcPullAll(t, srv, map[string]v1.Hash{"gate/app:v2": mustDigest(t, img)})
+	gcPullAll(t, srv, map[string]v1.Hash{"gate/app:v1": mustDigest(t, img)})
 
 	// Non-admins may not collect.
 	srv.AddUser(t, "bob", "bob-password-1", "user", "human")
@@ -710,6 +709,18 @@ func TestGCGateWritesWaitReadsDoNot(t *testing.T) {
 	}
 	if code := gcAPI(t, srv, http.MethodPost, "/v1/snapshot", bob, nil, nil); code != http.StatusForbidden {
 		t.Errorf("user POST /v1/snapshot: %d", code)
+	}
+}
+
+// gcWaitOutput polls the server's output until it contains s.
+func gcWaitOutput(t *testing.T, srv *mcrtest.Server, s string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(srv.Output.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server never logged %q:\n%s", s, srv.Output.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

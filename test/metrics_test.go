@@ -169,7 +169,7 @@ func TestMetricsAfterPushAndDenial(t *testing.T) {
 	}
 	atLeast("mcr_http_requests_total", map[string]string{"route": "manifest", "method": "PUT", "status": "201"}, 1)
 	atLeast("mcr_http_requests_total", map[string]string{"route": "token", "method": "GET", "status": "200"}, 1)
-	atLeast("mcr_http_requests_total", map[string]string{"route": "blob_upload", "status": "403"}, 1)
+	atLeast("mcr_http_requests_total", map[string]string{"route": "blob-upload", "status": "403"}, 1)
 	atLeast("mcr_policy_denials_total", map[string]string{"action": "registry:push"}, 1)
 	atLeast("mcr_tokens_issued_total", nil, 1)
 	atLeast("mcr_auth_failures_total", nil, 1)

@@ -458,7 +458,7 @@ func TestBrowser(t *testing.T) {
 		t.Skip("browser test skipped in -short mode")
 	}
 	start := time.Now()
-	srv := mcrtest.Start(t)
+	srv := mcrtest.Start(t, mcrtest.WithHostname("mcr.test")) // the name push() uses
 	t.Logf("mcrsrv built and started after %s", time.Since(start).Round(time.Millisecond))
 	srv.AddUser(t, "alice", "alice-password-1", "user", "human")
 	srv.AddUser(t, "gina", "gina-password-1", "guest", "human")

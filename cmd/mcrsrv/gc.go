@@ -25,6 +25,12 @@ import (
 // crash between phases would.
 const crashEnv = "MCR_TEST_GC_CRASH_AFTER"
 
+// holdEnv is a test hook: `MCR_TEST_GC_HOLD_FILE=<path>` keeps a
+// collection inside its gated section, after the metadata phase, for as
+// long as <path> exists, so a test can observe writes waiting and reads
+// passing while a collection runs.
+const holdEnv = "MCR_TEST_GC_HOLD_FILE"
+
 // hangEnv is a test hook: `MCR_TEST_GC_HANG_AFTER=metadata` makes the
 // collection stop for good after that phase, holding the gate (and, with
 // replicas, the cluster lease), so a test can kill -9 the process there.
@@ -62,11 +68,21 @@ func newEngine(cfg *config.Config, st *store.Store, gate *gc.Gate) *gc.Engine {
 		return out, nil
 	}
 	e.ForgetReleased = st.ForgetReleased
-	if phase := os.Getenv(crashEnv); phase != "" {
+	phase, hold := os.Getenv(crashEnv), os.Getenv(holdEnv)
+	if phase != "" || hold != "" {
 		e.AfterPhase = func(p string) error {
 			if p == phase {
 				fmt.Fprintf(os.Stderr, "mcrsrv: %s=%s: simulating a crash after the %s phase\n", crashEnv, phase, p)
 				os.Exit(3)
+			}
+			if hold != "" && p == gc.PhaseMetadata {
+				fmt.Fprintf(os.Stderr, "mcrsrv: %s: holding the collection while %s exists\n", holdEnv, hold)
+			}
+			for hold != "" && p == gc.PhaseMetadata {
+				if _, err := os.Stat(hold); err != nil { //nolint:gosec // a test hook's own file, named by the test's environment
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
 			return nil
 		}

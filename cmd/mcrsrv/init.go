@@ -36,7 +36,7 @@ listen_addr      = "{{.Listen}}"
 grpc_addr        = "{{.GRPCListen}}"           # gRPC admin API (same certificate); "" disables; $PORT_GRPC overrides
 tls_cert         = "certs/cert.pem"
 tls_key          = "certs/key.pem"
-# hostname       = "{{.Hostname}}:8443"  # external host[:port] for token realms; default: the Host the client used
+hostname         = "{{.External}}"  # external host[:port] clients use, named in token realms (the client's Host header is never trusted)
 metrics_addr     = ""                    # e.g. "127.0.0.1:9090" to serve /metrics
 # pprof          = false                 # true: /debug/pprof/ on the metrics listener
 read_timeout     = "30s"                 # request headers; blob bodies are not bounded
@@ -103,7 +103,7 @@ func initCmd() *cobra.Command {
 	}
 	host, _ := os.Hostname()
 	c.Flags().StringVar(&dir, "dir", "", "data directory (e.g. /srv/mcr)")
-	c.Flags().StringVar(&hostname, "hostname", host, "host name for the self-signed certificate")
+	c.Flags().StringVar(&hostname, "hostname", host, "host name clients use: written to server.hostname (with the listen port) and the self-signed certificate")
 	c.Flags().StringVar(&listen, "listen", ":8443", "registry listen address written to mcr.toml")
 	c.Flags().StringVar(&grpcListen, "grpc-listen", ":9443", `gRPC admin API listen address written to mcr.toml ("" disables it)`)
 	c.Flags().StringVar(&webListen, "web-listen", ":8080", "web UI listen address written to mcr.toml")
@@ -138,7 +138,7 @@ func runInit(dir, hostname, listen, grpcListen, webListen string) error {
 			return fmt.Errorf("init: %w", err)
 		}
 		err = configTemplate.Execute(f, map[string]string{"Listen": listen, "GRPCListen": grpcListen,
-			"WebListen": webListen, "Hostname": hostname, "APIURL": apiURL(listen), "GRPCAddr": grpcClientAddr(grpcListen)})
+			"WebListen": webListen, "External": externalHost(hostname, listen), "APIURL": apiURL(listen), "GRPCAddr": grpcClientAddr(grpcListen)})
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -268,6 +268,15 @@ func exists(p string) bool {
 	return !errors.Is(err, os.ErrNotExist)
 }
 
+// externalHost is the host[:port] clients reach the registry at: the
+// --hostname given, with the listen port unless it is 443.
+func externalHost(hostname, listen string) string {
+	if _, port, err := net.SplitHostPort(listen); err == nil && port != "" && port != "443" && port != "0" {
+		return net.JoinHostPort(hostname, port)
+	}
+	return hostname
+}
+
 // writeSelfSigned writes an ECDSA P-256 certificate valid for hostname,
 // localhost and the loopback addresses.
 func writeSelfSigned(certPath, keyPath, hostname string) error {
@@ -280,7 +289,7 @@ func writeSelfSigned(certPath, keyPath, hostname string) error {
 		return err
 	}
 	dns := []string{"localhost"}
-	if hostname != "" && hostname != "localhost" {
+	if hostname != "" && hostname != "localhost" && net.ParseIP(hostname) == nil {
 		dns = append([]string{hostname}, dns...)
 	}
 	now := time.Now()
@@ -295,6 +304,9 @@ func writeSelfSigned(certPath, keyPath, hostname string) error {
 		IsCA:                  true,
 		DNSNames:              dns,
 		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+	}
+	if ip := net.ParseIP(hostname); ip != nil && !ip.IsLoopback() {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
 	if err != nil {

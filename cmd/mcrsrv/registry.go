@@ -77,7 +77,7 @@ func openStorage(ctx context.Context, cfg *config.Config) (driver.StorageDriver,
 
 // distributionConfig builds distribution's configuration from mcr.toml, so
 // operators keep one file.
-func distributionConfig(cfg *config.Config, authn *authplugin.Authenticator, pol authplugin.Policy, secret string, sink *notifications.Sink, capt *captured, guard *storageguard.Guard) *configuration.Configuration {
+func distributionConfig(cfg *config.Config, ac *authplugin.Controller, secret string, sink *notifications.Sink, capt *captured, guard *storageguard.Guard) *configuration.Configuration {
 	dc := &configuration.Configuration{}
 	dc.Version = "0.1"
 	dc.Storage = configuration.Storage{
@@ -97,16 +97,13 @@ func distributionConfig(cfg *config.Config, authn *authplugin.Authenticator, pol
 	}
 	dc.Auth = configuration.Auth{
 		authplugin.ControllerName: configuration.Parameters{
-			authplugin.OptAuthenticator: authn,
-			authplugin.OptPolicy:        pol,
-			authplugin.OptService:       cfg.Identity.ServiceName,
-			authplugin.OptHostname:      cfg.Server.Hostname,
+			authplugin.OptController: ac,
 		},
 	}
 	dc.HTTP.Secret = secret
-	if cfg.Server.Hostname != "" {
-		dc.HTTP.Host = "https://" + cfg.Server.Hostname
-	}
+	// Location headers are relative: a client follows them on the host it
+	// already reached, and the Host header it sent is never echoed back.
+	dc.HTTP.RelativeURLs = true
 	dc.Catalog.MaxEntries = cfg.Storage.CatalogMaxEntries
 	dc.Tags.MaxTags = cfg.Storage.TagsMaxTags
 	dc.Validation.Manifests.URLs.Allow = append([]string(nil), cfg.Storage.ManifestURLsAllow...)

@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
-
 	"git.wntrmute.dev/kyle/mcr/adminapi"
 	"git.wntrmute.dev/kyle/mcr/adminsvc"
 	"git.wntrmute.dev/kyle/mcr/authplugin"
@@ -25,6 +23,8 @@ import (
 	"git.wntrmute.dev/kyle/mcr/authplugin/token"
 	"git.wntrmute.dev/kyle/mcr/clientip"
 	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/edge"
+	"git.wntrmute.dev/kyle/mcr/edge/exchange"
 	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/notifications"
@@ -57,7 +57,7 @@ func (a auditRecorder) LoginFailed(r *http.Request, username, reason string) {
 	a.record(store.AuditEvent{Type: "login_fail", Actor: username, IP: authplugin.ClientIP(r), Details: map[string]any{"reason": reason}})
 }
 
-func (a auditRecorder) Denied(r *http.Request, d authplugin.Denial) {
+func (a auditRecorder) Denied(r *http.Request, d exchange.Denial) {
 	metrics.PolicyDenials.WithLabelValues(string(d.Action)).Inc()
 	slog.Warn("policy_deny", "username", d.Principal.Username, "sub", d.Principal.Subject,
 		"action", string(d.Action), "repository", d.Repository, "rule", d.RuleID, "ip", authplugin.ClientIP(r))
@@ -294,7 +294,13 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 		}
 		return float64(free)
 	})
-	app, err := newApp(context.Background(), distributionConfig(cfg, authn, engine, secret, sink, capt, guard))
+	// One access controller: distribution calls it for its routes, ociext
+	// for the ones MCR answers itself.
+	ac := authplugin.NewAccessController(engine, cfg.Identity.ServiceName, cfg.Server.Hostname)
+	if cfg.Server.Hostname == "" {
+		slog.Warn("server.hostname is not set: token realms follow the client's Host header; set it to the registry's external host[:port]")
+	}
+	app, err := newApp(context.Background(), distributionConfig(cfg, ac, secret, sink, capt, guard))
 	if err != nil {
 		return err
 	}
@@ -339,14 +345,20 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 		},
 	})
 	api := adminapi.New(adminapi.Options{Service: svc})
-	mux := http.NewServeMux()
-	mux.Handle("/v2/token", &authplugin.TokenHandler{
-		Authn: authn, Policy: engine, Recorder: rec, SignIn: signIn, Families: st, OnRefreshReuse: rec.refreshReused,
-		TokenTTL: cfg.Identity.TokenTTL, RefreshTTL: cfg.Identity.RefreshTTL,
+	handler := edge.Handler(edge.Options{
+		ClientIP: proxies.Middleware,
+		Registry: app,
+		Auth:     &authplugin.Edge{Authn: authn, Service: cfg.Identity.ServiceName, Hostname: cfg.Server.Hostname, Recorder: rec},
+		Storage:  storageguard.Wrap,
+		OCI: ociext.Options{Store: st, Access: ac, Policy: engine, Registry: capt.get,
+			CatalogMax: cfg.Storage.CatalogMaxEntries, BodyTimeout: cfg.Server.ReadTimeout},
+		Gate: gcs.gate,
+		Token: &authplugin.TokenHandler{
+			Authn: authn, Policy: engine, Recorder: rec, SignIn: signIn, Families: st, OnRefreshReuse: rec.refreshReused,
+			TokenTTL: cfg.Identity.TokenTTL, RefreshTTL: cfg.Identity.RefreshTTL,
+		},
+		Admin: api,
 	})
-	ac := authplugin.NewAccessController(authn, engine, cfg.Identity.ServiceName, cfg.Server.Hostname)
-	mux.Handle("/v2/", authplugin.V2Middleware(storageguard.Wrap(gcs.gate.Wrap(ociext.Wrap(app, st, ac, func() (storagedriver.StorageDriver, error) { _, d, err := capt.get(); return d, err }))), rec))
-	mux.Handle("/v1/", api)
 
 	if cfg.Server.MetricsAddr != "" {
 		ml, err := net.Listen("tcp", cfg.Server.MetricsAddr)
@@ -360,7 +372,7 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 	}
 	srv := &http.Server{
 		Addr:              cfg.Server.ListenAddr,
-		Handler:           metrics.Instrument(proxies.Middleware(mux)),
+		Handler:           handler,
 		ReadHeaderTimeout: cfg.Server.ReadTimeout,
 		WriteTimeout:      cfg.Server.WriteTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,

@@ -75,6 +75,17 @@ func (c *Cache[V]) Put(k [32]byte, v V, exp time.Time, now time.Time) {
 	c.entries[k] = entry[V]{v: v, exp: exp}
 }
 
+// Sweep drops the entries expired at now.
+func (c *Cache[V]) Sweep(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, e := range c.entries {
+		if !now.Before(e.exp) {
+			delete(c.entries, key)
+		}
+	}
+}
+
 // Delete removes k.
 func (c *Cache[V]) Delete(k [32]byte) {
 	c.mu.Lock()

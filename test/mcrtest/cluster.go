@@ -82,7 +82,12 @@ func tail(s string, n int) string {
 
 func (c *Cluster) startReplica(t testing.TB, extra ...Option) *Server {
 	t.Helper()
-	all := append(append(append([]Option{WithEnv(c.Env...)}, c.S3.Options()...), c.opts...), extra...)
+	// Tests reach replicas both directly and through the balancer, under
+	// different ports of 127.0.0.1, so no one server.hostname names them
+	// all: the token realm follows the Host each client sent (a deployment
+	// sets server.hostname to the balancer's name instead).
+	noHostname := WithConfig("server.hostname", `""`)
+	all := append(append(append([]Option{WithEnv(c.Env...), noHostname}, c.S3.Options()...), c.opts...), extra...)
 	return Start(t, all...)
 }
 

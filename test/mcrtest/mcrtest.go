@@ -141,9 +141,10 @@ type Server struct {
 type Option func(*options)
 
 type options struct {
-	config []string // extra TOML lines appended per section: "section.key = value"
-	env    []string
-	dir    string
+	config   []string // extra TOML lines appended per section: "section.key = value"
+	env      []string
+	dir      string
+	hostname string
 }
 
 // WithConfig sets "section.key" to a raw TOML value (quote strings yourself).
@@ -153,6 +154,10 @@ func WithConfig(key, rawValue string) Option {
 
 // WithEnv adds environment variables (KEY=VALUE) to the server process.
 func WithEnv(kv ...string) Option { return func(o *options) { o.env = append(o.env, kv...) } }
+
+// WithHostname sets server.hostname to host:<the server's port>: the name
+// clients reach the registry under, named in its token realm.
+func WithHostname(host string) Option { return func(o *options) { o.hostname = host } }
 
 // WithDir reuses an existing data directory (e.g. to restart a server).
 func WithDir(dir string) Option { return func(o *options) { o.dir = dir } }
@@ -165,7 +170,9 @@ func Init(t testing.TB, addr string, env ...string) string {
 	dir := filepath.Join(t.TempDir(), "srv")
 	// Port 0 for gRPC: a server started from this directory never
 	// collides with another on :9443 (Start picks a known free port).
-	cmd := exec.Command(Binary(t, "mcrsrv"), "init", "--dir", dir, "--hostname", "localhost", "--listen", addr, "--grpc-listen", "127.0.0.1:0")
+	// --hostname 127.0.0.1: the address tests reach the server at, so the
+	// token realm init writes into server.hostname matches it.
+	cmd := exec.Command(Binary(t, "mcrsrv"), "init", "--dir", dir, "--hostname", "127.0.0.1", "--listen", addr, "--grpc-listen", "127.0.0.1:0")
 	cmd.Env = append(append(os.Environ(), "MCR_ADMIN_PASSWORD="+AdminPassword), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mcrsrv init: %v\n%s", err, out)
@@ -194,7 +201,15 @@ func Start(t testing.TB, opts ...Option) *Server {
 	// database.reserve off unless a test asks for it: 16 MiB written per
 	// server start adds up over the suite (TestDiskFullDatabaseReserve
 	// turns it on).
-	if err := setConfig(s.ConfigPath, append([]string{`server.listen_addr="` + addr + `"`, `server.grpc_addr="` + grpcAddr + `"`, `web.grpc_addr="` + grpcAddr + `"`, `database.reserve="0"`}, o.config...)); err != nil {
+	base := []string{`server.listen_addr="` + addr + `"`, `server.grpc_addr="` + grpcAddr + `"`, `web.grpc_addr="` + grpcAddr + `"`, `database.reserve="0"`}
+	_, port, _ := net.SplitHostPort(addr)
+	switch {
+	case o.hostname != "":
+		base = append(base, `server.hostname="`+o.hostname+`:`+port+`"`)
+	case o.dir != "": // a reused directory: `init` wrote another port into server.hostname
+		base = append(base, `server.hostname="127.0.0.1:`+port+`"`)
+	}
+	if err := setConfig(s.ConfigPath, append(base, o.config...)); err != nil {
 		t.Fatal(err)
 	}
 	s.Env = append(os.Environ(), o.env...)
@@ -283,6 +298,9 @@ func (s *Server) Stop(t testing.TB) error {
 	}
 	return s.exit
 }
+
+// PID is the server process's id.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
 
 // Signal sends sig to the server process.
 func (s *Server) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }

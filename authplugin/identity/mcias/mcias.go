@@ -7,7 +7,6 @@ package mcias
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -24,7 +23,10 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/internal/ttlcache"
 )
 
 // Defaults for the MCIAS client (DESIGN §3).
@@ -75,11 +77,12 @@ type Provider struct {
 	now         func() time.Time
 	log         *slog.Logger
 
-	mu         sync.Mutex
-	cache      map[string]mciasCacheEntry // keyed by hex SHA-256 of the token
-	inflight   map[string]*mciasFlight    // same key; one validate call per token at a time
-	maxEntries int
-	nextSweep  time.Time
+	cache   *ttlcache.Cache[mciasResult] // keyed by a digest of the token
+	flights singleflight.Group           // one validate call per token at a time
+
+	mu        sync.Mutex // orders cache writes against Logout
+	logouts   uint64     // bumped by Logout: a validation that raced one is not cached
+	nextSweep time.Time
 }
 
 var _ identity.Provider = (*Provider)(nil)
@@ -88,17 +91,6 @@ var _ identity.Provider = (*Provider)(nil)
 type mciasResult struct {
 	principal *identity.Principal // nil: the token is not valid
 	expiresAt time.Time           // the token's own expiry, zero if MCIAS did not say
-}
-
-type mciasCacheEntry struct {
-	res   mciasResult
-	until time.Time
-}
-
-type mciasFlight struct {
-	done chan struct{}
-	res  mciasResult
-	err  error
 }
 
 // New builds the MCIAS provider. It enforces TLS 1.3 as the minimum
@@ -178,9 +170,7 @@ func New(opts Options) (*Provider, error) {
 		ttl:         ttl,
 		now:         now,
 		log:         logger.With("provider", "mcias"),
-		cache:       make(map[string]mciasCacheEntry),
-		inflight:    make(map[string]*mciasFlight),
-		maxEntries:  mciasMaxCacheEntries,
+		cache:       ttlcache.New[mciasResult](mciasMaxCacheEntries),
 	}, nil
 }
 
@@ -302,9 +292,7 @@ func (m *Provider) Logout(ctx context.Context, token string) error {
 		return fmt.Errorf("mcias logout: %w", identity.ErrInvalidCredentials)
 	}
 	key := mciasTokenKey(token)
-	m.mu.Lock()
-	m.forgetLocked(key)
-	m.mu.Unlock()
+	m.forget(key)
 
 	status, _, err := m.do(ctx, http.MethodPost, "/v1/auth/logout", nil, token)
 	if err != nil {
@@ -313,7 +301,7 @@ func (m *Provider) Logout(ctx context.Context, token string) error {
 	switch {
 	case status >= 200 && status <= 299:
 		m.mu.Lock()
-		m.forgetLocked(key) // a validation that raced the logout must not be cached
+		m.logouts++ // a validation that raced the logout must not be cached
 		m.storeLocked(key, mciasResult{})
 		m.mu.Unlock()
 		return nil
@@ -337,52 +325,42 @@ func (m *Provider) Ping(ctx context.Context) error {
 }
 
 // validate answers from the cache or asks MCIAS, with at most one request
-// per token in flight. A token MCIAS does not accept yields an error
-// wrapping identity.ErrInvalidCredentials.
+// per token in flight (singleflight). A token MCIAS does not accept yields
+// an error wrapping identity.ErrInvalidCredentials.
 func (m *Provider) validate(ctx context.Context, token string) (mciasResult, error) {
 	key := mciasTokenKey(token)
-
-	m.mu.Lock()
-	if e, ok := m.cache[key]; ok {
-		if m.now().Before(e.until) {
-			m.mu.Unlock()
-			return e.res, e.res.err()
+	if res, ok := m.cache.Get(key, m.now()); ok {
+		return res, res.err()
+	}
+	ch := m.flights.DoChan(hex.EncodeToString(key[:]), func() (any, error) {
+		// A flight that finished between the lookup above and this one
+		// has cached its answer: use it rather than ask again.
+		if res, ok := m.cache.Get(key, m.now()); ok {
+			return res, res.err()
 		}
-		delete(m.cache, key)
-	}
-	f, ok := m.inflight[key]
-	if !ok {
-		f = &mciasFlight{done: make(chan struct{})}
-		m.inflight[key] = f
-		// The flight outlives any one caller's cancellation (others may be
-		// waiting on it); m.do bounds it with the request timeout.
-		go m.fly(context.WithoutCancel(ctx), key, token, f)
-	}
-	m.mu.Unlock()
-
+		m.mu.Lock()
+		epoch := m.logouts
+		m.mu.Unlock()
+		// The flight outlives any one caller's cancellation (others may
+		// be waiting on it); m.do bounds it with the request timeout.
+		res, err := m.fetch(context.WithoutCancel(ctx), token)
+		if err != nil {
+			return res, err // failures are not cached
+		}
+		m.mu.Lock()
+		if m.logouts == epoch {
+			m.storeLocked(key, res)
+		}
+		m.mu.Unlock()
+		return res, res.err()
+	})
 	select {
-	case <-f.done:
-		return f.res, f.err
+	case r := <-ch:
+		res, _ := r.Val.(mciasResult)
+		return res, r.Err
 	case <-ctx.Done():
 		return mciasResult{}, fmt.Errorf("mcias validate: %w: %w", identity.ErrUnavailable, ctx.Err())
 	}
-}
-
-func (m *Provider) fly(ctx context.Context, key, token string, f *mciasFlight) {
-	res, err := m.fetch(ctx, token)
-	m.mu.Lock()
-	if m.inflight[key] == f { // not detached by a Logout meanwhile
-		delete(m.inflight, key)
-		if err == nil { // an answer, valid or not (failures are not cached)
-			m.storeLocked(key, res)
-		}
-	}
-	if err == nil {
-		err = res.err()
-	}
-	f.res, f.err = res, err
-	m.mu.Unlock()
-	close(f.done)
 }
 
 // fetch asks MCIAS about a token, bypassing the cache. A token MCIAS does
@@ -433,8 +411,9 @@ func (r mciasResult) err() error {
 }
 
 // storeLocked caches res under key until the TTL passes or, for a valid
-// token, until the token itself expires, whichever is first. m.mu held.
-func (m *Provider) storeLocked(key string, res mciasResult) {
+// token, until the token itself expires, whichever is first; expired
+// entries are swept at most once per TTL. m.mu held.
+func (m *Provider) storeLocked(key [32]byte, res mciasResult) {
 	now := m.now()
 	until := now.Add(m.ttl)
 	if res.principal != nil && !res.expiresAt.IsZero() && res.expiresAt.Before(until) {
@@ -443,28 +422,21 @@ func (m *Provider) storeLocked(key string, res mciasResult) {
 	if !until.After(now) {
 		return
 	}
-	if len(m.cache) >= m.maxEntries || !now.Before(m.nextSweep) {
-		for k, e := range m.cache {
-			if !now.Before(e.until) {
-				delete(m.cache, k)
-			}
-		}
+	if !now.Before(m.nextSweep) {
+		m.cache.Sweep(now)
 		m.nextSweep = now.Add(m.ttl)
 	}
-	for k := range m.cache { // still full: drop arbitrary entries (map order is random)
-		if len(m.cache) < m.maxEntries {
-			break
-		}
-		delete(m.cache, k)
-	}
-	m.cache[key] = mciasCacheEntry{res: res, until: until}
+	m.cache.Put(key, res, until, now)
 }
 
-// forgetLocked drops the cached result for key and detaches any validation
-// in flight so its answer is not cached. m.mu held.
-func (m *Provider) forgetLocked(key string) {
-	delete(m.cache, key)
-	delete(m.inflight, key)
+// forget drops the cached result for key, and detaches a validation in
+// flight so its answer is not cached and the next caller asks again.
+func (m *Provider) forget(key [32]byte) {
+	m.mu.Lock()
+	m.logouts++
+	m.cache.Delete(key)
+	m.mu.Unlock()
+	m.flights.Forget(hex.EncodeToString(key[:]))
 }
 
 // do sends one request to MCIAS and returns the status and (bounded) body.
@@ -523,10 +495,7 @@ func parseMCIASTime(s string) (time.Time, error) {
 	return t, nil
 }
 
-func mciasTokenKey(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
+func mciasTokenKey(token string) [32]byte { return ttlcache.Key(token) }
 
 func mciasClonePrincipal(p *identity.Principal) *identity.Principal {
 	c := *p

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
+	"git.wntrmute.dev/kyle/mcr/internal/ttlcache"
 	"git.wntrmute.dev/kyle/mcr/test/fakemcias"
 )
 
@@ -727,22 +728,11 @@ func TestMCIASConcurrentValidate(t *testing.T) {
 
 func TestMCIASCacheBounded(t *testing.T) {
 	f := newMCIASFixture(t, nil)
-	f.p.maxEntries = 8
+	f.p.cache = ttlcache.New[mciasResult](8) // keys are SHA-256 digests by type, never the raw token
 	for i := range 50 {
 		_, _ = f.p.Validate(context.Background(), fmt.Sprintf("token-%d", i))
-		f.p.mu.Lock()
-		n := len(f.p.cache)
-		f.p.mu.Unlock()
-		if n > 8 {
+		if n := f.p.cache.Len(); n > 8 {
 			t.Fatalf("cache holds %d entries, cap 8", n)
-		}
-	}
-	// Keys are SHA-256 hex, never the raw token.
-	f.p.mu.Lock()
-	defer f.p.mu.Unlock()
-	for k := range f.p.cache {
-		if strings.HasPrefix(k, "token-") || len(k) != 64 {
-			t.Fatalf("cache key %q is not a SHA-256 hex digest", k)
 		}
 	}
 }
@@ -754,9 +744,7 @@ func TestMCIASCacheSweepsExpired(t *testing.T) {
 	}
 	f.clock.Advance(time.Minute)
 	_, _ = f.p.Validate(context.Background(), "new")
-	f.p.mu.Lock()
-	defer f.p.mu.Unlock()
-	if n := len(f.p.cache); n != 1 {
+	if n := f.p.cache.Len(); n != 1 {
 		t.Fatalf("cache holds %d entries after expiry sweep, want 1", n)
 	}
 }
