@@ -66,7 +66,8 @@ func TestWrapRewritesOnlyFullFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			// As the edge places it: inside the exchange.
+			// Inside the exchange, as the edge places it: Wrap amends the
+			// answer through the exchange's one writer.
 			exchange.Begin(Wrap(http.HandlerFunc(tc.handler))).ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/v2/a/blobs/uploads/x", nil))
 			if rec.Code != tc.wantCode {
 				t.Fatalf("status %d, want %d", rec.Code, tc.wantCode)
