@@ -20,6 +20,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -90,16 +91,39 @@ func Binary(t testing.TB, name string) string {
 }
 
 // FreeAddr returns a loopback address with a port nobody listens on.
+//
+// The port comes from below the kernel's ephemeral range (32768-60999 by
+// default), picked at random and checked by binding it: a port the kernel
+// handed out for ":0" and that was closed again can be handed out again at
+// once — to another test's listener or to any outgoing connection — before
+// the server started here binds it ("address already in use"). Ports below
+// the range are never chosen by the kernel, and each process remembers what
+// it gave out.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	freeMu.Lock()
+	defer freeMu.Unlock()
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		if freeGiven[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		freeGiven[port] = true
+		return fmt.Sprintf("127.0.0.1:%d", port)
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
+	t.Fatal("mcrtest: no free loopback port in 20000-31999")
+	return ""
 }
+
+var (
+	freeMu    sync.Mutex
+	freeGiven = map[int]bool{}
+)
 
 // SafeBuffer is a goroutine-safe bytes.Buffer for process output.
 type SafeBuffer struct {
