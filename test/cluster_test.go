@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -302,9 +304,13 @@ func clusterPolicy(t *testing.T, c *mcrtest.Cluster) {
 // once, and a collecting replica that dies.
 func TestClusterGC(t *testing.T) {
 	t.Parallel()
+	// Collections pass straight through the hold hook while the file is
+	// absent; pulls-never-wait creates it to keep one inside its gate.
+	hold := filepath.Join(t.TempDir(), "gc-hold")
 	c := mcrtest.StartCluster(t, 3, mcrtest.WithConfig("gc.grace", `"30s"`), mcrtest.WithConfig("gc.max_wait", `"60s"`),
-		mcrtest.WithConfig("gc.lease_ttl", `"3s"`))
+		mcrtest.WithConfig("gc.lease_ttl", `"3s"`), mcrtest.WithEnv("MCR_TEST_GC_HOLD_FILE="+hold))
 	t.Run("torture", func(t *testing.T) { clusterGCTorture(t, c) })
+	t.Run("pulls-never-wait", func(t *testing.T) { clusterGCPullsNeverWait(t, c, hold) })
 	t.Run("two-at-once", func(t *testing.T) { clusterGCTwoAtOnce(t, c) })
 	t.Run("collector-dies", func(t *testing.T) { clusterGCCollectorDies(t, c) })
 }
@@ -451,6 +457,117 @@ func clusterGCTorture(t *testing.T, c *mcrtest.Cluster) {
 		during.Round(time.Millisecond), nDuring, outside.Round(time.Millisecond))
 	t.Logf("GC torture on 3 replicas: %d images pushed (%d failed), %d pulls (%d failed), %d GC runs on one replica, %d 503s",
 		len(pushed), len(pushErrs), pulls.Load(), len(pullErrs), runs, unavailable.Load())
+}
+
+// clusterGCPullsNeverWait holds one replica's collection inside its gated
+// section (test hook) so the cluster write gate stays closed on every
+// replica, and shows, without timing thresholds, that pulls do not wait
+// for it: an image pulls in full (manifest, config, every layer, digests
+// verified) from each replica directly and through the balancer while
+// every gate still reads closed, and a push started during the hold stays
+// pending, not failed, until the hold is released, then succeeds.
+func clusterGCPullsNeverWait(t *testing.T, c *mcrtest.Cluster, hold string) {
+	admin := c.Replicas[0].Login(t, "admin", mcrtest.AdminPassword)
+	regAuth := authn.FromConfig(authn.AuthConfig{RegistryToken: c.LB.Token(t, "admin", mcrtest.AdminPassword, "repository:held/app:pull,push")})
+	img := gcImage(t, nil, 2, 8<<10)
+	if err := remote.Write(ref(t, c.LB, "held/app:v1"), img, remoteOpts(t, c.LB, regAuth, nil)...); err != nil {
+		t.Fatal(err)
+	}
+	existing := map[string]v1.Hash{"held/app:v1": mustDigest(t, img)}
+	waitNoGC(t, c.Replicas[0], admin)
+
+	if err := os.WriteFile(hold, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(hold) }) // never leave later subtests held
+	const held = "holding the collection"
+	before := strings.Count(c.Replicas[0].Output.String(), held)
+	var started struct {
+		ID int64 `json:"id"`
+	}
+	if code := gcAPI(t, c.Replicas[0], http.MethodPost, "/v1/gc", admin, nil, &started); code != http.StatusAccepted || started.ID == 0 {
+		t.Fatalf("POST /v1/gc: %d", code)
+	}
+	for deadline := time.Now().Add(30 * time.Second); strings.Count(c.Replicas[0].Output.String(), held) == before; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the collection never reached the hold")
+		}
+	}
+	for _, srv := range c.Replicas {
+		gcWaitGauge(t, srv.MetricsAddr, "mcr_gc_gate_closed", 1)
+	}
+
+	// A push started now waits at the closed gates.
+	next := gcImage(t, nil, 1, 8<<10)
+	pushed := make(chan error, 1)
+	tr := &uploadSeenTransport{inner: c.LB.Transport(), seen: make(chan struct{})}
+	go func() {
+		pushed <- remote.Write(ref(t, c.LB, "held/app:v2"), next, remoteOpts(t, c.LB, regAuth, tr)...)
+	}()
+	select { // the push has sent its first write (starting an upload)
+	case <-tr.seen:
+	case err := <-pushed:
+		t.Fatalf("the push ended before it started an upload: %v", err)
+	}
+
+	// Pulls complete from every replica and through the balancer.
+	for _, srv := range append(append([]*mcrtest.Server{}, c.Replicas...), c.LB) {
+		gcPullAllAs(t, srv, regAuth, existing)
+	}
+	if t.Failed() {
+		t.Fatal("a pull failed while the collection held the gates")
+	}
+	// ...while the collection still holds every gate: they did not wait.
+	for i, srv := range c.Replicas {
+		if v, ok := metSum(metParse(t, metScrape(t, srv.MetricsAddr)), "mcr_gc_gate_closed", nil); !ok || v != 1 {
+			t.Fatalf("replica %d: mcr_gc_gate_closed = %v (present %v) after the pulls, want 1 (the hold still closes it)", i, v, ok)
+		}
+	}
+	var st gcStatusJSON
+	if code := gcAPI(t, c.Replicas[1], http.MethodGet, "/v1/gc/status", admin, nil, &st); code != 200 || !st.Running {
+		t.Fatalf("status on another replica during the hold: %d running=%v", code, st.Running)
+	}
+	select {
+	case err := <-pushed:
+		t.Fatalf("the push finished while every gate was closed (err %v)", err)
+	default:
+	}
+
+	if err := os.Remove(hold); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-pushed:
+		if err != nil {
+			t.Fatalf("push held by the collection: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("push still waiting 60 s after the hold was released")
+	}
+	if run := gcWait(t, c.Replicas[0], admin, started.ID); run.Error != "" {
+		t.Fatalf("held collection: %s", run.Error)
+	}
+	existing["held/app:v2"] = mustDigest(t, next)
+	for _, srv := range c.Replicas {
+		gcWaitGauge(t, srv.MetricsAddr, "mcr_gc_gate_closed", 0)
+		gcPullAllAs(t, srv, regAuth, existing)
+	}
+	waitNoGC(t, c.Replicas[0], admin)
+}
+
+// uploadSeenTransport closes seen once a request starting a blob upload
+// has been sent (the first write of a push, which a closed gate holds).
+type uploadSeenTransport struct {
+	inner http.RoundTripper
+	seen  chan struct{}
+	once  sync.Once
+}
+
+func (u *uploadSeenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/blobs/uploads/") {
+		u.once.Do(func() { close(u.seen) })
+	}
+	return u.inner.RoundTrip(req)
 }
 
 // clusterGCTwoAtOnce: collections requested on two replicas at the same

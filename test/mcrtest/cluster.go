@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -87,8 +88,14 @@ func (c *Cluster) startReplica(t testing.TB, extra ...Option) *Server {
 	// all: the token realm follows the Host each client sent (a deployment
 	// sets server.hostname to the balancer's name instead).
 	noHostname := WithConfig("server.hostname", `""`)
-	all := append(append(append([]Option{WithEnv(c.Env...), noHostname}, c.S3.Options()...), c.opts...), extra...)
-	return Start(t, all...)
+	// Each replica gets its own metrics listener, so a test can read
+	// per-replica state (e.g. the GC gate gauge) of every member.
+	metricsAddr := FreeAddr(t)
+	metrics := WithConfig("server.metrics_addr", strconv.Quote(metricsAddr))
+	all := append(append(append([]Option{WithEnv(c.Env...), noHostname, metrics}, c.S3.Options()...), c.opts...), extra...)
+	srv := Start(t, all...)
+	srv.MetricsAddr = metricsAddr
+	return srv
 }
 
 // AddReplica starts one more replica of the cluster (not behind the

@@ -153,6 +153,9 @@ type Server struct {
 	CACert     string // PEM file of the self-signed certificate
 	Output     *SafeBuffer
 	Env        []string
+	// MetricsAddr is the loopback metrics listener (server.metrics_addr)
+	// where the harness set one: every cluster replica has its own.
+	MetricsAddr string
 
 	cmd    *exec.Cmd
 	done   chan struct{}
