@@ -60,7 +60,7 @@ func (s *Store) CopyInto(ctx context.Context, dst *Store) (map[string]int64, err
 	if err != nil {
 		return nil, fmt.Errorf("store: copy: %w", err)
 	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	defer tx.Rollback() // a no-op after Commit
 	counts := map[string]int64{}
 	for _, t := range tables {
 		rows, err := s.db.QueryContext(ctx, `SELECT * FROM `+t)

@@ -17,7 +17,7 @@ func (s *Store) ReleaseBlobs(ctx context.Context, repository string, digests []s
 	if err != nil {
 		return fmt.Errorf("store: release blobs: %w", err)
 	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	defer tx.Rollback() // a no-op after Commit
 	now := time.Now().UTC().UnixNano()
 	for _, d := range digests {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO gc_released(digest, repository, released_at) VALUES (?, ?, ?)

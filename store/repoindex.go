@@ -74,7 +74,7 @@ func (s *Store) applyOnce(ctx context.Context, evs []AuditEvent, ops []IndexOp) 
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	defer tx.Rollback() // a no-op after Commit
 	if err := insertAudit(ctx, tx, evs); err != nil {
 		return err
 	}
@@ -361,7 +361,7 @@ func (s *Store) ReplaceIndex(ctx context.Context, ops []IndexOp) error {
 	if err != nil {
 		return fmt.Errorf("store: reindex: %w", err)
 	}
-	defer tx.Rollback() //nolint:errcheck
+	defer tx.Rollback() // a no-op after Commit
 	for _, q := range []string{`DELETE FROM manifest_refs`, `DELETE FROM tags`, `DELETE FROM manifests`, `DELETE FROM repositories`} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("store: reindex: %w", err)
