@@ -153,7 +153,9 @@ func TestSinkGroupCommit(t *testing.T) {
 		}
 	}
 	// Everything that arrived while the first commit waited commits in
-	// one transaction.
+	// one transaction. OnCommit observes a batch after its writers have
+	// their answers, so wait for the second observation.
+	waitFor(t, "two commits observed", func() bool { return len(c.get()) >= 2 })
 	if sizes := c.get(); len(sizes) != 2 || sizes[0] != 1 || sizes[1] != writers {
 		t.Errorf("batches %v, want [1 %d]", sizes, writers)
 	}
@@ -191,6 +193,14 @@ func TestSinkMaxBatch(t *testing.T) {
 	if failed.Load() != 0 {
 		t.Fatalf("%d writes failed", failed.Load())
 	}
+	// OnCommit observes a batch after its writers have their answers.
+	waitFor(t, "every event observed committed", func() bool {
+		n := 0
+		for _, k := range c.get() {
+			n += k
+		}
+		return n >= writers+1
+	})
 	total := 0
 	for _, n := range c.get() {
 		if n > 4 {
@@ -239,6 +249,8 @@ func TestSinkBadEventFailsAlone(t *testing.T) {
 	if n := countRows(t, st, ManifestPushed); n != good+1 {
 		t.Errorf("%d good rows, want %d", n, good+1)
 	}
+	// OnCommit observes a batch after its writers have their answers.
+	waitFor(t, "two commits observed", func() bool { return len(c.get()) >= 2 })
 	if sizes := c.get(); len(sizes) != 2 || sizes[1] != good+1 {
 		t.Errorf("batches %v, want [1 %d]: the bad event shared a batch with the others", sizes, good+1)
 	}
