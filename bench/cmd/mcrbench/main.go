@@ -53,6 +53,7 @@ type options struct {
 	Artifacts       int     `json:"artifacts_per_run"`
 	Perf            string  `json:"-"`
 	AltEnv          string  `json:"alt_env,omitempty"`
+	AltMCRSrv       string  `json:"alt_mcrsrv,omitempty"`
 	MCREnv          string  `json:"mcr_env,omitempty"`
 	Keep            bool    `json:"-"`
 
@@ -93,6 +94,7 @@ func main() {
 	flag.IntVar(&o.ChunkMiB, "chunk-mib", 5, "PATCH size of the chunked push style in MiB")
 	flag.IntVar(&o.ArtClients, "artifact-clients", 64, "concurrent clients of scenario 6 (tiny artifacts)")
 	flag.IntVar(&o.Artifacts, "artifacts", 0, "artifacts pushed per run of scenario 6 (default 512, smoke 128)")
+	flag.StringVar(&o.AltMCRSrv, "alt-mcrsrv", "", "path of another mcrsrv build for the second MCR variant, with the same settings as the first (A/B of two builds in one run, e.g. before and after a change); --alt-env still applies")
 	flag.StringVar(&o.AltEnv, "alt-env", "", "comma-separated KEY=VALUE settings for the second MCR variant instead of the other storage driver (A/B of one setting, e.g. MCR_STORAGE_DIRECT_IO=false)")
 	flag.StringVar(&o.MCREnv, "mcr-env", "", "comma-separated KEY=VALUE settings for both MCR variants (e.g. MCR_SERVER_METRICS_ADDR=127.0.0.1:9100,MCR_SERVER_PPROF=true to profile)")
 	flag.StringVar(&o.Perf, "perf", "", "directory for `perf record` profiles of every scenario-1 push (needs perf)")
@@ -377,7 +379,11 @@ func run(ctx context.Context, o *options) (*results, error) {
 	if err := mcrInit(o.MCRSrv, mcrDir, mcrAddr, webAddr1, ""); err != nil {
 		return nil, err
 	}
-	if err := mcrInit(o.MCRSrv, mcrFSDir, mcrFSAddr, webAddr2, mcrDir); err != nil {
+	altBin := o.MCRSrv
+	if o.AltMCRSrv != "" {
+		altBin = o.AltMCRSrv
+	}
+	if err := mcrInit(altBin, mcrFSDir, mcrFSAddr, webAddr2, mcrDir); err != nil {
 		return nil, err
 	}
 	cert, key := filepath.Join(mcrDir, "certs", "cert.pem"), filepath.Join(mcrDir, "certs", "key.pem")
@@ -389,8 +395,8 @@ func run(ctx context.Context, o *options) (*results, error) {
 	newClient := func() *http.Client { return newHTTPClient(pool, conns, o.H2) }
 
 	defaultDriver := configuredDriver(filepath.Join(mcrDir, "mcr.toml"))
-	startMCRVariant := func(name, dir string, env ...string) (*process, error) {
-		p, err := startProcess(name, filepath.Join(dir, "server.log"), baseEnv(env...), o.MCRSrv,
+	startMCRVariant := func(name, bin, dir string, env ...string) (*process, error) {
+		p, err := startProcess(name, filepath.Join(dir, "server.log"), baseEnv(env...), bin,
 			"server", "--config", filepath.Join(dir, "mcr.toml"))
 		if err != nil {
 			return nil, err
@@ -402,7 +408,7 @@ func run(ctx context.Context, o *options) (*results, error) {
 	if o.MCREnv != "" {
 		mcrEnv = strings.Split(o.MCREnv, ",")
 	}
-	mcrP, err := startMCRVariant("mcr", mcrDir, mcrEnv...)
+	mcrP, err := startMCRVariant("mcr", o.MCRSrv, mcrDir, mcrEnv...)
 	if err != nil {
 		return nil, err
 	}
@@ -413,10 +419,16 @@ func run(ctx context.Context, o *options) (*results, error) {
 	}
 	altEnv := []string{"MCR_STORAGE_DRIVER=" + altDriver}
 	altWhat := "MCR_STORAGE_DRIVER=" + altDriver + " (the other storage driver)"
-	if o.AltEnv != "" {
+	switch {
+	case o.AltMCRSrv != "": // another build, as the first is run (plus --alt-env)
+		altEnv, altWhat = mcrEnv, "the build "+o.AltMCRSrv
+		if o.AltEnv != "" {
+			altEnv, altWhat = append(append([]string(nil), mcrEnv...), strings.Split(o.AltEnv, ",")...), altWhat+", "+o.AltEnv
+		}
+	case o.AltEnv != "": // the same build and driver, one setting changed
 		altEnv, altWhat = strings.Split(o.AltEnv, ","), o.AltEnv
 	}
-	mcrFSP, err := startMCRVariant("mcr-alt", mcrFSDir, altEnv...)
+	mcrFSP, err := startMCRVariant("mcr-alt", altBin, mcrFSDir, altEnv...)
 	if err != nil {
 		return nil, err
 	}
@@ -500,7 +512,7 @@ func run(ctx context.Context, o *options) (*results, error) {
 		Desc: "mcrsrv: TLS 1.3, bearer tokens from /v2/token (local identity, bcrypt), " +
 			fmt.Sprint(len(rules)) + " policy rules, audit as built, storage.driver=" + drv}
 	altLabel := "MCR(" + drvFS + ")"
-	if o.AltEnv != "" {
+	if o.AltEnv != "" || o.AltMCRSrv != "" {
 		altLabel = "MCR(alt)"
 	}
 	mcrFS := &target{Name: "mcr-alt", Label: altLabel, URL: "https://" + mcrFSAddr, Auth: authBearer,
