@@ -34,14 +34,16 @@ const (
 // returns, so the bridge also keeps the error of a change it could not
 // record, and the services in durable.go turn it into the request's error.
 type bridge struct {
-	ctx    context.Context // the request's: bounds the commit
-	sink   *Sink
-	actor  *identity.Principal
-	ip     string
+	ctx   context.Context // the request's: bounds the commit
+	sink  *Sink
+	actor *identity.Principal
+	ip    string
+
+	err error // the first change not recorded since the last take
+
 	method string
 
-	mu  sync.Mutex
-	err error // the first change not recorded since the last take
+	mu sync.Mutex
 }
 
 func newBridge(ctx context.Context, sink *Sink) *bridge {
@@ -95,14 +97,14 @@ func tagOf(options []distribution.ManifestServiceOption) string {
 
 // manifestFields are the parts of an OCI/Docker manifest the index keeps.
 type manifestFields struct {
-	ArtifactType string `json:"artifactType"`
-	Config       *struct {
+	Config *struct {
 		MediaType string `json:"mediaType"`
 	} `json:"config"`
 	Subject *struct {
 		Digest string `json:"digest"`
 	} `json:"subject"`
-	Annotations map[string]string `json:"annotations"`
+	Annotations  map[string]string `json:"annotations"`
+	ArtifactType string            `json:"artifactType"`
 }
 
 // IndexOpFor describes a manifest for the repository index.

@@ -20,11 +20,13 @@ type RuleSource interface {
 // DefaultRules) and evaluates inputs against it. It is safe for concurrent
 // use; Evaluate does not allocate.
 type Engine struct {
-	src      RuleSource
+	src RuleSource
+
+	set *ruleSet
+
 	reloadMu sync.Mutex // serializes Reload so a slow load cannot overwrite a newer one
 
-	mu  sync.RWMutex
-	set *ruleSet
+	mu sync.RWMutex
 }
 
 // ErrNoRuleSource is returned by Reload on an Engine built without a source.

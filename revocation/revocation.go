@@ -57,15 +57,17 @@ func statID(path string) fileID {
 
 // Cache holds the generations.
 type Cache struct {
-	src    Source
+	src Source
+	now func() time.Time
+
+	gens map[string]int64
+	next time.Time // re-read at this time at the latest
+
 	marker string
 	poll   time.Duration
-	now    func() time.Time
 
 	mu     sync.RWMutex
-	gens   map[string]int64
 	seen   fileID
-	next   time.Time // re-read at this time at the latest
 	stale  bool
 	reload sync.Mutex
 }

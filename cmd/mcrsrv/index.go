@@ -22,11 +22,12 @@ type indexer struct {
 	st   *store.Store
 	capt *captured
 
-	runMu sync.Mutex // one reconcile at a time
-
-	mu    sync.Mutex
 	dirty map[string]bool
 	kick  chan struct{}
+
+	runMu sync.Mutex // one reconcile at a time
+
+	mu sync.Mutex
 }
 
 func newIndexer(st *store.Store) *indexer {
