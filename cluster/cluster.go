@@ -55,8 +55,9 @@ type Handler func(ctx context.Context, payload string) error
 
 // Node is this replica's membership.
 type Node struct {
-	ID string
-	db *sql.DB
+	ID  string
+	db  *sql.DB
+	dsn string
 
 	handlers map[string]Handler
 	applied  map[string]int64 // topic → version applied here
@@ -64,8 +65,6 @@ type Node struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-
-	dsn string
 
 	opt Options
 

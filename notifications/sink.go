@@ -69,8 +69,7 @@ type Sink struct {
 	failing   error     // the last commit's error when nothing committed
 	failingAt time.Time // when commits started failing
 
-	opts Options
-
+	opts   Options
 	wg     sync.WaitGroup
 	mu     sync.RWMutex
 	closed bool

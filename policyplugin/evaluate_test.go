@@ -23,96 +23,96 @@ func TestEvaluate(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		in      Input
-		wantEff Effect
 		rules   []Rule
+		wantEff Effect
+		in      Input
 		wantID  int64
 	}{
 		// Built-ins.
-		{"admin wildcard push", human(RoleAdmin).do(ActionPush, "any/repo"), EffectAllow, withDefaults(), -1},
-		{"admin wildcard policy manage", system(RoleAdmin).do(ActionPolicyManage, ""), EffectAllow, withDefaults(), -1},
-		{"user allow pull", human(RoleUser).do(ActionPull, "library/alpine"), EffectAllow, withDefaults(), -2},
-		{"user allow catalog", human(RoleUser).do(ActionCatalog, ""), EffectAllow, withDefaults(), -2},
-		{"user denied policy manage", human(RoleUser).do(ActionPolicyManage, ""), EffectDeny, withDefaults(), 0},
-		{"system denied pull without rules", system(RoleUser).do(ActionPull, "myapp"), EffectDeny, withDefaults(), 0},
-		{"system version check", system().do(ActionVersionCheck, ""), EffectAllow, withDefaults(), -3},
-		{"guest denied pull", human(RoleGuest).do(ActionPull, "myapp"), EffectDeny, withDefaults(), 0},
-		{"guest version check", human(RoleGuest).do(ActionVersionCheck, ""), EffectAllow, withDefaults(), -3},
-		{"no rules default deny", human(RoleAdmin).do(ActionPull, "x"), EffectDeny, nil, 0},
+		{"admin wildcard push", withDefaults(), EffectAllow, human(RoleAdmin).do(ActionPush, "any/repo"), -1},
+		{"admin wildcard policy manage", withDefaults(), EffectAllow, system(RoleAdmin).do(ActionPolicyManage, ""), -1},
+		{"user allow pull", withDefaults(), EffectAllow, human(RoleUser).do(ActionPull, "library/alpine"), -2},
+		{"user allow catalog", withDefaults(), EffectAllow, human(RoleUser).do(ActionCatalog, ""), -2},
+		{"user denied policy manage", withDefaults(), EffectDeny, human(RoleUser).do(ActionPolicyManage, ""), 0},
+		{"system denied pull without rules", withDefaults(), EffectDeny, system(RoleUser).do(ActionPull, "myapp"), 0},
+		{"system version check", withDefaults(), EffectAllow, system().do(ActionVersionCheck, ""), -3},
+		{"guest denied pull", withDefaults(), EffectDeny, human(RoleGuest).do(ActionPull, "myapp"), 0},
+		{"guest version check", withDefaults(), EffectAllow, human(RoleGuest).do(ActionVersionCheck, ""), -3},
+		{"no rules default deny", nil, EffectDeny, human(RoleAdmin).do(ActionPull, "x"), 0},
 
 		// Exact repository.
-		{"exact repo match", system().do(ActionPull, "myapp"), EffectAllow, withDefaults(exactRepo), 10},
-		{"exact repo other repo", system().do(ActionPull, "myapp2"), EffectDeny, withDefaults(exactRepo), 0},
-		{"exact repo prefix is not a match", system().do(ActionPull, "myapp/sub"), EffectDeny, withDefaults(exactRepo), 0},
-		{"exact repo other action", system().do(ActionPush, "myapp"), EffectDeny, withDefaults(exactRepo), 0},
-		{"exact repo other subject", Input{Subject: "someone-else", AccountType: AccountTypeSystem, Action: ActionPull, Repository: "myapp"},
-			EffectDeny, withDefaults(exactRepo), 0},
+		{"exact repo match", withDefaults(exactRepo), EffectAllow, system().do(ActionPull, "myapp"), 10},
+		{"exact repo other repo", withDefaults(exactRepo), EffectDeny, system().do(ActionPull, "myapp2"), 0},
+		{"exact repo prefix is not a match", withDefaults(exactRepo), EffectDeny, system().do(ActionPull, "myapp/sub"), 0},
+		{"exact repo other action", withDefaults(exactRepo), EffectDeny, system().do(ActionPush, "myapp"), 0},
+		{"exact repo other subject", withDefaults(exactRepo),
+			EffectDeny, Input{Subject: "someone-else", AccountType: AccountTypeSystem, Action: ActionPull, Repository: "myapp"}, 0},
 
 		// Globs.
-		{"glob production/* matches production/app", system().do(ActionPush, "production/app"), EffectAllow, withDefaults(prodGlob), 11},
-		{"glob production/* not production/team/app", system().do(ActionPush, "production/team/app"), EffectDeny, withDefaults(prodGlob), 0},
-		{"glob production/* not production", system().do(ActionPull, "production"), EffectDeny, withDefaults(prodGlob), 0},
-		{"glob production/* not staging/app", system().do(ActionPull, "staging/app"), EffectDeny, withDefaults(prodGlob), 0},
-		{"glob ? and class", system().do(ActionPull, "team3/appx"), EffectAllow, withDefaults(Rule{ID: 12, Priority: 1, Effect: EffectAllow, Actions: []Action{ActionPull},
-			Repositories: []string{"team[0-9]/app?"}, Enabled: true}), 12},
-		{"any of several globs", system().do(ActionPull, "b/x"), EffectAllow, withDefaults(Rule{ID: 13, Priority: 1, Effect: EffectAllow, Actions: []Action{ActionPull},
-			Repositories: []string{"a/*", "b/*"}, Enabled: true}), 13},
+		{"glob production/* matches production/app", withDefaults(prodGlob), EffectAllow, system().do(ActionPush, "production/app"), 11},
+		{"glob production/* not production/team/app", withDefaults(prodGlob), EffectDeny, system().do(ActionPush, "production/team/app"), 0},
+		{"glob production/* not production", withDefaults(prodGlob), EffectDeny, system().do(ActionPull, "production"), 0},
+		{"glob production/* not staging/app", withDefaults(prodGlob), EffectDeny, system().do(ActionPull, "staging/app"), 0},
+		{"glob ? and class", withDefaults(Rule{ID: 12, Priority: 1, Effect: EffectAllow, Actions: []Action{ActionPull},
+			Repositories: []string{"team[0-9]/app?"}, Enabled: true}), EffectAllow, system().do(ActionPull, "team3/appx"), 12},
+		{"any of several globs", withDefaults(Rule{ID: 13, Priority: 1, Effect: EffectAllow, Actions: []Action{ActionPull},
+			Repositories: []string{"a/*", "b/*"}, Enabled: true}), EffectAllow, system().do(ActionPull, "b/x"), 13},
 
 		// Deny wins.
-		{"deny wins over lower-priority-number allow", human(RoleUser).do(ActionPush, "production/app"), EffectDeny, withDefaults(Rule{ID: 1, Priority: 1, Effect: EffectAllow,
-			Actions: []Action{ActionPush}, Enabled: true}, denyProdPush), 20},
-		{"deny wins over built-in allow", human(RoleUser).do(ActionPush, "production/app"), EffectDeny, withDefaults(denyProdPush), 20},
-		{"deny does not apply elsewhere", human(RoleUser).do(ActionPush, "staging/app"), EffectAllow, withDefaults(denyProdPush), -2},
-		{"deny does not apply to pull", human(RoleUser).do(ActionPull, "production/app"), EffectAllow, withDefaults(denyProdPush), -2},
+		{"deny wins over lower-priority-number allow", withDefaults(Rule{ID: 1, Priority: 1, Effect: EffectAllow,
+			Actions: []Action{ActionPush}, Enabled: true}, denyProdPush), EffectDeny, human(RoleUser).do(ActionPush, "production/app"), 20},
+		{"deny wins over built-in allow", withDefaults(denyProdPush), EffectDeny, human(RoleUser).do(ActionPush, "production/app"), 20},
+		{"deny does not apply elsewhere", withDefaults(denyProdPush), EffectAllow, human(RoleUser).do(ActionPush, "staging/app"), -2},
+		{"deny does not apply to pull", withDefaults(denyProdPush), EffectAllow, human(RoleUser).do(ActionPull, "production/app"), -2},
 
 		// Priority ordering.
-		{"first allow by priority", system().do(ActionPull, "x"), EffectAllow, []Rule{
+		{"first allow by priority", []Rule{
 			{ID: 2, Priority: 5, Effect: EffectAllow, Enabled: true},
 			{ID: 1, Priority: 1, Effect: EffectAllow, Enabled: true},
-		}, 1},
-		{"equal priority keeps slice order", system().do(ActionPull, "x"), EffectAllow, []Rule{
+		}, EffectAllow, system().do(ActionPull, "x"), 1},
+		{"equal priority keeps slice order", []Rule{
 			{ID: 4, Priority: 5, Effect: EffectAllow, Enabled: true},
 			{ID: 3, Priority: 5, Effect: EffectAllow, Enabled: true},
 			{ID: 5, Priority: 6, Effect: EffectAllow, Enabled: true},
-		}, 4},
-		{"first deny by priority", system().do(ActionPull, "x"), EffectDeny, []Rule{
+		}, EffectAllow, system().do(ActionPull, "x"), 4},
+		{"first deny by priority", []Rule{
 			{ID: 7, Priority: 9, Effect: EffectDeny, Enabled: true},
 			{ID: 1, Priority: 1, Effect: EffectAllow, Enabled: true},
 			{ID: 6, Priority: 3, Effect: EffectDeny, Enabled: true},
-		}, 6},
-		{"built-ins (priority 0) before stored allows", human(RoleUser).do(ActionPull, "x"), EffectAllow, withDefaults(Rule{ID: 8, Priority: 1, Effect: EffectAllow,
-			Roles: []string{RoleUser}, Enabled: true}), -2},
+		}, EffectDeny, system().do(ActionPull, "x"), 6},
+		{"built-ins (priority 0) before stored allows", withDefaults(Rule{ID: 8, Priority: 1, Effect: EffectAllow,
+			Roles: []string{RoleUser}, Enabled: true}), EffectAllow, human(RoleUser).do(ActionPull, "x"), -2},
 
 		// Global operations.
-		{"global op skips repository rules", system().do(ActionCatalog, ""), EffectDeny, withDefaults(catalogRepoRule), 0},
-		{"global op matches repository-less rule", system().do(ActionCatalog, ""), EffectAllow, withDefaults(catalogRepoRule, catalogGlobal), 31},
-		{"repository deny rule ignored for global op", human(RoleUser).do(ActionCatalog, ""), EffectAllow, withDefaults(denyRepoRule), -2},
-		{"wildcard-repo rule matches repo op", system().do(ActionDelete, "deep/nested/repo"), EffectAllow, withDefaults(allowAllSys), 21},
-		{"wildcard-repo rule matches global op", system().do(ActionCatalog, ""), EffectAllow, withDefaults(allowAllSys), 21},
+		{"global op skips repository rules", withDefaults(catalogRepoRule), EffectDeny, system().do(ActionCatalog, ""), 0},
+		{"global op matches repository-less rule", withDefaults(catalogRepoRule, catalogGlobal), EffectAllow, system().do(ActionCatalog, ""), 31},
+		{"repository deny rule ignored for global op", withDefaults(denyRepoRule), EffectAllow, human(RoleUser).do(ActionCatalog, ""), -2},
+		{"wildcard-repo rule matches repo op", withDefaults(allowAllSys), EffectAllow, system().do(ActionDelete, "deep/nested/repo"), 21},
+		{"wildcard-repo rule matches global op", withDefaults(allowAllSys), EffectAllow, system().do(ActionCatalog, ""), 21},
 
 		// Multiple matching rules.
-		{"multiple allows match", system().do(ActionPull, "myapp"), EffectAllow, withDefaults(allowAllSys, prodGlob, exactRepo), 21},
-		{"multiple allows and a deny", system().do(ActionPull, "production/secret"),
-			EffectDeny, withDefaults(allowAllSys, prodGlob, Rule{ID: 40, Priority: 500, Effect: EffectDeny,
-				SubjectUUID: sysSubject, Repositories: []string{"production/secret"}, Enabled: true}), 40},
+		{"multiple allows match", withDefaults(allowAllSys, prodGlob, exactRepo), EffectAllow, system().do(ActionPull, "myapp"), 21},
+		{"multiple allows and a deny", withDefaults(allowAllSys, prodGlob, Rule{ID: 40, Priority: 500, Effect: EffectDeny,
+			SubjectUUID: sysSubject, Repositories: []string{"production/secret"}, Enabled: true}),
+			EffectDeny, system().do(ActionPull, "production/secret"), 40},
 
 		// Field semantics.
-		{"roles: any of", human("other", RoleGuest).do(ActionPull, "x"), EffectAllow, withDefaults(Rule{ID: 50, Priority: 1, Effect: EffectAllow, Roles: []string{RoleAdmin, RoleGuest},
-			Actions: []Action{ActionPull}, Enabled: true}), 50},
-		{"roles: none of", system().do(ActionPull, "x"), EffectDeny, withDefaults(Rule{ID: 51, Priority: 1, Effect: EffectAllow, Roles: []string{RoleGuest},
-			Enabled: true}), 0},
-		{"account type mismatch", system().do(ActionPush, "x"), EffectDeny, withDefaults(Rule{ID: 52, Priority: 1, Effect: EffectAllow, AccountTypes: []string{AccountTypeHuman},
-			Actions: []Action{ActionPush}, Enabled: true}), 0},
-		{"disabled allow excluded", system().do(ActionPull, "x"),
-			EffectDeny, withDefaults(Rule{ID: 53, Priority: 1, Effect: EffectAllow, Enabled: false}), 0},
-		{"disabled deny excluded", human(RoleAdmin).do(ActionPull, "x"),
-			EffectAllow, withDefaults(Rule{ID: 54, Priority: 1, Effect: EffectDeny, Enabled: false}), -1},
-		{"unknown effect never matches", system().do(ActionPull, "x"),
-			EffectDeny, withDefaults(Rule{ID: 55, Priority: 1, Effect: "maybe", Enabled: true}), 0},
-		{"malformed glob never matches", system().do(ActionPull, "x["), EffectDeny, withDefaults(Rule{ID: 56, Priority: 1, Effect: EffectAllow,
-			Repositories: []string{"x["}, Enabled: true}), 0},
-		{"unknown action only matches wildcard rules", system().do("registry:bogus", "x"), EffectAllow, withDefaults(allowAllSys), 21},
-		{"unknown action denied by default", human(RoleUser).do("registry:bogus", "x"), EffectDeny, withDefaults(), 0},
+		{"roles: any of", withDefaults(Rule{ID: 50, Priority: 1, Effect: EffectAllow, Roles: []string{RoleAdmin, RoleGuest},
+			Actions: []Action{ActionPull}, Enabled: true}), EffectAllow, human("other", RoleGuest).do(ActionPull, "x"), 50},
+		{"roles: none of", withDefaults(Rule{ID: 51, Priority: 1, Effect: EffectAllow, Roles: []string{RoleGuest},
+			Enabled: true}), EffectDeny, system().do(ActionPull, "x"), 0},
+		{"account type mismatch", withDefaults(Rule{ID: 52, Priority: 1, Effect: EffectAllow, AccountTypes: []string{AccountTypeHuman},
+			Actions: []Action{ActionPush}, Enabled: true}), EffectDeny, system().do(ActionPush, "x"), 0},
+		{"disabled allow excluded", withDefaults(Rule{ID: 53, Priority: 1, Effect: EffectAllow, Enabled: false}),
+			EffectDeny, system().do(ActionPull, "x"), 0},
+		{"disabled deny excluded", withDefaults(Rule{ID: 54, Priority: 1, Effect: EffectDeny, Enabled: false}),
+			EffectAllow, human(RoleAdmin).do(ActionPull, "x"), -1},
+		{"unknown effect never matches", withDefaults(Rule{ID: 55, Priority: 1, Effect: "maybe", Enabled: true}),
+			EffectDeny, system().do(ActionPull, "x"), 0},
+		{"malformed glob never matches", withDefaults(Rule{ID: 56, Priority: 1, Effect: EffectAllow,
+			Repositories: []string{"x["}, Enabled: true}), EffectDeny, system().do(ActionPull, "x["), 0},
+		{"unknown action only matches wildcard rules", withDefaults(allowAllSys), EffectAllow, system().do("registry:bogus", "x"), 21},
+		{"unknown action denied by default", withDefaults(), EffectDeny, human(RoleUser).do("registry:bogus", "x"), 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,8 +32,8 @@ var ErrConflict = errors.New("already exists")
 type Store struct {
 	db    *sql.DB
 	path  string // SQLite file ("" on PostgreSQL)
-	check checkState
 	dsn   string
+	check checkState
 	// postgres: the database is PostgreSQL (OpenPostgres), shared by
 	// replicas; dsn is its connection string (for LISTEN connections).
 	postgres bool
