@@ -59,8 +59,8 @@ type Node struct {
 	db  *sql.DB
 	dsn string
 
-	handlers map[string]Handler
-	applied  map[string]int64 // topic → version applied here
+	handlers map[string]Handler // guarded by mu
+	applied  map[string]int64   // topic → version applied here; guarded by mu
 	wake     chan struct{}
 
 	ctx    context.Context
@@ -68,8 +68,7 @@ type Node struct {
 
 	opt Options
 
-	mu sync.Mutex
-
+	mu sync.Mutex // guards handlers and applied
 	wg sync.WaitGroup
 }
 

@@ -33,7 +33,7 @@ type Gate struct {
 
 	unlock func() // the local gate, held for another replica's collection
 	holder string
-	mu     sync.Mutex
+	mu     sync.Mutex // guards unlock and holder
 }
 
 // Install wires the gate into Local (Cluster, Shared) and registers the

@@ -139,22 +139,22 @@ type Storage struct {
 	CatalogMaxEntries int           `mapstructure:"catalog_max_entries"`
 	TagsMaxTags       int           `mapstructure:"tags_max_tags"`
 	UploadPurgeAge    time.Duration `mapstructure:"upload_purge_age"`
-
-	// S3ChunkSize is the multipart part size in bytes (>= 5 MiB, S3's
-	// minimum part size). Upload chunks smaller than this cost a copy.
+	// S3ChunkSize (driver "s3") is the multipart part size in bytes
+	// (>= 5 MiB, S3's minimum part size). Upload chunks smaller than this
+	// cost a copy.
 	S3ChunkSize int64 `mapstructure:"s3_chunk_size"`
-
 	// EarlyWriteback (mcrfs only) starts kernel write-back of each 8 MiB of
 	// an upload before the commit's fsync.
 	EarlyWriteback bool `mapstructure:"early_writeback"`
 	// DirectIO (mcrfs only) writes uploads in large O_DIRECT writes, around
 	// the page cache (less push CPU; the next pull reads from disk).
 	DirectIO bool `mapstructure:"direct_io"`
-
+	// S3PathStyle (driver "s3") addresses objects as endpoint/bucket/key
+	// instead of bucket.endpoint/key.
 	S3PathStyle bool `mapstructure:"s3_path_style"`
-	// S3Redirect answers blob GETs with a 307 to a presigned S3 URL
-	// instead of streaming them through MCR; clients then need a route to
-	// the object store. Off by default.
+	// S3Redirect (driver "s3") answers blob GETs with a 307 to a presigned
+	// S3 URL instead of streaming them through MCR; clients then need a
+	// route to the object store. Off by default.
 	S3Redirect bool `mapstructure:"s3_redirect"`
 }
 

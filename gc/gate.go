@@ -46,9 +46,11 @@ type Gate struct {
 	// Shared, when set, answers Recent for digests other replicas named.
 	Shared RecentDigests
 
+	// Guarded by mu (with closed and inflight).
 	released chan struct{} // closed when the gate opens again
 	drained  chan struct{} // closed when inflight drops to zero
 
+	// Guarded by recentMu.
 	recent     map[digest.Digest]time.Time
 	lastExpiry time.Time
 	onRemember func(digest.Digest) // see OnRemember
@@ -60,11 +62,12 @@ type Gate struct {
 	// Grace is how long a named digest is remembered (default 1 h).
 	Grace time.Duration
 
+	// mu guards closed, inflight, released and drained.
 	mu       sync.Mutex
 	closed   bool
 	inflight int // manifest writes and deletes in progress
 
-	recentMu sync.Mutex
+	recentMu sync.Mutex // guards recent, lastExpiry and onRemember
 }
 
 // ClusterGate closes the gates of the other replicas: CloseOthers returns

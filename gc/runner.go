@@ -45,11 +45,11 @@ type Runner struct {
 	// cluster), and runs another replica left unfinished are failed then.
 	Lease Lease
 
-	current *store.GCRun
-	release func() // gives the lease back
+	current *store.GCRun // guarded by mu
+	release func()       // gives the lease back; guarded by mu
 	ctx     context.Context
 	cancel  context.CancelFunc
-	mu      sync.Mutex
+	mu      sync.Mutex // guards current and release
 	wg      sync.WaitGroup
 }
 

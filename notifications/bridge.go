@@ -34,16 +34,13 @@ const (
 // returns, so the bridge also keeps the error of a change it could not
 // record, and the services in durable.go turn it into the request's error.
 type bridge struct {
-	ctx   context.Context // the request's: bounds the commit
-	sink  *Sink
-	actor *identity.Principal
-	ip    string
-
-	err error // the first change not recorded since the last take
-
+	ctx    context.Context // the request's: bounds the commit
+	sink   *Sink
+	actor  *identity.Principal
+	ip     string
+	err    error // the first change not recorded since the last take; guarded by mu
 	method string
-
-	mu sync.Mutex
+	mu     sync.Mutex // guards err
 }
 
 func newBridge(ctx context.Context, sink *Sink) *bridge {

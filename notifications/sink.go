@@ -66,16 +66,16 @@ type Sink struct {
 	pulls   *events.Queue
 	stopped chan struct{}
 
-	failing   error     // the last commit's error when nothing committed
-	failingAt time.Time // when commits started failing
+	failing   error     // the last commit's error when nothing committed; guarded by healthMu
+	failingAt time.Time // when commits started failing; guarded by healthMu
 
 	opts   Options
 	wg     sync.WaitGroup
-	mu     sync.RWMutex
+	mu     sync.RWMutex // guards closed: writers hold it shared, Close exclusively
 	closed bool
 	depth  atomic.Int64
 
-	healthMu sync.Mutex
+	healthMu sync.Mutex // guards failing and failingAt
 }
 
 // NewSink starts the committer.

@@ -21,12 +21,10 @@ type RuleSource interface {
 // use; Evaluate does not allocate.
 type Engine struct {
 	src RuleSource
+	set *ruleSet // guarded by mu
 
-	set *ruleSet
-
-	reloadMu sync.Mutex // serializes Reload so a slow load cannot overwrite a newer one
-
-	mu sync.RWMutex
+	reloadMu sync.Mutex   // serializes Reload so a slow load cannot overwrite a newer one
+	mu       sync.RWMutex // guards set
 }
 
 // ErrNoRuleSource is returned by Reload on an Engine built without a source.

@@ -60,13 +60,14 @@ type Cache struct {
 	src Source
 	now func() time.Time
 
+	// Guarded by mu (with seen and stale).
 	gens map[string]int64
 	next time.Time // re-read at this time at the latest
 
 	marker string
 	poll   time.Duration
 
-	mu     sync.RWMutex
+	mu     sync.RWMutex // guards gens, next, seen and stale
 	seen   fileID
 	stale  bool
 	reload sync.Mutex

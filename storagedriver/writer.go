@@ -44,8 +44,8 @@ type fileWriter struct {
 	raw  syscall.RawConn // for sync_file_range; nil if unavailable or earlywriteback is off
 
 	// direct is an O_DIRECT descriptor of file, opened on first use by the
-	// caller's goroutine and used by the in-flight write; noDirect is set
-	// once direct I/O is off or has failed for this file.
+	// caller's goroutine and used by the in-flight write; noDirect (below)
+	// is set once direct I/O is off or has failed for this file.
 	direct *os.File
 
 	buf   *[]byte // active buffer (len = bytes buffered); nil until needed
@@ -61,9 +61,8 @@ type fileWriter struct {
 
 	directBytes int64 // bytes written with O_DIRECT (tests)
 
-	noDirect bool
-
-	inFlight bool
+	noDirect bool // see direct
+	inFlight bool // spare is being written; pending will receive its result
 
 	// scratch: upload state (see isScratch); Close does not fsync it, only
 	// Commit does.

@@ -47,7 +47,7 @@ type Guard struct {
 	// and health reports storage failing. Zero refuses only on ENOSPC.
 	MinFree int64
 
-	mu sync.Mutex
+	mu sync.Mutex // guards lastFull and lastErr
 }
 
 // New returns a guard for the filesystem holding path. An empty path (object

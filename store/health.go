@@ -40,7 +40,7 @@ type CheckResult struct {
 
 // checkState remembers the last check for health detail.
 type checkState struct {
-	last *CheckResult
+	last *CheckResult // guarded by mu
 	mu   sync.Mutex
 }
 

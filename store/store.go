@@ -32,10 +32,10 @@ var ErrConflict = errors.New("already exists")
 type Store struct {
 	db    *sql.DB
 	path  string // SQLite file ("" on PostgreSQL)
-	dsn   string
+	dsn   string // PostgreSQL's connection string (for LISTEN connections)
 	check checkState
 	// postgres: the database is PostgreSQL (OpenPostgres), shared by
-	// replicas; dsn is its connection string (for LISTEN connections).
+	// replicas.
 	postgres bool
 }
 

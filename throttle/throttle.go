@@ -77,13 +77,13 @@ func DefaultConfig() Config {
 
 // Decision is the answer to an attempt.
 type Decision struct {
-	// Kind and Locked say which key refused and whether it is a lockout
-	// rather than a backoff delay.
+	// Kind says which key refused.
 	Kind Kind
 	// RetryAfter is how long the client should wait (refusals only).
 	RetryAfter time.Duration
 	Allowed    bool
-	Locked     bool
+	// Locked says the refusal is a lockout rather than a backoff delay.
+	Locked bool
 }
 
 // Lockout is a key that has just become locked.
@@ -105,7 +105,7 @@ type entry struct {
 // Limiter holds the counters. The zero value is not usable; call New.
 type Limiter struct {
 	now  func() time.Time
-	keys map[string]*entry
+	keys map[string]*entry // guarded by mu
 	cfg  Config
 	mu   sync.Mutex
 }

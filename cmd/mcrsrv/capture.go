@@ -18,7 +18,7 @@ const captureName = "mcr-capture"
 type captured struct {
 	ns     distribution.Namespace
 	driver storagedriver.StorageDriver
-	mu     sync.Mutex
+	mu     sync.Mutex // guards ns and driver
 }
 
 func (c *captured) get() (distribution.Namespace, storagedriver.StorageDriver, error) {

@@ -46,8 +46,8 @@ type Options struct {
 	// MCIAS's server certificate must chain to. Only those CAs are trusted;
 	// when empty the system roots are used.
 	CACertFile string
-	// ServiceName and Tags are sent with every login so MCIAS can apply its
-	// per-service policy.
+	// ServiceName and Tags (below) are sent with every login so MCIAS can
+	// apply its per-service policy.
 	ServiceName string
 	// HTTPClient replaces the client New builds (tests). When set,
 	// CACertFile is ignored: the client's own TLS configuration applies.
@@ -57,7 +57,8 @@ type Options struct {
 	// Logger receives diagnostics (default slog.Default()). Tokens and
 	// passwords are never logged.
 	Logger *slog.Logger
-	Tags   []string
+	// Tags: see ServiceName.
+	Tags []string
 	// Timeout bounds every request to MCIAS (default 10 s).
 	Timeout time.Duration
 	// CacheTTL is how long a validation result is cached (default 30 s).
@@ -74,16 +75,15 @@ type Provider struct {
 	now         func() time.Time
 	log         *slog.Logger
 
-	cache   *ttlcache.Cache[mciasResult] // keyed by a digest of the token
-	flights singleflight.Group           // one validate call per token at a time
-
-	nextSweep time.Time
+	cache     *ttlcache.Cache[mciasResult] // keyed by a digest of the token
+	flights   singleflight.Group           // one validate call per token at a time
+	nextSweep time.Time                    // when expired cache entries are next swept; guarded by mu
 
 	tags    []string
 	timeout time.Duration
 	ttl     time.Duration
 
-	mu      sync.Mutex // orders cache writes against Logout
+	mu      sync.Mutex // orders cache writes (and nextSweep) against Logout
 	logouts uint64     // bumped by Logout: a validation that raced one is not cached
 }
 
