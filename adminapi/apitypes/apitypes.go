@@ -112,16 +112,16 @@ type AuditPage struct {
 // answer of POST and PATCH. Effect is "allow" or "deny"; Actions are
 // "registry:pull", "registry:push", ... (policyplugin's names).
 type PolicyRule struct {
+	CreatedBy    string    `json:"created_by"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedBy    string    `json:"updated_by"`
+	UpdatedAt    time.Time `json:"updated_at"`
 	Description  string    `json:"description"`
 	Effect       string    `json:"effect"`
 	Roles        []string  `json:"roles"`
 	AccountTypes []string  `json:"account_types"`
 	SubjectUUID  string    `json:"subject_uuid"`
 	Actions      []string  `json:"actions"`
-	CreatedBy    string    `json:"created_by"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedBy    string    `json:"updated_by"`
-	UpdatedAt    time.Time `json:"updated_at"`
 	Repositories []string  `json:"repositories"`
 	ID           int64     `json:"id"`
 	Priority     int       `json:"priority"`

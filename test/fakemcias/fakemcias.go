@@ -75,6 +75,7 @@ type Server struct {
 	tb testing.TB
 	ts *httptest.Server
 
+	// mu guards the fields from here on.
 	users         map[string]*user
 	tokens        map[string]*session
 	now           func() time.Time
