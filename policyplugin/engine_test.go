@@ -16,6 +16,13 @@ type fakeSource struct {
 	calls int
 }
 
+// reloads is how many times the engine asked for the rules.
+func (f *fakeSource) reloads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
 func (f *fakeSource) EnabledRules(ctx context.Context) ([]Rule, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -249,7 +256,10 @@ func TestEngineConcurrent(t *testing.T) {
 		evalWG.Add(1)
 		go func() {
 			defer evalWG.Done()
-			for range 5000 {
+			// At least 5000 rounds, and on until a reload has happened: on a
+			// loaded machine the evaluators can finish before a reloader
+			// is scheduled at all.
+			for i := 0; i < 5000 || src.reloads() == 0; i++ {
 				eff, r := e.Evaluate(system().do(ActionPull, "ci/app"))
 				if (eff != EffectDeny || r != nil) && (eff != EffectAllow || r == nil || r.ID != 100) {
 					errc <- fmt.Errorf("system pull: %s %+v", eff, r)
