@@ -25,10 +25,21 @@ import (
 )
 
 type options struct {
-	MCRSrv          string  `json:"-"`
-	Registry        string  `json:"-"`
-	Out             string  `json:"-"`
-	Smoke           bool    `json:"smoke"`
+	MCRSrv        string `json:"-"`
+	Registry      string `json:"-"`
+	Out           string `json:"-"`
+	UpstreamCache string `json:"upstream_blobdescriptor_cache"`
+	UpstreamLog   string `json:"upstream_log_level"`
+	Only          string `json:"only,omitempty"`
+	Styles        string `json:"push_styles"`
+	Perf          string `json:"-"`
+	AltEnv        string `json:"alt_env,omitempty"`
+	AltMCRSrv     string `json:"alt_mcrsrv,omitempty"`
+	MCREnv        string `json:"mcr_env,omitempty"`
+
+	only   map[string]bool
+	styles []pushStyle
+
 	Rounds          int     `json:"rounds"`
 	BlobMiB         int     `json:"blob_mib"`
 	BlobRounds      int     `json:"blob_rounds"`
@@ -40,25 +51,15 @@ type options struct {
 	TokenClients    int     `json:"token_clients"`
 	TokenSecs       float64 `json:"token_secs"`
 	Rules           int     `json:"policy_rules"`
-	H2              bool    `json:"http2"`
-	UpstreamCache   string  `json:"upstream_blobdescriptor_cache"`
 	HtpasswdCost    int     `json:"htpasswd_bcrypt_cost"`
-	UpstreamLog     string  `json:"upstream_log_level"`
 	HtpasswdRounds  int     `json:"htpasswd_rounds"`
-	FSAll           bool    `json:"mcr_filesystem_all_scenarios"`
-	Only            string  `json:"only,omitempty"`
-	Styles          string  `json:"push_styles"`
 	ChunkMiB        int     `json:"chunk_mib"`
 	ArtClients      int     `json:"artifact_clients"`
 	Artifacts       int     `json:"artifacts_per_run"`
-	Perf            string  `json:"-"`
-	AltEnv          string  `json:"alt_env,omitempty"`
-	AltMCRSrv       string  `json:"alt_mcrsrv,omitempty"`
-	MCREnv          string  `json:"mcr_env,omitempty"`
+	Smoke           bool    `json:"smoke"`
+	H2              bool    `json:"http2"`
+	FSAll           bool    `json:"mcr_filesystem_all_scenarios"`
 	Keep            bool    `json:"-"`
-
-	only   map[string]bool
-	styles []pushStyle
 }
 
 // scenarioNames are the values --only accepts.
@@ -164,13 +165,13 @@ func main() {
 type metric struct {
 	Key    string               `json:"key"`
 	Title  string               `json:"title"`
-	Unit   string               `json:"unit"`
-	Higher bool                 `json:"higher_is_better"`
 	Values map[string][]float64 `json:"values"`
 	Median map[string]float64   `json:"median"`
 	Min    map[string]float64   `json:"min"`
 	Max    map[string]float64   `json:"max"`
 	Ratio  *float64             `json:"ratio_mcr_vs_upstream,omitempty"`
+	Unit   string               `json:"unit"`
+	Higher bool                 `json:"higher_is_better"`
 }
 
 type variantInfo struct {
@@ -181,7 +182,6 @@ type variantInfo struct {
 
 type results struct {
 	Started     time.Time          `json:"started"`
-	DurationSec float64            `json:"duration_sec"`
 	Options     *options           `json:"options"`
 	Machine     map[string]any     `json:"machine"`
 	Variants    []variantInfo      `json:"variants"`
@@ -189,8 +189,9 @@ type results struct {
 	Ratios      map[string]float64 `json:"ratios"`
 	MCR         map[string]any     `json:"mcr"`
 	Checks      []check            `json:"checks"`
-	Notes       []string           `json:"notes"`
 	byKey       map[string]*metric
+	Notes       []string `json:"notes"`
+	DurationSec float64  `json:"duration_sec"`
 }
 
 func (r *results) define(key, title, unit string, higher bool) {
@@ -467,13 +468,13 @@ func run(ctx context.Context, o *options) (*results, error) {
 	is := func(codes ...int) func(int) bool { return func(c int) bool { return slices.Contains(codes, c) } }
 	for _, w := range []struct {
 		p   *process
-		url string
 		ok  func(int) bool
+		url string
 	}{
-		{mcrP, "https://" + mcrAddr + "/v1/health", is(200)},
-		{mcrFSP, "https://" + mcrFSAddr + "/v1/health", is(200)},
-		{upP, "https://" + upAddr + "/v2/", is(200)},
-		{upHP, "https://" + upHAddr + "/v2/", is(401)},
+		{mcrP, is(200), "https://" + mcrAddr + "/v1/health"},
+		{mcrFSP, is(200), "https://" + mcrFSAddr + "/v1/health"},
+		{upP, is(200), "https://" + upAddr + "/v2/"},
+		{upHP, is(401), "https://" + upHAddr + "/v2/"},
 	} {
 		if err := waitReady(ctx, w.p, probe, w.url, w.ok); err != nil {
 			return nil, fail(err)
