@@ -28,13 +28,13 @@ import (
 // wirePair is a type the server serialises (or decodes) and the
 // apitypes type its clients use for the same JSON.
 type wirePair struct {
-	name    string
-	server  any // a value of the server's type
-	client  any // a value of the apitypes type
-	request bool
+	server any // a value of the server's type
+	client any // a value of the apitypes type
 	// fill, when set, populates the server value (for fields the generic
 	// filler cannot, such as an interface).
-	fill func() any
+	fill    func() any
+	name    string
+	request bool
 }
 
 // wirePairs lists every JSON body of /v1 but the health check (a map)
@@ -370,10 +370,10 @@ func TestWireRoundTripValues(t *testing.T) {
 	now := time.Date(2026, 3, 4, 5, 6, 7, 890, time.UTC)
 	done := now.Add(90 * time.Second)
 	cases := []struct {
-		name           string
 		server, client any
+		name           string
 	}{
-		{"repository detail", &store.RepoDetail{
+		{&store.RepoDetail{
 			RepoSummary: store.RepoSummary{Name: "team/app", TagCount: 1, ManifestCount: 2, TotalSize: 1234, CreatedAt: now, LastPush: done},
 			Tags:        []store.TagInfo{{Name: "1.0", Digest: "sha256:aa", UpdatedAt: done}},
 			Manifests: []store.ManifestInfo{
@@ -383,25 +383,25 @@ func TestWireRoundTripValues(t *testing.T) {
 				{Digest: "sha256:cc", MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 400, ArtifactType: "application/vnd.dev.cosign.signature",
 					Subject: "sha256:aa", CreatedAt: done, Tags: []string{}, Refs: []store.Ref{}},
 			},
-		}, &apitypes.RepoDetail{}},
-		{"audit event", &store.AuditEvent{ID: 42, Time: now, Type: "manifest_pushed", ActorID: "uuid-1", Actor: "alice",
-			Repository: "team/app", Digest: "sha256:aa", Tag: "1.0", IP: "192.0.2.1", Details: map[string]any{"size": 700.0, "media_type": "x"}},
-			&apitypes.AuditEvent{}},
-		{"audit event, sparse", &store.AuditEvent{ID: 43, Time: now, Type: "gc_started"}, &apitypes.AuditEvent{}},
-		{"policy rule", func() *store.PolicyRule {
+		}, &apitypes.RepoDetail{}, "repository detail"},
+		{&store.AuditEvent{ID: 42, Time: now, Type: "manifest_pushed", ActorID: "uuid-1", Actor: "alice",
+			Repository: "team/app", Digest: "sha256:aa", Tag: "1.0", IP: "192.0.2.1", Details: map[string]any{"size": 700.0, "media_type": "x"}}, &apitypes.AuditEvent{},
+			"audit event"},
+		{&store.AuditEvent{ID: 43, Time: now, Type: "gc_started"}, &apitypes.AuditEvent{}, "audit event, sparse"},
+		{func() *store.PolicyRule {
 			r := &store.PolicyRule{CreatedBy: "admin", CreatedAt: now, UpdatedBy: "root", UpdatedAt: done}
 			r.ID, r.Priority, r.Description, r.Effect, r.Enabled = 7, 10, "no pushes to production", policyplugin.EffectDeny, true
 			r.Roles, r.AccountTypes, r.SubjectUUID = []string{"user"}, []string{"human"}, "uuid-2"
 			r.Actions = []policyplugin.Action{policyplugin.ActionPush, policyplugin.ActionDelete}
 			r.Repositories = []string{"production/*"}
 			return r
-		}(), &apitypes.PolicyRule{}},
-		{"gc run, completed", &store.GCRun{ID: 9, Kind: store.GCKindGC, Started: now, Completed: &done, BlobsRemoved: 3, BytesFreed: 4096,
-			ManifestsRemoved: 1, DryRun: true, RemoveUntagged: true, Actor: "admin", Details: map[string]any{"gate_wait_ms": 12.0}},
-			&apitypes.GCRun{}},
-		{"gc run, running", &store.GCRun{ID: 10, Kind: store.GCKindReconcile, Started: now}, &apitypes.GCRun{}},
-		{"gc run, failed", &store.GCRun{ID: 11, Kind: store.GCKindGC, Started: now, Completed: &done, Error: "disk full"}, &apitypes.GCRun{}},
-		{"gc status, never ran", &gcStatus{}, &apitypes.GCStatus{}},
+		}(), &apitypes.PolicyRule{}, "policy rule"},
+		{&store.GCRun{ID: 9, Kind: store.GCKindGC, Started: now, Completed: &done, BlobsRemoved: 3, BytesFreed: 4096,
+			ManifestsRemoved: 1, DryRun: true, RemoveUntagged: true, Actor: "admin", Details: map[string]any{"gate_wait_ms": 12.0}}, &apitypes.GCRun{},
+			"gc run, completed"},
+		{&store.GCRun{ID: 10, Kind: store.GCKindReconcile, Started: now}, &apitypes.GCRun{}, "gc run, running"},
+		{&store.GCRun{ID: 11, Kind: store.GCKindGC, Started: now, Completed: &done, Error: "disk full"}, &apitypes.GCRun{}, "gc run, failed"},
+		{&gcStatus{}, &apitypes.GCStatus{}, "gc status, never ran"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

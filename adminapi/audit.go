@@ -11,8 +11,8 @@ import (
 )
 
 type auditPage struct {
-	Events []store.AuditEvent `json:"events"`
 	Next   string             `json:"next,omitempty"`
+	Events []store.AuditEvent `json:"events"`
 }
 
 // listAudit serves GET /v1/audit: newest first, keyset pagination with

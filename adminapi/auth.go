@@ -19,8 +19,8 @@ type loginResponse struct {
 	Token       string   `json:"token"`
 	ExpiresAt   string   `json:"expires_at"`
 	Username    string   `json:"username"`
-	Roles       []string `json:"roles"`
 	AccountType string   `json:"account_type"`
+	Roles       []string `json:"roles"`
 }
 
 // login exchanges a username and password for an identity token usable as

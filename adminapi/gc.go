@@ -14,9 +14,9 @@ import (
 )
 
 type gcRequest struct {
+	Grace          string `json:"grace"`
 	DryRun         bool   `json:"dry_run"`
 	RemoveUntagged bool   `json:"remove_untagged"`
-	Grace          string `json:"grace"`
 }
 
 type gcStarted struct {
@@ -24,8 +24,8 @@ type gcStarted struct {
 }
 
 type gcStatus struct {
-	Running bool         `json:"running"`
 	LastRun *store.GCRun `json:"last_run"`
+	Running bool         `json:"running"`
 }
 
 // decodeOptionalJSON is decodeJSON for bodies that may be absent.

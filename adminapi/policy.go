@@ -22,10 +22,10 @@ type ruleFields struct {
 }
 
 type createRuleRequest struct {
-	Priority    int    `json:"priority"`
 	Description string `json:"description"`
 	Enabled     *bool  `json:"enabled"`
 	ruleFields
+	Priority int `json:"priority"`
 }
 
 type patchRuleRequest struct {

@@ -11,11 +11,11 @@ import (
 )
 
 type repoList struct {
+	Next         string              `json:"next,omitempty"`
 	Repositories []store.RepoSummary `json:"repositories"`
 	Total        int                 `json:"total"`
 	N            int                 `json:"n"`
 	Offset       int                 `json:"offset"`
-	Next         string              `json:"next,omitempty"`
 }
 
 func repoName(c echo.Context) string { return strings.Trim(c.Param("*"), "/") }

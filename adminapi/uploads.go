@@ -11,10 +11,10 @@ import (
 
 type uploadInfo struct {
 	Repository string    `json:"repository"`
-	ID         string    `json:"id"`
-	Size       int64     `json:"size"`
 	Started    time.Time `json:"started"`
 	Modified   time.Time `json:"modified"`
+	ID         string    `json:"id"`
+	Size       int64     `json:"size"`
 	AgeSeconds int64     `json:"age_seconds"`
 }
 

@@ -37,8 +37,8 @@ type AuditQuery struct {
 // AuditPage is a page of events, newest first; Next is the cursor of the
 // next page, empty on a short page.
 type AuditPage struct {
-	Events []store.AuditEvent
 	Next   string
+	Events []store.AuditEvent
 }
 
 func parseTime(name, v string) (time.Time, error) {

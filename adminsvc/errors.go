@@ -38,12 +38,12 @@ func (c Code) HTTPStatus() int { return httpStatus[c] }
 
 // Error is the one error type the service returns to clients.
 type Error struct {
-	Code    Code
 	Message string
 	// Err is the cause, logged by the transport, never shown.
 	Err error
 	// RetryAfter is the Retry-After value (seconds) of a TooManyRequests.
 	RetryAfter string
+	Code       Code
 }
 
 // RetryAfter returns the Retry-After value err carries, or "".

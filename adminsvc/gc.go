@@ -13,15 +13,15 @@ import (
 // for this collection (a Go duration, e.g. "0s", "10m"); it does not apply
 // to a reconcile.
 type GCOptions struct {
-	DryRun, RemoveUntagged bool
 	Grace                  string
+	DryRun, RemoveUntagged bool
 }
 
 // GCStatus is whether a run is in progress and the newest run (nil before
 // the first).
 type GCStatus struct {
-	Running bool
 	LastRun *store.GCRun
+	Running bool
 }
 
 // StartGC starts a garbage collection (or, with reconcile, a storage

@@ -11,8 +11,8 @@ import (
 // with detail) maps database, storage, identity and audit to "ok" or the
 // error.
 type Health struct {
-	Status string
 	Checks map[string]string
+	Status string
 }
 
 // Health answers while the process serves; with detail it also checks the

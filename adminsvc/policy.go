@@ -32,10 +32,10 @@ func (m RuleMatch) apply(r *policyplugin.Rule) {
 
 // RuleCreate is a new rule; a nil Enabled means enabled.
 type RuleCreate struct {
-	Priority    int
 	Description string
 	Enabled     *bool
 	RuleMatch
+	Priority int
 }
 
 // RulePatch changes only the fields given; Rule replaces every matching

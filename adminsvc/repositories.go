@@ -30,10 +30,10 @@ type RepoQuery struct {
 // caller may see that matches the query; Next is the Last of the next
 // page, empty on a short page.
 type RepoList struct {
+	Next         string
 	Repositories []store.RepoSummary
 	Total        int
 	N, Offset    int
-	Next         string
 }
 
 // CheckRepoName validates a repository name from a path or a request.

@@ -10,12 +10,12 @@ import (
 
 func TestCheckPage(t *testing.T) {
 	for _, c := range []struct {
-		n, offset, want int
 		err             string
+		n, offset, want int
 	}{
-		{0, 0, 50, ""}, {1, 0, 1, ""}, {1000, 5, 1000, ""},
-		{-1, 0, 0, "n: must be a positive integer"}, {1001, 0, 0, "n: must be at most 1000"},
-		{10, -1, 0, "offset: must be a non-negative integer"},
+		{"", 0, 0, 50}, {"", 1, 0, 1}, {"", 1000, 5, 1000},
+		{"n: must be a positive integer", -1, 0, 0}, {"n: must be at most 1000", 1001, 0, 0},
+		{"offset: must be a non-negative integer", 10, -1, 0},
 	} {
 		got, err := CheckPage(c.n, c.offset, 50, 1000)
 		if c.err != "" {
@@ -55,23 +55,23 @@ func TestClassifyAndHTTPStatus(t *testing.T) {
 	cause := errors.New("open /srv/mcr/mcr.db: permission denied")
 	for _, c := range []struct {
 		err        error
+		msg        string
 		code       Code
 		status     int
-		msg        string
 		unexpected bool
 	}{
-		{Errorf(InvalidArgument, "bad %s", "x"), InvalidArgument, 400, "bad x", false},
-		{Errorf(Unauthenticated, "who"), Unauthenticated, 401, "who", false},
-		{Errorf(PermissionDenied, "no"), PermissionDenied, 403, "no", false},
-		{Errorf(NotFound, "gone"), NotFound, 404, "gone", false},
-		{Errorf(FailedPrecondition, "busy"), FailedPrecondition, 409, "busy", false},
-		{Errorf(TooLarge, "big"), TooLarge, 413, "big", false},
-		{Errorf(Unimplemented, "n/a"), Unimplemented, 501, "n/a", false},
-		{Errorf(Unavailable, "down"), Unavailable, 502, "down", false},
+		{Errorf(InvalidArgument, "bad %s", "x"), "bad x", InvalidArgument, 400, false},
+		{Errorf(Unauthenticated, "who"), "who", Unauthenticated, 401, false},
+		{Errorf(PermissionDenied, "no"), "no", PermissionDenied, 403, false},
+		{Errorf(NotFound, "gone"), "gone", NotFound, 404, false},
+		{Errorf(FailedPrecondition, "busy"), "busy", FailedPrecondition, 409, false},
+		{Errorf(TooLarge, "big"), "big", TooLarge, 413, false},
+		{Errorf(Unimplemented, "n/a"), "n/a", Unimplemented, 501, false},
+		{Errorf(Unavailable, "down"), "down", Unavailable, 502, false},
 		// A cause is logged, never shown: no server path in the message.
-		{internal("reading the audit log failed", cause), Internal, 500, "reading the audit log failed", true},
-		{fmt.Errorf("wrapped: %w", Errorf(NotFound, "gone")), NotFound, 404, "gone", false},
-		{cause, Internal, 500, "internal error", true},
+		{internal("reading the audit log failed", cause), "reading the audit log failed", Internal, 500, true},
+		{fmt.Errorf("wrapped: %w", Errorf(NotFound, "gone")), "gone", NotFound, 404, false},
+		{cause, "internal error", Internal, 500, true},
 	} {
 		code, msg, unexpected := Classify(c.err)
 		if code != c.code || msg != c.msg || unexpected != c.unexpected || code.HTTPStatus() != c.status {

@@ -28,8 +28,8 @@ type Authenticator struct {
 	Issuer   *token.Issuer
 	Provider identity.Provider
 
-	once     sync.Once
 	verified *ttlcache.Cache[*token.Claims] // registry tokens already verified, until they expire
+	once     sync.Once
 }
 
 func (a *Authenticator) cache() *ttlcache.Cache[*token.Claims] {

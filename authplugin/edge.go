@@ -30,8 +30,8 @@ type Recorder interface {
 type Edge struct {
 	Authn    *Authenticator
 	Service  string
-	Hostname string // server.hostname: the token realm's host
 	Recorder Recorder
+	Hostname string // server.hostname: the token realm's host
 }
 
 // Authenticate is the edge's authentication layer.

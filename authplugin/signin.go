@@ -27,8 +27,8 @@ var ErrInputTooLong = errors.New("username or password too long")
 // ThrottledError refuses a sign-in without checking the password: the
 // account or the client address failed too often recently.
 type ThrottledError struct {
-	RetryAfter time.Duration
 	Kind       throttle.Kind
+	RetryAfter time.Duration
 	Locked     bool
 }
 

@@ -41,20 +41,20 @@ func TestSignIn(t *testing.T) {
 	s := &SignIn{Provider: prov, Limiter: throttle.New(cfg, func() time.Time { return now }),
 		OnLockout: func(_ *http.Request, lo throttle.Lockout) { locks = append(locks, lo) }}
 	steps := []struct {
+		want       error
 		user, pass string
 		down       bool
-		want       error
 		locked     bool // want a *ThrottledError lockout instead of want
 		checks     int  // provider checks so far
 	}{
-		{"alice", "wrong", false, identity.ErrInvalidCredentials, false, 1},
-		{"alice", "wrong", true, identity.ErrUnavailable, false, 2}, // not counted as a failure
-		{"alice", "wrong", false, identity.ErrInvalidCredentials, false, 3},
-		{"ALICE", "wrong", false, identity.ErrInvalidCredentials, false, 4}, // third failure (case folded): locked
-		{"alice", "right-password", false, nil, true, 4},                    // refused unchecked
-		{"bob", "right-password", false, nil, false, 5},
-		{strings.Repeat("u", MaxUsername+1), "right-password", false, ErrInputTooLong, false, 5},
-		{"bob", strings.Repeat("p", MaxPassword+1), false, ErrInputTooLong, false, 5},
+		{identity.ErrInvalidCredentials, "alice", "wrong", false, false, 1},
+		{identity.ErrUnavailable, "alice", "wrong", true, false, 2}, // not counted as a failure
+		{identity.ErrInvalidCredentials, "alice", "wrong", false, false, 3},
+		{identity.ErrInvalidCredentials, "ALICE", "wrong", false, false, 4}, // third failure (case folded): locked
+		{nil, "alice", "right-password", false, true, 4},                    // refused unchecked
+		{nil, "bob", "right-password", false, false, 5},
+		{ErrInputTooLong, strings.Repeat("u", MaxUsername+1), "right-password", false, false, 5},
+		{ErrInputTooLong, "bob", strings.Repeat("p", MaxPassword+1), false, false, 5},
 	}
 	for i, st := range steps {
 		prov.down = st.down

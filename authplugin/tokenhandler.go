@@ -23,11 +23,9 @@ import (
 // OAuth2 password and refresh_token grants. Granted access is the requested
 // access the policy allows.
 type TokenHandler struct {
-	Authn      *Authenticator
-	Policy     Policy
-	Recorder   Recorder
-	TokenTTL   time.Duration
-	RefreshTTL time.Duration
+	Authn    *Authenticator
+	Policy   Policy
+	Recorder Recorder
 	// SignIn checks passwords (bounds, throttle, audit); nil: the
 	// provider unthrottled.
 	SignIn *SignIn
@@ -37,6 +35,8 @@ type TokenHandler struct {
 	// OnRefreshReuse records a rotated refresh token presented again (its
 	// family has been revoked).
 	OnRefreshReuse func(r *http.Request, c *token.Claims)
+	TokenTTL       time.Duration
+	RefreshTTL     time.Duration
 }
 
 // Families keeps refresh-token families (store.Store does).
@@ -67,8 +67,8 @@ type grant struct {
 	sessionEnd time.Time
 	session    string // SessionKey of the bearer session, if any
 	family     string // refresh family being rotated, if any
-	refreshJTI string // its new current id
 	refreshExp time.Time
+	refreshJTI string // its new current id
 	// rotating: a new refresh token (offline access) is replaced on use.
 	// The token endpoint's GET (docker login's offline_token=true) hands
 	// out identity tokens clients store once and reuse, so those do not
@@ -79,10 +79,10 @@ type grant struct {
 type tokenResponse struct {
 	Token        string `json:"token,omitempty"`
 	AccessToken  string `json:"access_token"`
-	ExpiresIn    int    `json:"expires_in"`
 	IssuedAt     string `json:"issued_at"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
+	ExpiresIn    int    `json:"expires_in"`
 }
 
 func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

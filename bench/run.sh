@@ -22,7 +22,7 @@ mkdir -p bench/results
 
 # Scale-out: push+pull of small images through HAProxy with one and with
 # three replicas on PostgreSQL + versitygw (test/cluster_bench_test.go).
-ops=200
+ops=60
 for a in "$@"; do [ "$a" = "--smoke" ] && ops=5; done
 echo "cluster scenario: ${ops} images through the balancer, 1 and 3 replicas..." >&2
 "$GO" test -run '^$' -bench BenchmarkClusterPushPull -benchtime "${ops}x" -count 1 ./test | tee bench/results/cluster.txt

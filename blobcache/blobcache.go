@@ -23,8 +23,8 @@ import (
 
 // Cache is a resettable cache.BlobDescriptorCacheProvider.
 type Cache struct {
-	size     int
 	inner    atomic.Pointer[cache.BlobDescriptorCacheProvider]
+	size     int
 	disabled atomic.Bool
 }
 

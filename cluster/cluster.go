@@ -39,6 +39,7 @@ const channel = "mcr_cluster"
 
 // Options tune a member. Zero values take the defaults.
 type Options struct {
+	Logger *slog.Logger
 	// Heartbeat is how often the member records it is alive (1 s).
 	Heartbeat time.Duration
 	// LiveWindow is how long after its last heartbeat a member still
@@ -46,7 +47,6 @@ type Options struct {
 	LiveWindow time.Duration
 	// AckTimeout bounds how long Broadcast waits for live members (10 s).
 	AckTimeout time.Duration
-	Logger     *slog.Logger
 }
 
 // Handler applies one broadcast on this member; payload is the topic's
@@ -58,16 +58,18 @@ type Node struct {
 	ID  string
 	db  *sql.DB
 	dsn string
-	opt Options
 
-	mu       sync.Mutex
-	handlers map[string]Handler
-	applied  map[string]int64 // topic → version applied here
+	handlers map[string]Handler // guarded by mu
+	applied  map[string]int64   // topic → version applied here; guarded by mu
 	wake     chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+
+	opt Options
+
+	mu sync.Mutex // guards handlers and applied
+	wg sync.WaitGroup
 }
 
 // Start joins the cluster: registers the member, starts heartbeats and

@@ -31,9 +31,9 @@ type Gate struct {
 	Local *gc.Gate
 	Lease *Lease // the GC lease
 
-	mu     sync.Mutex
 	unlock func() // the local gate, held for another replica's collection
 	holder string
+	mu     sync.Mutex // guards unlock and holder
 }
 
 // Install wires the gate into Local (Cluster, Shared) and registers the

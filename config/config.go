@@ -33,16 +33,17 @@ type Config struct {
 	Server   Server   `mapstructure:"server"`
 	Database Database `mapstructure:"database"`
 	Storage  Storage  `mapstructure:"storage"`
-	Identity Identity `mapstructure:"identity"`
 	MCIAS    MCIAS    `mapstructure:"mcias"`
 	Web      Web      `mapstructure:"web"`
 	Log      Log      `mapstructure:"log"`
-	Audit    Audit    `mapstructure:"audit"`
-	GC       GC       `mapstructure:"gc"`
-	Snapshot Snapshot `mapstructure:"snapshot"`
 
 	// Path is the file the configuration was read from.
 	Path string `mapstructure:"-"`
+
+	Identity Identity `mapstructure:"identity"`
+	Audit    Audit    `mapstructure:"audit"`
+	GC       GC       `mapstructure:"gc"`
+	Snapshot Snapshot `mapstructure:"snapshot"`
 }
 
 // Server is the [server] section.
@@ -58,15 +59,6 @@ type Server struct {
 	// client sent, with a warning at start-up.
 	Hostname    string `mapstructure:"hostname"`
 	MetricsAddr string `mapstructure:"metrics_addr"`
-	// Pprof adds Go's /debug/pprof/ profiles to the metrics listener, for
-	// diagnosing CPU and memory use; it needs metrics_addr.
-	Pprof bool `mapstructure:"pprof"`
-	// ReadTimeout bounds reading request headers. Bodies (blob uploads of
-	// many GiB) are deliberately not bounded.
-	ReadTimeout     time.Duration `mapstructure:"read_timeout"`
-	WriteTimeout    time.Duration `mapstructure:"write_timeout"`
-	IdleTimeout     time.Duration `mapstructure:"idle_timeout"`
-	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	// HTTPSecret HMACs upload state; replicas must share it. Empty: derived
 	// from the token signing key so a single node keeps uploads across
 	// restarts.
@@ -76,6 +68,15 @@ type Server struct {
 	// one of them is the last untrusted address in that header. From
 	// anyone else the header is ignored.
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// Pprof adds Go's /debug/pprof/ profiles to the metrics listener, for
+	// diagnosing CPU and memory use; it needs metrics_addr.
+	Pprof bool `mapstructure:"pprof"`
+	// ReadTimeout bounds reading request headers. Bodies (blob uploads of
+	// many GiB) are deliberately not bounded.
+	ReadTimeout     time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout    time.Duration `mapstructure:"write_timeout"`
+	IdleTimeout     time.Duration `mapstructure:"idle_timeout"`
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 }
 
 // Database is the [database] section.
@@ -87,16 +88,16 @@ type Database struct {
 	// DSN is a PostgreSQL connection string (URL or key=value), used
 	// when Driver is "postgres". It may carry a password: never logged.
 	DSN string `mapstructure:"dsn"`
+	// Reserve is the size of <path>.reserve, a file start-up deletes when
+	// the database's filesystem is too full for SQLite to open it ("16MiB";
+	// "0" turns it off). SQLite only.
+	Reserve string `mapstructure:"reserve"`
 	// CheckTimeout bounds the PRAGMA quick_check at start-up (and each
 	// periodic one); a check cut short is logged, not fatal.
 	CheckTimeout time.Duration `mapstructure:"check_timeout"`
 	// CheckInterval is how often the server re-runs quick_check for
 	// /v1/health?detail=1 (0 turns the periodic check off).
 	CheckInterval time.Duration `mapstructure:"check_interval"`
-	// Reserve is the size of <path>.reserve, a file start-up deletes when
-	// the database's filesystem is too full for SQLite to open it ("16MiB";
-	// "0" turns it off). SQLite only.
-	Reserve string `mapstructure:"reserve"`
 }
 
 // ReserveBytes is database.reserve in bytes (Validate checks it parses).
@@ -116,19 +117,7 @@ type Storage struct {
 	LayersPath string `mapstructure:"layers_path"`
 	// Driver is the distribution storage driver: "mcrfs" (default, MCR's
 	// filesystem driver) or "filesystem" (upstream's).
-	Driver            string        `mapstructure:"driver"`
-	CatalogMaxEntries int           `mapstructure:"catalog_max_entries"`
-	TagsMaxTags       int           `mapstructure:"tags_max_tags"`
-	UploadPurgeAge    time.Duration `mapstructure:"upload_purge_age"`
-	// ManifestURLsAllow lists regular expressions that URLs of
-	// non-distributable layers must match; the default accepts http(s).
-	ManifestURLsAllow []string `mapstructure:"manifest_urls_allow"`
-	// EarlyWriteback (mcrfs only) starts kernel write-back of each 8 MiB of
-	// an upload before the commit's fsync.
-	EarlyWriteback bool `mapstructure:"early_writeback"`
-	// DirectIO (mcrfs only) writes uploads in large O_DIRECT writes, around
-	// the page cache (less push CPU; the next pull reads from disk).
-	DirectIO bool `mapstructure:"direct_io"`
+	Driver string `mapstructure:"driver"`
 	// MinFree is the free space on the storage filesystem under which
 	// pushes are refused with 507 and health reports storage failing
 	// ("64MiB", "1GiB" or bytes; "0" refuses only when a write fails).
@@ -142,14 +131,30 @@ type Storage struct {
 	S3Endpoint      string `mapstructure:"s3_endpoint"`
 	S3AccessKey     string `mapstructure:"s3_access_key"`
 	S3SecretKey     string `mapstructure:"s3_secret_key"`
-	S3PathStyle     bool   `mapstructure:"s3_path_style"`
 	S3RootDirectory string `mapstructure:"s3_root_directory"`
-	// S3ChunkSize is the multipart part size in bytes (>= 5 MiB, S3's
-	// minimum part size). Upload chunks smaller than this cost a copy.
+
+	// ManifestURLsAllow lists regular expressions that URLs of
+	// non-distributable layers must match; the default accepts http(s).
+	ManifestURLsAllow []string      `mapstructure:"manifest_urls_allow"`
+	CatalogMaxEntries int           `mapstructure:"catalog_max_entries"`
+	TagsMaxTags       int           `mapstructure:"tags_max_tags"`
+	UploadPurgeAge    time.Duration `mapstructure:"upload_purge_age"`
+	// S3ChunkSize (driver "s3") is the multipart part size in bytes
+	// (>= 5 MiB, S3's minimum part size). Upload chunks smaller than this
+	// cost a copy.
 	S3ChunkSize int64 `mapstructure:"s3_chunk_size"`
-	// S3Redirect answers blob GETs with a 307 to a presigned S3 URL
-	// instead of streaming them through MCR; clients then need a route to
-	// the object store. Off by default.
+	// EarlyWriteback (mcrfs only) starts kernel write-back of each 8 MiB of
+	// an upload before the commit's fsync.
+	EarlyWriteback bool `mapstructure:"early_writeback"`
+	// DirectIO (mcrfs only) writes uploads in large O_DIRECT writes, around
+	// the page cache (less push CPU; the next pull reads from disk).
+	DirectIO bool `mapstructure:"direct_io"`
+	// S3PathStyle (driver "s3") addresses objects as endpoint/bucket/key
+	// instead of bucket.endpoint/key.
+	S3PathStyle bool `mapstructure:"s3_path_style"`
+	// S3Redirect (driver "s3") answers blob GETs with a 307 to a presigned
+	// S3 URL instead of streaming them through MCR; clients then need a
+	// route to the object store. Off by default.
 	S3Redirect bool `mapstructure:"s3_redirect"`
 }
 
@@ -214,10 +219,10 @@ type Identity struct {
 	Provider    string        `mapstructure:"provider"`
 	ServiceName string        `mapstructure:"service_name"`
 	Issuer      string        `mapstructure:"issuer"`
+	KeysDir     string        `mapstructure:"keys_dir"`
 	TokenTTL    time.Duration `mapstructure:"token_ttl"`
 	SessionTTL  time.Duration `mapstructure:"session_ttl"`
 	RefreshTTL  time.Duration `mapstructure:"refresh_ttl"`
-	KeysDir     string        `mapstructure:"keys_dir"`
 
 	// Sign-in throttling (failed sign-ins, counted in memory per process).
 	LoginBackoffAfter    int           `mapstructure:"login_backoff_after"`
@@ -258,13 +263,13 @@ type Web struct {
 	CACert   string `mapstructure:"ca_cert"`
 	TLSCert  string `mapstructure:"tls_cert"`
 	TLSKey   string `mapstructure:"tls_key"`
-	// SecureCookies forces Secure cookies and HSTS even when mcr-web
-	// itself speaks plain HTTP behind a TLS-terminating proxy.
-	SecureCookies bool `mapstructure:"secure_cookies"`
 	// TrustedProxies: mcr-web believes X-Forwarded-For only from these
 	// CIDRs and forwards the client address it resolved to mcrsrv (which
 	// believes it only if mcr-web is in server.trusted_proxies).
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// SecureCookies forces Secure cookies and HSTS even when mcr-web
+	// itself speaks plain HTTP behind a TLS-terminating proxy.
+	SecureCookies bool `mapstructure:"secure_cookies"`
 }
 
 // Log is the [log] section.

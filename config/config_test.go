@@ -51,21 +51,21 @@ func TestLoadDefaultsAndPaths(t *testing.T) {
 	}
 	dir := filepath.Dir(p)
 	checks := []struct {
-		name      string
 		got, want any
+		name      string
 	}{
-		{"read_timeout", c.Server.ReadTimeout, 30 * time.Second},
-		{"write_timeout", c.Server.WriteTimeout, time.Duration(0)},
-		{"idle_timeout", c.Server.IdleTimeout, 120 * time.Second},
-		{"shutdown_timeout", c.Server.ShutdownTimeout, 60 * time.Second},
-		{"log.level", c.Log.Level, "info"},
-		{"driver", c.Storage.Driver, "mcrfs"},
-		{"service", c.Identity.ServiceName, "mcr"},
-		{"token_ttl", c.Identity.TokenTTL, 5 * time.Minute},
-		{"db path resolved", c.Database.Path, filepath.Join(dir, "mcr.db")},
-		{"keys dir derived", c.Identity.KeysDir, filepath.Join(dir, "keys")},
-		{"retention", c.Audit.RetentionDays, 90},
-		{"record pulls", c.Audit.RecordPulls, true},
+		{c.Server.ReadTimeout, 30 * time.Second, "read_timeout"},
+		{c.Server.WriteTimeout, time.Duration(0), "write_timeout"},
+		{c.Server.IdleTimeout, 120 * time.Second, "idle_timeout"},
+		{c.Server.ShutdownTimeout, 60 * time.Second, "shutdown_timeout"},
+		{c.Log.Level, "info", "log.level"},
+		{c.Storage.Driver, "mcrfs", "driver"},
+		{c.Identity.ServiceName, "mcr", "service"},
+		{c.Identity.TokenTTL, 5 * time.Minute, "token_ttl"},
+		{c.Database.Path, filepath.Join(dir, "mcr.db"), "db path resolved"},
+		{c.Identity.KeysDir, filepath.Join(dir, "keys"), "keys dir derived"},
+		{c.Audit.RetentionDays, 90, "retention"},
+		{c.Audit.RecordPulls, true, "record pulls"},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {
@@ -91,23 +91,23 @@ func TestMissingRequiredKeyNamesIt(t *testing.T) {
 func TestInvalidValues(t *testing.T) {
 	cases := []struct {
 		name string
-		env  []string
 		want string
+		env  []string
 	}{
-		{"provider", []string{"MCR_IDENTITY_PROVIDER", "ldap"}, "identity.provider"},
-		{"mcias url", []string{"MCR_IDENTITY_PROVIDER", "mcias"}, "mcias.server_url is required"},
-		{"mcias http", []string{"MCR_IDENTITY_PROVIDER", "mcias", "MCR_MCIAS_SERVER_URL", "http://x"}, "mcias.server_url must be an https"},
-		{"duration", []string{"MCR_SERVER_READ_TIMEOUT", "soon"}, "read_timeout"},
-		{"negative", []string{"MCR_SERVER_SHUTDOWN_TIMEOUT", "-1s"}, "server.shutdown_timeout"},
-		{"log level", []string{"MCR_LOG_LEVEL", "loud"}, "log.level"},
-		{"driver", []string{"MCR_STORAGE_DRIVER", "s4"}, "storage.driver"},
-		{"database driver", []string{"MCR_DATABASE_DRIVER", "mysql"}, "database.driver"},
-		{"postgres dsn", []string{"MCR_DATABASE_DRIVER", "postgres"}, "database.dsn is required"},
-		{"s3 bucket", []string{"MCR_STORAGE_DRIVER", "s3"}, "storage.s3_bucket is required"},
-		{"s3 endpoint scheme", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_ENDPOINT", "s3.local:9000"}, "storage.s3_endpoint must be an http"},
-		{"s3 half credentials", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_ACCESS_KEY", "k"}, "go together"},
-		{"s3 small chunks", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_CHUNK_SIZE", "1048576"}, "storage.s3_chunk_size must be at least"},
-		{"pprof without listener", []string{"MCR_SERVER_PPROF", "true", "MCR_SERVER_METRICS_ADDR", ""}, "server.pprof needs server.metrics_addr"},
+		{"provider", "identity.provider", []string{"MCR_IDENTITY_PROVIDER", "ldap"}},
+		{"mcias url", "mcias.server_url is required", []string{"MCR_IDENTITY_PROVIDER", "mcias"}},
+		{"mcias http", "mcias.server_url must be an https", []string{"MCR_IDENTITY_PROVIDER", "mcias", "MCR_MCIAS_SERVER_URL", "http://x"}},
+		{"duration", "read_timeout", []string{"MCR_SERVER_READ_TIMEOUT", "soon"}},
+		{"negative", "server.shutdown_timeout", []string{"MCR_SERVER_SHUTDOWN_TIMEOUT", "-1s"}},
+		{"log level", "log.level", []string{"MCR_LOG_LEVEL", "loud"}},
+		{"driver", "storage.driver", []string{"MCR_STORAGE_DRIVER", "s4"}},
+		{"database driver", "database.driver", []string{"MCR_DATABASE_DRIVER", "mysql"}},
+		{"postgres dsn", "database.dsn is required", []string{"MCR_DATABASE_DRIVER", "postgres"}},
+		{"s3 bucket", "storage.s3_bucket is required", []string{"MCR_STORAGE_DRIVER", "s3"}},
+		{"s3 endpoint scheme", "storage.s3_endpoint must be an http", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_ENDPOINT", "s3.local:9000"}},
+		{"s3 half credentials", "go together", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_ACCESS_KEY", "k"}},
+		{"s3 small chunks", "storage.s3_chunk_size must be at least", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_CHUNK_SIZE", "1048576"}},
+		{"pprof without listener", "server.pprof needs server.metrics_addr", []string{"MCR_SERVER_PPROF", "true", "MCR_SERVER_METRICS_ADDR", ""}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

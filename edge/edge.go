@@ -21,10 +21,10 @@ type Options struct {
 	Registry http.Handler                    // distribution's App: access controller, repository middleware, storage
 	Auth     *authplugin.Edge                // bearer authentication and the 401 challenge
 	Storage  func(http.Handler) http.Handler // storageguard.Wrap: a write that failed on a full disk → 507
-	OCI      ociext.Options                  // referrers, subject, sha512, filtered catalog
 	Gate     *gc.Gate                        // GC write gate
 	Token    http.Handler                    // /v2/token
 	Admin    http.Handler                    // /v1/
+	OCI      ociext.Options                  // referrers, subject, sha512, filtered catalog
 }
 
 // Handler is the server's whole handler.

@@ -42,16 +42,16 @@ import (
 
 // Options select what a collection does.
 type Options struct {
-	// DryRun reports what would be removed without removing anything.
-	DryRun bool
-	// RemoveUntagged removes manifests that no tag reaches (directly, as an
-	// index child, or as a referrer of a kept manifest).
-	RemoveUntagged bool
 	// Grace, when set, replaces Engine.Grace for this run (an incident:
 	// the disk is full and young garbage must go). Zero also ignores the
 	// gate's record of recently named digests, so an upload whose
 	// manifest is not pushed yet may lose its blobs.
 	Grace *time.Duration
+	// DryRun reports what would be removed without removing anything.
+	DryRun bool
+	// RemoveUntagged removes manifests that no tag reaches (directly, as an
+	// index child, or as a referrer of a kept manifest).
+	RemoveUntagged bool
 }
 
 // grace is the grace period of a run.
@@ -72,6 +72,9 @@ type ManifestRef struct {
 
 // Result describes one collection.
 type Result struct {
+	RemovedBlobs     []digest.Digest `json:"-"`
+	RemovedManifests []ManifestRef   `json:"-"`
+
 	DryRun            bool  `json:"dry_run"`
 	Repositories      int   `json:"repositories"`
 	ManifestsMarked   int   `json:"manifests_marked"`
@@ -89,9 +92,6 @@ type Result struct {
 	GateWait      time.Duration `json:"-"`
 	MarkDuration  time.Duration `json:"-"`
 	SweepDuration time.Duration `json:"-"`
-
-	RemovedBlobs     []digest.Digest `json:"-"`
-	RemovedManifests []ManifestRef   `json:"-"`
 }
 
 // Details is the result as gc_runs.details_json.
@@ -116,9 +116,6 @@ const (
 type Engine struct {
 	// Driver is distribution's storage driver (the App's, captured).
 	Driver storagedriver.StorageDriver
-	// Grace: blobs (and, with RemoveUntagged, manifests) younger than this
-	// are never removed.
-	Grace time.Duration
 	// Gate, when set, is held closed during mark and sweep, and its record
 	// of recently named digests protects them.
 	Gate *Gate
@@ -143,6 +140,10 @@ type Engine struct {
 	Logger *slog.Logger
 
 	now func() time.Time
+
+	// Grace: blobs (and, with RemoveUntagged, manifests) younger than this
+	// are never removed.
+	Grace time.Duration
 }
 
 func (e *Engine) clock() time.Time {

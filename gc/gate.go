@@ -39,10 +39,6 @@ import (
 // remembered digest, which closes the window between "the client saw the
 // blob exists" and "the client pushed the manifest that references it".
 type Gate struct {
-	// MaxWait bounds how long a write waits for a collection (default 30 s).
-	MaxWait time.Duration
-	// Grace is how long a named digest is remembered (default 1 h).
-	Grace time.Duration
 	// Cluster, when set, extends Lock to the other replicas sharing the
 	// database (package cluster): once this gate has closed and drained,
 	// their gates close and drain too, and unlock reopens them.
@@ -50,18 +46,28 @@ type Gate struct {
 	// Shared, when set, answers Recent for digests other replicas named.
 	Shared RecentDigests
 
-	mu       sync.Mutex
-	closed   bool
+	// Guarded by mu (with closed and inflight).
 	released chan struct{} // closed when the gate opens again
-	inflight int           // manifest writes and deletes in progress
 	drained  chan struct{} // closed when inflight drops to zero
 
-	recentMu   sync.Mutex
+	// Guarded by recentMu.
 	recent     map[digest.Digest]time.Time
 	lastExpiry time.Time
 	onRemember func(digest.Digest) // see OnRemember
 
 	now func() time.Time
+
+	// MaxWait bounds how long a write waits for a collection (default 30 s).
+	MaxWait time.Duration
+	// Grace is how long a named digest is remembered (default 1 h).
+	Grace time.Duration
+
+	// mu guards closed, inflight, released and drained.
+	mu       sync.Mutex
+	closed   bool
+	inflight int // manifest writes and deletes in progress
+
+	recentMu sync.Mutex // guards recent, lastExpiry and onRemember
 }
 
 // ClusterGate closes the gates of the other replicas: CloseOthers returns

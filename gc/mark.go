@@ -16,20 +16,20 @@ import (
 
 // repoMark is the mark state of the scan: what the sweep needs to know.
 type repoMark struct {
-	repos      map[string]*repoScan
-	rootExists bool
-	marked     map[digest.Digest]struct{}
+	repos  map[string]*repoScan
+	marked map[digest.Digest]struct{}
 	// released are blobs a repository deletion released that no
 	// repository links any more (removed regardless of grace); noGrace
 	// is an operator's --grace 0s (recently named digests not kept).
-	released map[digest.Digest]bool
-	noGrace  bool
+	released   map[digest.Digest]bool
+	rootExists bool
+	noGrace    bool
 }
 
 // manifestInfo is what the mark needs from one manifest.
 type manifestInfo struct {
-	refs    []digest.Digest
 	subject digest.Digest
+	refs    []digest.Digest
 	broken  bool // revision link without readable content
 }
 
@@ -77,13 +77,14 @@ type repoMarker struct {
 	repo   *repoScan
 	marked map[digest.Digest]struct{} // shared by all repositories
 	now    time.Time
-	opts   Options
 
 	// infos holds the readable canonical revisions; aliases maps a
 	// canonical digest to the alias revisions (sha512) that point at it
 	// and share its fate.
 	infos   map[digest.Digest]*manifestInfo
 	aliases map[digest.Digest][]digest.Digest
+
+	opts Options
 }
 
 // run marks the repository's kept manifests and what they reference, and

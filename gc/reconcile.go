@@ -12,6 +12,8 @@ import (
 
 // ReconcileResult describes one reconcile run.
 type ReconcileResult struct {
+	RemovedManifests []ManifestRef `json:"-"`
+
 	DryRun bool `json:"dry_run"`
 	// Blob directories without a data file (an interrupted delete or move).
 	EmptyBlobDirsRemoved int `json:"empty_blob_dirs_removed"`
@@ -26,8 +28,6 @@ type ReconcileResult struct {
 	// Upload directories untouched for longer than the grace period.
 	StaleUploadsRemoved int           `json:"stale_uploads_removed"`
 	Duration            time.Duration `json:"-"`
-
-	RemovedManifests []ManifestRef `json:"-"`
 }
 
 // Details is the result as gc_runs.details_json.

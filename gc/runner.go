@@ -17,10 +17,10 @@ var ErrRunning = errors.New("garbage collection is already running")
 // Request asks for one run.
 type Request struct {
 	Options
-	// Reconcile runs Engine.Reconcile instead of a collection.
-	Reconcile bool
 	// Who asked (audit).
 	ActorID, Actor, IP string
+	// Reconcile runs Engine.Reconcile instead of a collection.
+	Reconcile bool
 }
 
 func (r Request) kind() string {
@@ -45,12 +45,12 @@ type Runner struct {
 	// cluster), and runs another replica left unfinished are failed then.
 	Lease Lease
 
-	mu      sync.Mutex
-	current *store.GCRun
-	release func() // gives the lease back
-	wg      sync.WaitGroup
+	current *store.GCRun // guarded by mu
+	release func()       // gives the lease back; guarded by mu
 	ctx     context.Context
 	cancel  context.CancelFunc
+	mu      sync.Mutex // guards current and release
+	wg      sync.WaitGroup
 }
 
 // Lease is a cluster-wide claim on running GC. Acquire returns ErrRunning

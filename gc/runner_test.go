@@ -23,8 +23,8 @@ func openStore(t *testing.T) *store.Store {
 }
 
 type auditLog struct {
-	mu  sync.Mutex
 	evs []store.AuditEvent
+	mu  sync.Mutex
 }
 
 func (a *auditLog) record(ev store.AuditEvent) {

@@ -71,8 +71,8 @@ func exists(ctx context.Context, d storagedriver.StorageDriver, p string) (bool,
 
 // blobInfo is one blob in blobs/.
 type blobInfo struct {
-	size    int64
 	modTime time.Time
+	size    int64
 }
 
 // blobScan is what scanBlobs found.
@@ -157,13 +157,13 @@ func listBlobs(ctx context.Context, d storagedriver.StorageDriver) ([]digest.Dig
 
 // repoScan is one repository as found on storage.
 type repoScan struct {
-	name      string
 	revisions map[digest.Digest]link     // _manifests/revisions
 	tags      map[string]digest.Digest   // tag -> current target ("" if unreadable)
 	tagTimes  map[string]time.Time       // tag -> current link mtime
 	tagIndex  map[string][]digest.Digest // tag -> history entries
 	layers    map[digest.Digest]link     // _layers
 	uploads   map[string]time.Time       // upload id -> newest mtime inside
+	name      string
 }
 
 func newRepoScan(name string) *repoScan {

@@ -16,12 +16,12 @@ import (
 // (startedat) and hash states.
 type Upload struct {
 	Repository string    `json:"repository"`
-	ID         string    `json:"id"`
-	Size       int64     `json:"size"`
 	Started    time.Time `json:"started"`
 	// Modified is the newest modification time inside the directory (the
 	// last byte received).
 	Modified time.Time `json:"modified"`
+	ID       string    `json:"id"`
+	Size     int64     `json:"size"`
 }
 
 // Age is how long ago the upload started (or was last written, when its

@@ -31,12 +31,12 @@ import (
 // Client is a connection to mcrsrv's gRPC listener. It is safe for
 // concurrent use.
 type Client struct {
-	addr     string
 	cc       *grpc.ClientConn
 	admin    mcrv1.AdminServiceClient
 	registry mcrv1.RegistryServiceClient
 	policy   mcrv1.PolicyServiceClient
 	audit    mcrv1.AuditServiceClient
+	addr     string
 }
 
 // Dial connects (lazily) to addr (host:port) over TLS with cfg (its
@@ -67,8 +67,8 @@ func (c *Client) Close() error { return c.cc.Close() }
 // Error is a non-OK answer: the gRPC code and the server's message (the
 // message /v1 gives for the same failure).
 type Error struct {
-	Code    codes.Code
 	Message string
+	Code    codes.Code
 	// RetryAfter is the server's wait before a retry (a throttled
 	// sign-in: RESOURCE_EXHAUSTED with RetryInfo), or 0.
 	RetryAfter time.Duration
@@ -106,8 +106,8 @@ func (e *Error) HTTPStatus() int {
 // UnreachableError means the server did not answer (connection, TLS,
 // deadline): the call never reached a handler.
 type UnreachableError struct {
-	Addr string
 	Err  error
+	Addr string
 }
 
 func (e *UnreachableError) Error() string {

@@ -38,10 +38,9 @@ type bridge struct {
 	sink   *Sink
 	actor  *identity.Principal
 	ip     string
+	err    error // the first change not recorded since the last take; guarded by mu
 	method string
-
-	mu  sync.Mutex
-	err error // the first change not recorded since the last take
+	mu     sync.Mutex // guards err
 }
 
 func newBridge(ctx context.Context, sink *Sink) *bridge {
@@ -95,14 +94,14 @@ func tagOf(options []distribution.ManifestServiceOption) string {
 
 // manifestFields are the parts of an OCI/Docker manifest the index keeps.
 type manifestFields struct {
-	ArtifactType string `json:"artifactType"`
-	Config       *struct {
+	Config *struct {
 		MediaType string `json:"mediaType"`
 	} `json:"config"`
 	Subject *struct {
 		Digest string `json:"digest"`
 	} `json:"subject"`
-	Annotations map[string]string `json:"annotations"`
+	Annotations  map[string]string `json:"annotations"`
+	ArtifactType string            `json:"artifactType"`
 }
 
 // IndexOpFor describes a manifest for the repository index.

@@ -140,13 +140,14 @@ func Reindex(ctx context.Context, ns distribution.Namespace, driver storagedrive
 
 // ReconcileOptions narrow a reconcile.
 type ReconcileOptions struct {
-	// Repositories, when set, limits the reconcile to these (a repair
-	// after a failed metadata write).
-	Repositories []string
 	// Progress is called after each repository walked.
 	Progress func(repos int)
 
 	only map[string]bool
+
+	// Repositories, when set, limits the reconcile to these (a repair
+	// after a failed metadata write).
+	Repositories []string
 }
 
 // ReconcileResult says what a reconcile changed in the index.

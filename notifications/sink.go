@@ -17,8 +17,8 @@ import (
 // Event is one registry or MCR event: an audit row and, when the index
 // changes, the index operation. It is a go-events Event.
 type Event struct {
-	Audit store.AuditEvent
 	Op    *store.IndexOp
+	Audit store.AuditEvent
 	// Async events (pulls) are queued; others are committed before Write
 	// returns.
 	Async bool
@@ -29,6 +29,14 @@ var ErrClosed = errors.New("notifications: sink closed")
 
 // Options tunes the sink.
 type Options struct {
+	// OnCommit observes each committed batch (metrics).
+	OnCommit func(n int, took time.Duration)
+	// OnIndexFailure is told the repository of a change storage already
+	// made whose index row could not commit, so that the index is
+	// re-derived from storage instead of drifting (optional).
+	OnIndexFailure func(repository string)
+	// OnFailure is told how many events could not be committed (metrics).
+	OnFailure func(n int)
 	// MaxBatch bounds one transaction (default 1024 events).
 	MaxBatch int
 	// AsyncDelay is how long a batch of only pull events waits for more
@@ -36,24 +44,16 @@ type Options struct {
 	AsyncDelay time.Duration
 	// SkipPulls drops pull events instead of recording them.
 	SkipPulls bool
-	// OnCommit observes each committed batch (metrics).
-	OnCommit func(n int, took time.Duration)
-	// OnIndexFailure is told the repository of a change storage already
-	// made whose index row could not commit, so that the index is
-	// re-derived from storage instead of drifting (optional).
-	OnIndexFailure func(repository string)
 	// CommitTimeout bounds one commit (default 10 s): a database that is
 	// locked or unwritable fails the waiting requests instead of holding
 	// them (and SIGTERM) forever.
 	CommitTimeout time.Duration
-	// OnFailure is told how many events could not be committed (metrics).
-	OnFailure func(n int)
 }
 
 type pending struct {
-	ev   Event
 	ctx  context.Context // the waiting request's; nil for async events
 	done chan error      // nil for async events
+	ev   Event
 }
 
 // sync reports whether a request waits for the event's commit.
@@ -62,18 +62,20 @@ func (p pending) sync() bool { return p.done != nil }
 // Sink commits events to the store with group commit.
 type Sink struct {
 	st      *store.Store
-	opts    Options
 	in      chan pending
 	pulls   *events.Queue
-	wg      sync.WaitGroup
-	mu      sync.RWMutex
-	closed  bool
-	depth   atomic.Int64
 	stopped chan struct{}
 
-	healthMu  sync.Mutex
-	failing   error     // the last commit's error when nothing committed
-	failingAt time.Time // when commits started failing
+	failing   error     // the last commit's error when nothing committed; guarded by healthMu
+	failingAt time.Time // when commits started failing; guarded by healthMu
+
+	opts   Options
+	wg     sync.WaitGroup
+	mu     sync.RWMutex // guards closed: writers hold it shared, Close exclusively
+	closed bool
+	depth  atomic.Int64
+
+	healthMu sync.Mutex // guards failing and failingAt
 }
 
 // NewSink starts the committer.

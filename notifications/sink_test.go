@@ -15,8 +15,8 @@ import (
 
 // commits records the sizes of the batches a sink committed.
 type commits struct {
-	mu    sync.Mutex
 	sizes []int
+	mu    sync.Mutex
 }
 
 func (c *commits) observe(n int, _ time.Duration) {

@@ -65,14 +65,14 @@ func TestReadManifestBounded(t *testing.T) {
 	h := &handler{Options: Options{BodyTimeout: DefaultBodyTimeout}}
 	for _, tc := range []struct {
 		name    string
+		wantErr error
 		body    []byte
 		length  int64 // Content-Length declared; -1 = unknown
-		wantErr error
 	}{
-		{"small", []byte(`{}`), 2, nil},
-		{"exactly the limit", bytes.Repeat([]byte{' '}, MaxManifest), MaxManifest, nil},
-		{"declared too large", []byte(`{}`), MaxManifest + 1, errBodyTooLarge},
-		{"undeclared too large", bytes.Repeat([]byte{' '}, MaxManifest+1), -1, errBodyTooLarge},
+		{"small", nil, []byte(`{}`), 2},
+		{"exactly the limit", nil, bytes.Repeat([]byte{' '}, MaxManifest), MaxManifest},
+		{"declared too large", errBodyTooLarge, []byte(`{}`), MaxManifest + 1},
+		{"undeclared too large", errBodyTooLarge, bytes.Repeat([]byte{' '}, MaxManifest+1), -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("PUT", "/v2/a/manifests/v1", bytes.NewReader(tc.body))
@@ -114,18 +114,18 @@ func TestCatalogPage(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		may      func(string) bool
-		n        int
 		last     string
 		want     []string
+		n        int
 		wantMore bool
 	}{
-		{"all in one page", all, 10, "", repos, false},
-		{"first page", all, 2, "", []string{"a/1", "a/2"}, true},
-		{"after last", all, 2, "a/2", []string{"b/1", "b/2"}, true},
-		{"filtered fills across pages", notB, 2, "a/1", []string{"a/2", "c/1"}, false},
-		{"filtered first page", notB, 2, "", []string{"a/1", "a/2"}, true},
-		{"nothing allowed", func(string) bool { return false }, 3, "", []string{}, false},
-		{"n=0", all, 0, "", []string{}, false},
+		{"all in one page", all, "", repos, 10, false},
+		{"first page", all, "", []string{"a/1", "a/2"}, 2, true},
+		{"after last", all, "a/2", []string{"b/1", "b/2"}, 2, true},
+		{"filtered fills across pages", notB, "a/1", []string{"a/2", "c/1"}, 2, false},
+		{"filtered first page", notB, "", []string{"a/1", "a/2"}, 2, true},
+		{"nothing allowed", func(string) bool { return false }, "", []string{}, 3, false},
+		{"n=0", all, "", []string{}, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, more, err := catalogPage(context.Background(), &fakeNamespace{repos: repos}, tc.may, tc.n, tc.last)

@@ -15,9 +15,9 @@ import (
 // strSet is a compiled list of strings: known values as bits in mask, the
 // rest in extra. An empty source list is a wildcard.
 type strSet struct {
+	extra []string
 	any   bool
 	mask  uint32
-	extra []string
 }
 
 func compileSet[S ~string](list []S, bit func(string) uint32) strSet {
@@ -106,9 +106,9 @@ const (
 )
 
 type glob struct {
-	kind globKind
 	lit  string
 	pat  string
+	kind globKind
 }
 
 func compileGlob(p string) glob {
@@ -144,9 +144,9 @@ type compiledRule struct {
 	rule     *Rule // points into ruleSet.rules
 	actions  strSet
 	accounts strSet
-	roles    strSet
 	subject  string
 	repos    []glob // empty: any repository, and global operations
+	roles    strSet
 }
 
 // query is an Input with its known values turned into bits.

@@ -20,11 +20,11 @@ type RuleSource interface {
 // DefaultRules) and evaluates inputs against it. It is safe for concurrent
 // use; Evaluate does not allocate.
 type Engine struct {
-	src      RuleSource
-	reloadMu sync.Mutex // serializes Reload so a slow load cannot overwrite a newer one
+	src RuleSource
+	set *ruleSet // guarded by mu
 
-	mu  sync.RWMutex
-	set *ruleSet
+	reloadMu sync.Mutex   // serializes Reload so a slow load cannot overwrite a newer one
+	mu       sync.RWMutex // guards set
 }
 
 // ErrNoRuleSource is returned by Reload on an Engine built without a source.

@@ -10,10 +10,17 @@ import (
 
 // fakeSource is an in-memory RuleSource.
 type fakeSource struct {
-	mu    sync.Mutex
-	rules []Rule
 	err   error
+	rules []Rule
+	mu    sync.Mutex
 	calls int
+}
+
+// reloads is how many times the engine asked for the rules.
+func (f *fakeSource) reloads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
 }
 
 func (f *fakeSource) EnabledRules(ctx context.Context) ([]Rule, error) {
@@ -58,16 +65,16 @@ func TestEngineOnlyDefaults(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		in      Input
 		wantEff Effect
+		in      Input
 		wantID  int64
 	}{
-		{"admin delete", human(RoleAdmin).do(ActionDelete, "x/y"), EffectAllow, -1},
-		{"user push", human(RoleUser).do(ActionPush, "x/y"), EffectAllow, -2},
-		{"user version check", human(RoleUser).do(ActionVersionCheck, ""), EffectAllow, -3},
-		{"system pull", system().do(ActionPull, "ci/app"), EffectDeny, 0},
-		{"system version check", system().do(ActionVersionCheck, ""), EffectAllow, -3},
-		{"guest pull", human(RoleGuest).do(ActionPull, "x"), EffectDeny, 0},
+		{"admin delete", EffectAllow, human(RoleAdmin).do(ActionDelete, "x/y"), -1},
+		{"user push", EffectAllow, human(RoleUser).do(ActionPush, "x/y"), -2},
+		{"user version check", EffectAllow, human(RoleUser).do(ActionVersionCheck, ""), -3},
+		{"system pull", EffectDeny, system().do(ActionPull, "ci/app"), 0},
+		{"system version check", EffectAllow, system().do(ActionVersionCheck, ""), -3},
+		{"guest pull", EffectDeny, human(RoleGuest).do(ActionPull, "x"), 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,17 +107,17 @@ func TestEngineCustomRules(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		in      Input
 		wantEff Effect
+		in      Input
 		wantID  int64
 	}{
-		{"ci pull", system().do(ActionPull, "ci/app"), EffectAllow, 100},
-		{"ci push", system().do(ActionPush, "ci/app"), EffectAllow, 100},
-		{"ci delete", system().do(ActionDelete, "ci/app"), EffectDeny, 0},
-		{"ci outside glob", system().do(ActionPull, "ci/a/b"), EffectDeny, 0},
-		{"user delete production", human(RoleUser).do(ActionDelete, "production/app"), EffectDeny, 101},
-		{"admin delete production", human(RoleAdmin).do(ActionDelete, "production/app"), EffectDeny, 101},
-		{"user delete staging", human(RoleUser).do(ActionDelete, "staging/app"), EffectAllow, -2},
+		{"ci pull", EffectAllow, system().do(ActionPull, "ci/app"), 100},
+		{"ci push", EffectAllow, system().do(ActionPush, "ci/app"), 100},
+		{"ci delete", EffectDeny, system().do(ActionDelete, "ci/app"), 0},
+		{"ci outside glob", EffectDeny, system().do(ActionPull, "ci/a/b"), 0},
+		{"user delete production", EffectDeny, human(RoleUser).do(ActionDelete, "production/app"), 101},
+		{"admin delete production", EffectDeny, human(RoleAdmin).do(ActionDelete, "production/app"), 101},
+		{"user delete staging", EffectAllow, human(RoleUser).do(ActionDelete, "staging/app"), -2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -249,7 +256,10 @@ func TestEngineConcurrent(t *testing.T) {
 		evalWG.Add(1)
 		go func() {
 			defer evalWG.Done()
-			for range 5000 {
+			// At least 5000 rounds, and on until a reload has happened: on a
+			// loaded machine the evaluators can finish before a reloader
+			// is scheduled at all.
+			for i := 0; i < 5000 || src.reloads() == 0; i++ {
 				eff, r := e.Evaluate(system().do(ActionPull, "ci/app"))
 				if (eff != EffectDeny || r != nil) && (eff != EffectAllow || r == nil || r.ID != 100) {
 					errc <- fmt.Errorf("system pull: %s %+v", eff, r)

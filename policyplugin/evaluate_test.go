@@ -24,95 +24,95 @@ func TestEvaluate(t *testing.T) {
 	tests := []struct {
 		name    string
 		rules   []Rule
-		in      Input
 		wantEff Effect
+		in      Input
 		wantID  int64
 	}{
 		// Built-ins.
-		{"admin wildcard push", withDefaults(), human(RoleAdmin).do(ActionPush, "any/repo"), EffectAllow, -1},
-		{"admin wildcard policy manage", withDefaults(), system(RoleAdmin).do(ActionPolicyManage, ""), EffectAllow, -1},
-		{"user allow pull", withDefaults(), human(RoleUser).do(ActionPull, "library/alpine"), EffectAllow, -2},
-		{"user allow catalog", withDefaults(), human(RoleUser).do(ActionCatalog, ""), EffectAllow, -2},
-		{"user denied policy manage", withDefaults(), human(RoleUser).do(ActionPolicyManage, ""), EffectDeny, 0},
-		{"system denied pull without rules", withDefaults(), system(RoleUser).do(ActionPull, "myapp"), EffectDeny, 0},
-		{"system version check", withDefaults(), system().do(ActionVersionCheck, ""), EffectAllow, -3},
-		{"guest denied pull", withDefaults(), human(RoleGuest).do(ActionPull, "myapp"), EffectDeny, 0},
-		{"guest version check", withDefaults(), human(RoleGuest).do(ActionVersionCheck, ""), EffectAllow, -3},
-		{"no rules default deny", nil, human(RoleAdmin).do(ActionPull, "x"), EffectDeny, 0},
+		{"admin wildcard push", withDefaults(), EffectAllow, human(RoleAdmin).do(ActionPush, "any/repo"), -1},
+		{"admin wildcard policy manage", withDefaults(), EffectAllow, system(RoleAdmin).do(ActionPolicyManage, ""), -1},
+		{"user allow pull", withDefaults(), EffectAllow, human(RoleUser).do(ActionPull, "library/alpine"), -2},
+		{"user allow catalog", withDefaults(), EffectAllow, human(RoleUser).do(ActionCatalog, ""), -2},
+		{"user denied policy manage", withDefaults(), EffectDeny, human(RoleUser).do(ActionPolicyManage, ""), 0},
+		{"system denied pull without rules", withDefaults(), EffectDeny, system(RoleUser).do(ActionPull, "myapp"), 0},
+		{"system version check", withDefaults(), EffectAllow, system().do(ActionVersionCheck, ""), -3},
+		{"guest denied pull", withDefaults(), EffectDeny, human(RoleGuest).do(ActionPull, "myapp"), 0},
+		{"guest version check", withDefaults(), EffectAllow, human(RoleGuest).do(ActionVersionCheck, ""), -3},
+		{"no rules default deny", nil, EffectDeny, human(RoleAdmin).do(ActionPull, "x"), 0},
 
 		// Exact repository.
-		{"exact repo match", withDefaults(exactRepo), system().do(ActionPull, "myapp"), EffectAllow, 10},
-		{"exact repo other repo", withDefaults(exactRepo), system().do(ActionPull, "myapp2"), EffectDeny, 0},
-		{"exact repo prefix is not a match", withDefaults(exactRepo), system().do(ActionPull, "myapp/sub"), EffectDeny, 0},
-		{"exact repo other action", withDefaults(exactRepo), system().do(ActionPush, "myapp"), EffectDeny, 0},
+		{"exact repo match", withDefaults(exactRepo), EffectAllow, system().do(ActionPull, "myapp"), 10},
+		{"exact repo other repo", withDefaults(exactRepo), EffectDeny, system().do(ActionPull, "myapp2"), 0},
+		{"exact repo prefix is not a match", withDefaults(exactRepo), EffectDeny, system().do(ActionPull, "myapp/sub"), 0},
+		{"exact repo other action", withDefaults(exactRepo), EffectDeny, system().do(ActionPush, "myapp"), 0},
 		{"exact repo other subject", withDefaults(exactRepo),
-			Input{Subject: "someone-else", AccountType: AccountTypeSystem, Action: ActionPull, Repository: "myapp"}, EffectDeny, 0},
+			EffectDeny, Input{Subject: "someone-else", AccountType: AccountTypeSystem, Action: ActionPull, Repository: "myapp"}, 0},
 
 		// Globs.
-		{"glob production/* matches production/app", withDefaults(prodGlob), system().do(ActionPush, "production/app"), EffectAllow, 11},
-		{"glob production/* not production/team/app", withDefaults(prodGlob), system().do(ActionPush, "production/team/app"), EffectDeny, 0},
-		{"glob production/* not production", withDefaults(prodGlob), system().do(ActionPull, "production"), EffectDeny, 0},
-		{"glob production/* not staging/app", withDefaults(prodGlob), system().do(ActionPull, "staging/app"), EffectDeny, 0},
+		{"glob production/* matches production/app", withDefaults(prodGlob), EffectAllow, system().do(ActionPush, "production/app"), 11},
+		{"glob production/* not production/team/app", withDefaults(prodGlob), EffectDeny, system().do(ActionPush, "production/team/app"), 0},
+		{"glob production/* not production", withDefaults(prodGlob), EffectDeny, system().do(ActionPull, "production"), 0},
+		{"glob production/* not staging/app", withDefaults(prodGlob), EffectDeny, system().do(ActionPull, "staging/app"), 0},
 		{"glob ? and class", withDefaults(Rule{ID: 12, Priority: 1, Effect: EffectAllow, Actions: []Action{ActionPull},
-			Repositories: []string{"team[0-9]/app?"}, Enabled: true}), system().do(ActionPull, "team3/appx"), EffectAllow, 12},
+			Repositories: []string{"team[0-9]/app?"}, Enabled: true}), EffectAllow, system().do(ActionPull, "team3/appx"), 12},
 		{"any of several globs", withDefaults(Rule{ID: 13, Priority: 1, Effect: EffectAllow, Actions: []Action{ActionPull},
-			Repositories: []string{"a/*", "b/*"}, Enabled: true}), system().do(ActionPull, "b/x"), EffectAllow, 13},
+			Repositories: []string{"a/*", "b/*"}, Enabled: true}), EffectAllow, system().do(ActionPull, "b/x"), 13},
 
 		// Deny wins.
 		{"deny wins over lower-priority-number allow", withDefaults(Rule{ID: 1, Priority: 1, Effect: EffectAllow,
-			Actions: []Action{ActionPush}, Enabled: true}, denyProdPush), human(RoleUser).do(ActionPush, "production/app"), EffectDeny, 20},
-		{"deny wins over built-in allow", withDefaults(denyProdPush), human(RoleUser).do(ActionPush, "production/app"), EffectDeny, 20},
-		{"deny does not apply elsewhere", withDefaults(denyProdPush), human(RoleUser).do(ActionPush, "staging/app"), EffectAllow, -2},
-		{"deny does not apply to pull", withDefaults(denyProdPush), human(RoleUser).do(ActionPull, "production/app"), EffectAllow, -2},
+			Actions: []Action{ActionPush}, Enabled: true}, denyProdPush), EffectDeny, human(RoleUser).do(ActionPush, "production/app"), 20},
+		{"deny wins over built-in allow", withDefaults(denyProdPush), EffectDeny, human(RoleUser).do(ActionPush, "production/app"), 20},
+		{"deny does not apply elsewhere", withDefaults(denyProdPush), EffectAllow, human(RoleUser).do(ActionPush, "staging/app"), -2},
+		{"deny does not apply to pull", withDefaults(denyProdPush), EffectAllow, human(RoleUser).do(ActionPull, "production/app"), -2},
 
 		// Priority ordering.
 		{"first allow by priority", []Rule{
 			{ID: 2, Priority: 5, Effect: EffectAllow, Enabled: true},
 			{ID: 1, Priority: 1, Effect: EffectAllow, Enabled: true},
-		}, system().do(ActionPull, "x"), EffectAllow, 1},
+		}, EffectAllow, system().do(ActionPull, "x"), 1},
 		{"equal priority keeps slice order", []Rule{
 			{ID: 4, Priority: 5, Effect: EffectAllow, Enabled: true},
 			{ID: 3, Priority: 5, Effect: EffectAllow, Enabled: true},
 			{ID: 5, Priority: 6, Effect: EffectAllow, Enabled: true},
-		}, system().do(ActionPull, "x"), EffectAllow, 4},
+		}, EffectAllow, system().do(ActionPull, "x"), 4},
 		{"first deny by priority", []Rule{
 			{ID: 7, Priority: 9, Effect: EffectDeny, Enabled: true},
 			{ID: 1, Priority: 1, Effect: EffectAllow, Enabled: true},
 			{ID: 6, Priority: 3, Effect: EffectDeny, Enabled: true},
-		}, system().do(ActionPull, "x"), EffectDeny, 6},
+		}, EffectDeny, system().do(ActionPull, "x"), 6},
 		{"built-ins (priority 0) before stored allows", withDefaults(Rule{ID: 8, Priority: 1, Effect: EffectAllow,
-			Roles: []string{RoleUser}, Enabled: true}), human(RoleUser).do(ActionPull, "x"), EffectAllow, -2},
+			Roles: []string{RoleUser}, Enabled: true}), EffectAllow, human(RoleUser).do(ActionPull, "x"), -2},
 
 		// Global operations.
-		{"global op skips repository rules", withDefaults(catalogRepoRule), system().do(ActionCatalog, ""), EffectDeny, 0},
-		{"global op matches repository-less rule", withDefaults(catalogRepoRule, catalogGlobal), system().do(ActionCatalog, ""), EffectAllow, 31},
-		{"repository deny rule ignored for global op", withDefaults(denyRepoRule), human(RoleUser).do(ActionCatalog, ""), EffectAllow, -2},
-		{"wildcard-repo rule matches repo op", withDefaults(allowAllSys), system().do(ActionDelete, "deep/nested/repo"), EffectAllow, 21},
-		{"wildcard-repo rule matches global op", withDefaults(allowAllSys), system().do(ActionCatalog, ""), EffectAllow, 21},
+		{"global op skips repository rules", withDefaults(catalogRepoRule), EffectDeny, system().do(ActionCatalog, ""), 0},
+		{"global op matches repository-less rule", withDefaults(catalogRepoRule, catalogGlobal), EffectAllow, system().do(ActionCatalog, ""), 31},
+		{"repository deny rule ignored for global op", withDefaults(denyRepoRule), EffectAllow, human(RoleUser).do(ActionCatalog, ""), -2},
+		{"wildcard-repo rule matches repo op", withDefaults(allowAllSys), EffectAllow, system().do(ActionDelete, "deep/nested/repo"), 21},
+		{"wildcard-repo rule matches global op", withDefaults(allowAllSys), EffectAllow, system().do(ActionCatalog, ""), 21},
 
 		// Multiple matching rules.
-		{"multiple allows match", withDefaults(allowAllSys, prodGlob, exactRepo), system().do(ActionPull, "myapp"), EffectAllow, 21},
+		{"multiple allows match", withDefaults(allowAllSys, prodGlob, exactRepo), EffectAllow, system().do(ActionPull, "myapp"), 21},
 		{"multiple allows and a deny", withDefaults(allowAllSys, prodGlob, Rule{ID: 40, Priority: 500, Effect: EffectDeny,
 			SubjectUUID: sysSubject, Repositories: []string{"production/secret"}, Enabled: true}),
-			system().do(ActionPull, "production/secret"), EffectDeny, 40},
+			EffectDeny, system().do(ActionPull, "production/secret"), 40},
 
 		// Field semantics.
 		{"roles: any of", withDefaults(Rule{ID: 50, Priority: 1, Effect: EffectAllow, Roles: []string{RoleAdmin, RoleGuest},
-			Actions: []Action{ActionPull}, Enabled: true}), human("other", RoleGuest).do(ActionPull, "x"), EffectAllow, 50},
+			Actions: []Action{ActionPull}, Enabled: true}), EffectAllow, human("other", RoleGuest).do(ActionPull, "x"), 50},
 		{"roles: none of", withDefaults(Rule{ID: 51, Priority: 1, Effect: EffectAllow, Roles: []string{RoleGuest},
-			Enabled: true}), system().do(ActionPull, "x"), EffectDeny, 0},
+			Enabled: true}), EffectDeny, system().do(ActionPull, "x"), 0},
 		{"account type mismatch", withDefaults(Rule{ID: 52, Priority: 1, Effect: EffectAllow, AccountTypes: []string{AccountTypeHuman},
-			Actions: []Action{ActionPush}, Enabled: true}), system().do(ActionPush, "x"), EffectDeny, 0},
+			Actions: []Action{ActionPush}, Enabled: true}), EffectDeny, system().do(ActionPush, "x"), 0},
 		{"disabled allow excluded", withDefaults(Rule{ID: 53, Priority: 1, Effect: EffectAllow, Enabled: false}),
-			system().do(ActionPull, "x"), EffectDeny, 0},
+			EffectDeny, system().do(ActionPull, "x"), 0},
 		{"disabled deny excluded", withDefaults(Rule{ID: 54, Priority: 1, Effect: EffectDeny, Enabled: false}),
-			human(RoleAdmin).do(ActionPull, "x"), EffectAllow, -1},
+			EffectAllow, human(RoleAdmin).do(ActionPull, "x"), -1},
 		{"unknown effect never matches", withDefaults(Rule{ID: 55, Priority: 1, Effect: "maybe", Enabled: true}),
-			system().do(ActionPull, "x"), EffectDeny, 0},
+			EffectDeny, system().do(ActionPull, "x"), 0},
 		{"malformed glob never matches", withDefaults(Rule{ID: 56, Priority: 1, Effect: EffectAllow,
-			Repositories: []string{"x["}, Enabled: true}), system().do(ActionPull, "x["), EffectDeny, 0},
-		{"unknown action only matches wildcard rules", withDefaults(allowAllSys), system().do("registry:bogus", "x"), EffectAllow, 21},
-		{"unknown action denied by default", withDefaults(), human(RoleUser).do("registry:bogus", "x"), EffectDeny, 0},
+			Repositories: []string{"x["}, Enabled: true}), EffectDeny, system().do(ActionPull, "x["), 0},
+		{"unknown action only matches wildcard rules", withDefaults(allowAllSys), EffectAllow, system().do("registry:bogus", "x"), 21},
+		{"unknown action denied by default", withDefaults(), EffectDeny, human(RoleUser).do("registry:bogus", "x"), 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -186,16 +186,16 @@ func TestDefaultRules(t *testing.T) {
 	}
 	principals := []struct {
 		name string
-		in   Input
 		want want
+		in   Input
 	}{
-		{"admin", human(RoleAdmin), allow(AllActions()...)},
-		{"system admin", system(RoleAdmin), allow(AllActions()...)},
-		{"human user", human(RoleUser), allow(ActionVersionCheck, ActionPull, ActionPush, ActionDelete, ActionCatalog)},
-		{"system account", system(), allow(ActionVersionCheck)},
-		{"system account with user role", system(RoleUser), allow(ActionVersionCheck)},
-		{"guest", human(RoleGuest), allow(ActionVersionCheck)},
-		{"no roles", human(), allow(ActionVersionCheck)},
+		{"admin", allow(AllActions()...), human(RoleAdmin)},
+		{"system admin", allow(AllActions()...), system(RoleAdmin)},
+		{"human user", allow(ActionVersionCheck, ActionPull, ActionPush, ActionDelete, ActionCatalog), human(RoleUser)},
+		{"system account", allow(ActionVersionCheck), system()},
+		{"system account with user role", allow(ActionVersionCheck), system(RoleUser)},
+		{"guest", allow(ActionVersionCheck), human(RoleGuest)},
+		{"no roles", allow(ActionVersionCheck), human()},
 	}
 	for _, p := range principals {
 		for _, a := range AllActions() {

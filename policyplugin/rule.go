@@ -37,8 +37,6 @@ const (
 // (AND); an empty field matches anything. Rules with a non-empty
 // Repositories list never match a global operation (empty repository).
 type Rule struct {
-	ID          int64  `json:"id"`
-	Priority    int    `json:"priority"` // lower is evaluated first
 	Description string `json:"description"`
 	Effect      Effect `json:"effect"`
 
@@ -47,6 +45,9 @@ type Rule struct {
 	SubjectUUID  string   `json:"subject_uuid"`  // principal's subject equals this
 	Actions      []Action `json:"actions"`       // requested action is listed
 	Repositories []string `json:"repositories"`  // any path.Match glob matches the repository
+
+	ID       int64 `json:"id"`
+	Priority int   `json:"priority"` // lower is evaluated first
 
 	Enabled bool `json:"enabled"` // disabled rules never match
 }
@@ -66,7 +67,7 @@ func (r Rule) Clone() Rule {
 type Input struct {
 	Subject     string // principal's UUID (token "sub")
 	AccountType string // "human" or "system"
-	Roles       []string
 	Action      Action
 	Repository  string
+	Roles       []string
 }

@@ -57,15 +57,18 @@ func statID(path string) fileID {
 
 // Cache holds the generations.
 type Cache struct {
-	src    Source
+	src Source
+	now func() time.Time
+
+	// Guarded by mu (with seen and stale).
+	gens map[string]int64
+	next time.Time // re-read at this time at the latest
+
 	marker string
 	poll   time.Duration
-	now    func() time.Time
 
-	mu     sync.RWMutex
-	gens   map[string]int64
+	mu     sync.RWMutex // guards gens, next, seen and stale
 	seen   fileID
-	next   time.Time // re-read at this time at the latest
 	stale  bool
 	reload sync.Mutex
 }

@@ -11,10 +11,10 @@ import (
 )
 
 type source struct {
-	mu    sync.Mutex
 	gens  map[string]int64
-	reads int
 	err   error
+	mu    sync.Mutex
+	reads int
 }
 
 func (s *source) Generations(context.Context) (map[string]int64, error) {

@@ -62,20 +62,20 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 }
 
 type benchDriver struct {
-	name string
 	new  func(root string) (driver.StorageDriver, error)
+	name string
 }
 
 var benchDrivers = []benchDriver{
-	{"filesystem", func(root string) (driver.StorageDriver, error) {
+	{func(root string) (driver.StorageDriver, error) {
 		return factory.Create(context.Background(), "filesystem", map[string]any{"rootdirectory": root})
-	}},
-	{"mcrfs", func(root string) (driver.StorageDriver, error) {
+	}, "filesystem"},
+	{func(root string) (driver.StorageDriver, error) {
 		return factory.Create(context.Background(), DriverName, map[string]any{"rootdirectory": root})
-	}},
-	{"mcrfs-direct", func(root string) (driver.StorageDriver, error) {
+	}, "mcrfs"},
+	{func(root string) (driver.StorageDriver, error) {
 		return New(Parameters{RootDirectory: root, DirectIO: true}), nil
-	}},
+	}, "mcrfs-direct"},
 }
 
 // benchmarkPush runs fill (which must write benchBlobSize bytes into w) per

@@ -368,14 +368,15 @@ func New(params Parameters) *Driver {
 // fsDriver is the unwrapped implementation; Driver wraps it in a regulator
 // and base.Base (path validation, error decoration, metrics, tracing).
 type fsDriver struct {
-	rootDirectory string
-	bufSize       int
-	background    bool      // full buffers are written by a background goroutine
-	writeback     bool      // earlywriteback
-	direct        bool      // directio
-	bufPool       sync.Pool // of *[]byte with cap bufSize, aligned to directAlign
+	bufPool sync.Pool // of *[]byte with cap bufSize, aligned to directAlign
 
 	onSync func(name string) // tests: sees every fsync
+
+	rootDirectory string
+	bufSize       int
+	background    bool // full buffers are written by a background goroutine
+	writeback     bool // earlywriteback
+	direct        bool // directio
 }
 
 // fsync is f.Sync, the driver's only durability point.

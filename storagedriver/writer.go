@@ -44,24 +44,25 @@ type fileWriter struct {
 	raw  syscall.RawConn // for sync_file_range; nil if unavailable or earlywriteback is off
 
 	// direct is an O_DIRECT descriptor of file, opened on first use by the
-	// caller's goroutine and used by the in-flight write; noDirect is set
-	// once direct I/O is off or has failed for this file.
-	direct   *os.File
-	noDirect bool
-
-	size int64 // bytes accepted: initial offset + everything written to us
+	// caller's goroutine and used by the in-flight write; noDirect (below)
+	// is set once direct I/O is off or has failed for this file.
+	direct *os.File
 
 	buf   *[]byte // active buffer (len = bytes buffered); nil until needed
 	spare *[]byte // the other buffer; being written while inFlight
 
-	pending  chan flushResult // receives the result of the in-flight write
-	inFlight bool
-	err      error // sticky write error
+	pending chan flushResult // receives the result of the in-flight write
+	err     error            // sticky write error
+
+	size int64 // bytes accepted: initial offset + everything written to us
 
 	flushed   int64 // file offset up to which data has been handed to the kernel
 	writeback int64 // file offset up to which write-back has been started
 
 	directBytes int64 // bytes written with O_DIRECT (tests)
+
+	noDirect bool // see direct
+	inFlight bool // spare is being written; pending will receive its result
 
 	// scratch: upload state (see isScratch); Close does not fsync it, only
 	// Commit does.

@@ -39,13 +39,15 @@ func IsFull(err error) bool {
 type Guard struct {
 	// Path is a directory on the storage filesystem (the layers root).
 	Path string
+
+	lastFull time.Time // last ENOSPC/EDQUOT seen from the driver
+	lastErr  string
+
 	// MinFree is the space (bytes) under which new writes are refused
 	// and health reports storage failing. Zero refuses only on ENOSPC.
 	MinFree int64
 
-	mu       sync.Mutex
-	lastFull time.Time // last ENOSPC/EDQUOT seen from the driver
-	lastErr  string
+	mu sync.Mutex // guards lastFull and lastErr
 }
 
 // New returns a guard for the filesystem holding path. An empty path (object

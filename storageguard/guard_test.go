@@ -42,27 +42,27 @@ func TestWrapRewritesOnlyFullFailures(t *testing.T) {
 	full := &failingDriver{}
 	fd := g.Driver(full)
 	for _, tc := range []struct {
-		name     string
 		handler  func(w http.ResponseWriter, r *http.Request)
+		name     string
 		wantCode int
 	}{
-		{"full", func(w http.ResponseWriter, r *http.Request) {
+		{func(w http.ResponseWriter, r *http.Request) {
 			err := fd.PutContent(r.Context(), "/p", []byte("x"))
 			http.Error(w, "write /srv/mcr/layers/x: "+err.Error(), http.StatusInternalServerError)
-		}, http.StatusInsufficientStorage},
-		{"other 500", func(w http.ResponseWriter, _ *http.Request) {
+		}, "full", http.StatusInsufficientStorage},
+		{func(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, "boom", http.StatusInternalServerError)
-		}, http.StatusInternalServerError},
-		{"full but answered 4xx", func(w http.ResponseWriter, r *http.Request) {
+		}, "other 500", http.StatusInternalServerError},
+		{func(w http.ResponseWriter, r *http.Request) {
 			_ = fd.PutContent(r.Context(), "/p", []byte("x"))
 			http.Error(w, "bad", http.StatusBadRequest)
-		}, http.StatusBadRequest},
-		{"ok", func(w http.ResponseWriter, r *http.Request) {
+		}, "full but answered 4xx", http.StatusBadRequest},
+		{func(w http.ResponseWriter, r *http.Request) {
 			if err := d.PutContent(r.Context(), "/p", []byte("x")); err != nil {
 				t.Error(err)
 			}
 			w.WriteHeader(http.StatusCreated)
-		}, http.StatusCreated},
+		}, "ok", http.StatusCreated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()

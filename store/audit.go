@@ -15,7 +15,6 @@ import (
 
 // AuditEvent is one row of the audit log.
 type AuditEvent struct {
-	ID         int64          `json:"id"`
 	Time       time.Time      `json:"event_time"`
 	Type       string         `json:"event_type"`
 	ActorID    string         `json:"actor_id,omitempty"`
@@ -23,8 +22,9 @@ type AuditEvent struct {
 	Repository string         `json:"repository,omitempty"`
 	Digest     string         `json:"digest,omitempty"`
 	Tag        string         `json:"tag,omitempty"`
-	IP         string         `json:"ip,omitempty"`
 	Details    map[string]any `json:"details,omitempty"`
+	IP         string         `json:"ip,omitempty"`
+	ID         int64          `json:"id"`
 }
 
 // AuditFilter selects audit rows. Before is a keyset cursor: only rows
@@ -32,9 +32,9 @@ type AuditEvent struct {
 type AuditFilter struct {
 	EventType  string
 	ActorID    string
-	Repository string
 	Since      time.Time
 	Until      time.Time
+	Repository string
 	Before     int64
 	Offset     int
 	Limit      int

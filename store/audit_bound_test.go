@@ -11,13 +11,13 @@ import (
 func TestTruncate(t *testing.T) {
 	for _, tt := range []struct {
 		in   string
-		n    int
 		want string
+		n    int
 	}{
-		{"short", 10, "short"},
-		{"exactly10!", 10, "exactly10!"},
-		{"abcdefghijkl", 10, "abcdefg…"},
-		{"ééééééé", 8, "éé…"}, // never half a rune
+		{"short", "short", 10},
+		{"exactly10!", "exactly10!", 10},
+		{"abcdefghijkl", "abcdefg…", 10},
+		{"ééééééé", "éé…", 8}, // never half a rune
 	} {
 		got := Truncate(tt.in, tt.n)
 		if got != tt.want || len(got) > tt.n || !utf8.ValidString(got) {

@@ -17,18 +17,18 @@ const (
 
 // GCRun is one row of gc_runs: a garbage collection or reconcile run.
 type GCRun struct {
-	ID               int64          `json:"id"`
 	Kind             string         `json:"kind"`
 	Started          time.Time      `json:"started"`
 	Completed        *time.Time     `json:"completed,omitempty"`
+	Error            string         `json:"error,omitempty"`
+	Details          map[string]any `json:"details,omitempty"`
+	Actor            string         `json:"actor,omitempty"`
+	ID               int64          `json:"id"`
 	BlobsRemoved     int64          `json:"blobs_removed"`
 	BytesFreed       int64          `json:"bytes_freed"`
 	ManifestsRemoved int64          `json:"manifests_removed"`
-	Error            string         `json:"error,omitempty"`
 	DryRun           bool           `json:"dry_run"`
 	RemoveUntagged   bool           `json:"remove_untagged"`
-	Actor            string         `json:"actor,omitempty"`
-	Details          map[string]any `json:"details,omitempty"`
 }
 
 // Running reports whether the run has not completed.

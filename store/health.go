@@ -32,16 +32,16 @@ func IsCorrupt(err error) bool {
 // CheckResult is the outcome of the newest integrity check.
 type CheckResult struct {
 	At   time.Time
-	Full bool
 	Err  error // nil: ok; wraps ErrCorrupt when damage was found
+	Full bool
 	// Incomplete: the time bound ran out before the check finished.
 	Incomplete bool
 }
 
 // checkState remembers the last check for health detail.
 type checkState struct {
+	last *CheckResult // guarded by mu
 	mu   sync.Mutex
-	last *CheckResult
 }
 
 // Check runs PRAGMA quick_check (or, with full, integrity_check, which

@@ -13,11 +13,11 @@ import (
 
 // PolicyRule is a stored rule with its bookkeeping columns.
 type PolicyRule struct {
-	policyplugin.Rule
 	CreatedBy string    `json:"created_by"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedBy string    `json:"updated_by"`
 	UpdatedAt time.Time `json:"updated_at"`
+	policyplugin.Rule
 }
 
 // ruleBody is what rule_json holds: the matching fields. Priority, effect,

@@ -34,13 +34,13 @@ type IndexOp struct {
 	Repository   string
 	Digest       string
 	MediaType    string
-	Size         int64
 	ArtifactType string
 	Subject      string
 	Annotations  string // JSON object or ""
-	Refs         []Ref
 	Tag          string
 	Time         time.Time
+	Refs         []Ref
+	Size         int64
 }
 
 // ApplyBatch commits audit events and index changes in one transaction —
@@ -195,12 +195,12 @@ func refreshRepoStats(ctx context.Context, tx *sql.Tx, id int64) error {
 
 // RepoSummary is a repository as the index lists it.
 type RepoSummary struct {
+	CreatedAt     time.Time `json:"created_at"`
+	LastPush      time.Time `json:"last_push"`
 	Name          string    `json:"name"`
 	TagCount      int64     `json:"tag_count"`
 	ManifestCount int64     `json:"manifest_count"`
 	TotalSize     int64     `json:"total_size"`
-	CreatedAt     time.Time `json:"created_at"`
-	LastPush      time.Time `json:"last_push"`
 }
 
 // ListRepositories returns repositories ordered by name, after `last`
@@ -240,28 +240,28 @@ func (s *Store) ListRepositories(ctx context.Context, filter, last string, limit
 // TagInfo maps a tag to its manifest.
 type TagInfo struct {
 	Name      string    `json:"name"`
-	Digest    string    `json:"digest"`
 	UpdatedAt time.Time `json:"updated_at"`
+	Digest    string    `json:"digest"`
 }
 
 // ManifestInfo is an indexed manifest.
 type ManifestInfo struct {
 	Digest       string    `json:"digest"`
 	MediaType    string    `json:"media_type"`
-	Size         int64     `json:"size"`
 	ArtifactType string    `json:"artifact_type,omitempty"`
 	Subject      string    `json:"subject,omitempty"`
 	Annotations  string    `json:"-"`
 	CreatedAt    time.Time `json:"created_at"`
 	Tags         []string  `json:"tags"`
 	Refs         []Ref     `json:"layers"`
+	Size         int64     `json:"size"`
 }
 
 // RepoDetail is a repository with its tags and manifests.
 type RepoDetail struct {
-	RepoSummary
 	Tags      []TagInfo      `json:"tags"`
 	Manifests []ManifestInfo `json:"manifests"`
+	RepoSummary
 }
 
 // Repository returns one repository's index entry.

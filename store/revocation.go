@@ -110,9 +110,9 @@ type RefreshFamily struct {
 	ID         string
 	Subject    string
 	Session    string // digest of the session token it was minted with, or ""
+	ExpiresAt  time.Time
 	CurrentJTI string
 	Revoked    bool
-	ExpiresAt  time.Time
 }
 
 // CreateFamily records a new refresh-token family.

@@ -17,15 +17,15 @@ func testAccountChanges(t *testing.T, st *Store) {
 		t.Fatal(err)
 	}
 	changes := []struct {
-		name  string
 		do    func() error
 		check func(*User) bool
+		name  string
 	}{
-		{"passwd", func() error { return st.SetPassword(ctx, "alice", "h2") }, func(u *User) bool { return u.PasswordHash == "h2" }},
-		{"disable", func() error { return st.SetDisabled(ctx, "alice", true) }, func(u *User) bool { return u.Disabled }},
-		{"enable", func() error { return st.SetDisabled(ctx, "alice", false) }, func(u *User) bool { return !u.Disabled }},
-		{"role", func() error { return st.SetRole(ctx, "alice", "admin") }, func(u *User) bool { return u.Role == "admin" }},
-		{"revoke", func() error { return st.RevokeSubject(ctx, u.UUID) }, func(*User) bool { return true }},
+		{func() error { return st.SetPassword(ctx, "alice", "h2") }, func(u *User) bool { return u.PasswordHash == "h2" }, "passwd"},
+		{func() error { return st.SetDisabled(ctx, "alice", true) }, func(u *User) bool { return u.Disabled }, "disable"},
+		{func() error { return st.SetDisabled(ctx, "alice", false) }, func(u *User) bool { return !u.Disabled }, "enable"},
+		{func() error { return st.SetRole(ctx, "alice", "admin") }, func(u *User) bool { return u.Role == "admin" }, "role"},
+		{func() error { return st.RevokeSubject(ctx, u.UUID) }, func(*User) bool { return true }, "revoke"},
 	}
 	for i, c := range changes {
 		before := statMarker(t, st.AccountsMarker())
@@ -91,14 +91,14 @@ func testRefreshFamilies(t *testing.T, st *Store) {
 	}
 	steps := []struct {
 		name          string
-		id, old, next string
 		want          error
+		id, old, next string
 	}{
-		{"current rotates", "f1", "j1", "j2", nil},
-		{"next current rotates", "f1", "j2", "j3", nil},
-		{"an old one revokes the family", "f1", "j1", "j4", ErrReused},
-		{"even the current one is dead then", "f1", "j3", "j5", ErrNotFound},
-		{"unknown family", "nope", "x", "y", ErrNotFound},
+		{"current rotates", nil, "f1", "j1", "j2"},
+		{"next current rotates", nil, "f1", "j2", "j3"},
+		{"an old one revokes the family", ErrReused, "f1", "j1", "j4"},
+		{"even the current one is dead then", ErrNotFound, "f1", "j3", "j5"},
+		{"unknown family", ErrNotFound, "nope", "x", "y"},
 	}
 	for _, s := range steps {
 		_, err := st.RotateFamily(ctx, s.id, s.old, s.next, exp)

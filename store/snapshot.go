@@ -23,10 +23,10 @@ var ErrSnapshotUnsupported = errors.New("store: snapshots are for SQLite; back u
 // SnapshotFile is one snapshot in a backups directory.
 type SnapshotFile struct {
 	Path    string
+	ModTime time.Time
 	Stamp   string // YYYYMMDD-HHMMSS (UTC)
 	Seq     int    // 0, or N of the -N suffix
 	Size    int64
-	ModTime time.Time
 }
 
 // Snapshot writes a consistent copy of the database to

@@ -31,13 +31,13 @@ var ErrConflict = errors.New("already exists")
 
 // Store is an open metadata database.
 type Store struct {
-	db   *sql.DB
-	path string // SQLite file ("" on PostgreSQL)
+	db    *sql.DB
+	path  string // SQLite file ("" on PostgreSQL)
+	dsn   string // PostgreSQL's connection string (for LISTEN connections)
+	check checkState
 	// postgres: the database is PostgreSQL (OpenPostgres), shared by
-	// replicas; dsn is its connection string (for LISTEN connections).
+	// replicas.
 	postgres bool
-	dsn      string
-	check    checkState
 }
 
 // Open opens (creating with mode 0600 if needed) and migrates the database.

@@ -12,15 +12,15 @@ import (
 
 // User is a local-identity account.
 type User struct {
-	ID           int64
 	UUID         string
 	Username     string
 	PasswordHash string
 	Role         string
-	AccountType  string
-	Disabled     bool
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	AccountType  string
+	ID           int64
+	Disabled     bool
 }
 
 func newUUID() string {

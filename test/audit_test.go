@@ -32,7 +32,6 @@ import (
 
 // audEvent is one row of GET /v1/audit.
 type audEvent struct {
-	ID         int64          `json:"id"`
 	Time       time.Time      `json:"event_time"`
 	Type       string         `json:"event_type"`
 	ActorID    string         `json:"actor_id"`
@@ -40,13 +39,14 @@ type audEvent struct {
 	Repository string         `json:"repository"`
 	Digest     string         `json:"digest"`
 	Tag        string         `json:"tag"`
-	IP         string         `json:"ip"`
 	Details    map[string]any `json:"details"`
+	IP         string         `json:"ip"`
+	ID         int64          `json:"id"`
 }
 
 type audPage struct {
-	Events []audEvent `json:"events"`
 	Next   string     `json:"next"`
+	Events []audEvent `json:"events"`
 }
 
 // audGet calls GET /v1/audit?query and returns the status, the decoded page
@@ -786,8 +786,8 @@ func TestAuditBusyDatabaseIsRetried(t *testing.T) {
 	const hold = 7 * time.Second
 
 	type result struct {
-		status int
 		at     time.Time
+		status int
 	}
 	pushed := make(chan result, 1)
 	go func() {
@@ -798,7 +798,7 @@ func TestAuditBusyDatabaseIsRetried(t *testing.T) {
 			return
 		}
 		resp.Body.Close()
-		pushed <- result{resp.StatusCode, time.Now()}
+		pushed <- result{time.Now(), resp.StatusCode}
 	}()
 
 	// A pull answers while the database is locked.

@@ -405,15 +405,15 @@ func TestEdgeBadInput(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, method, path string
+		code               string
 		header             []string
 		want               int
-		code               string
 	}{
-		{"catalog last=NUL", http.MethodGet, "/v2/_catalog?last=%00", nil, 400, "NAME_INVALID"},
-		{"tags last=NUL", http.MethodGet, "/v2/bad/app/tags/list?last=%00", nil, 400, "TAG_INVALID"},
-		{"PATCH text/plain", http.MethodPatch, upload(), []string{"Content-Type", "text/plain"}, 400, "CONTENT_TYPE_INVALID"},
-		{"Content-Range bytes=a-b", http.MethodPatch, upload(), []string{"Content-Type", "application/octet-stream", "Content-Range", "bytes=a-b"}, 416, "RANGE_INVALID"},
-		{"Content-Range overflow", http.MethodPatch, upload(), []string{"Content-Range", "0-99999999999999999999"}, 416, "RANGE_INVALID"},
+		{"catalog last=NUL", http.MethodGet, "/v2/_catalog?last=%00", "NAME_INVALID", nil, 400},
+		{"tags last=NUL", http.MethodGet, "/v2/bad/app/tags/list?last=%00", "TAG_INVALID", nil, 400},
+		{"PATCH text/plain", http.MethodPatch, upload(), "CONTENT_TYPE_INVALID", []string{"Content-Type", "text/plain"}, 400},
+		{"Content-Range bytes=a-b", http.MethodPatch, upload(), "RANGE_INVALID", []string{"Content-Type", "application/octet-stream", "Content-Range", "bytes=a-b"}, 416},
+		{"Content-Range overflow", http.MethodPatch, upload(), "RANGE_INVALID", []string{"Content-Range", "0-99999999999999999999"}, 416},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			resp := srv.Do(t, c.method, c.path, tok, []byte("abc"), append(c.header, "Content-Length", "3")...)

@@ -90,20 +90,20 @@ func gcAPI(t testing.TB, srv *mcrtest.Server, method, path, token string, body a
 }
 
 type gcRunJSON struct {
-	ID               int64          `json:"id"`
 	Kind             string         `json:"kind"`
 	Completed        *time.Time     `json:"completed"`
+	Details          map[string]any `json:"details"`
+	Error            string         `json:"error"`
+	ID               int64          `json:"id"`
 	BlobsRemoved     int64          `json:"blobs_removed"`
 	BytesFreed       int64          `json:"bytes_freed"`
 	ManifestsRemoved int64          `json:"manifests_removed"`
-	Error            string         `json:"error"`
 	DryRun           bool           `json:"dry_run"`
-	Details          map[string]any `json:"details"`
 }
 
 type gcStatusJSON struct {
-	Running bool       `json:"running"`
 	LastRun *gcRunJSON `json:"last_run"`
+	Running bool       `json:"running"`
 }
 
 // gcWait polls /v1/gc/status until run id has completed.
@@ -573,8 +573,8 @@ func testGCSweepsOrphansAfterGrace(t *testing.T, opts ...mcrtest.Option) {
 	var audit struct {
 		Events []struct {
 			Type    string         `json:"event_type"`
-			Actor   string         `json:"actor"`
 			Details map[string]any `json:"details"`
+			Actor   string         `json:"actor"`
 		} `json:"events"`
 	}
 	gcAPI(t, srv, http.MethodGet, "/v1/audit?event_type=gc_completed&n=1000", admin, nil, &audit)

@@ -28,8 +28,8 @@ import (
 
 // restCall is one /v1 request.
 type restCall struct {
-	method, path, token string
 	body                any
+	method, path, token string
 }
 
 // restAnswer is a /v1 answer: status, decoded body or error message.
@@ -142,8 +142,8 @@ func TestGRPCParity(t *testing.T) {
 
 	// AdminService/Health ↔ GET /v1/health
 	type health struct {
-		Status string            `json:"status"`
 		Checks map[string]string `json:"checks"`
+		Status string            `json:"status"`
 	}
 	for _, detail := range []bool{false, true} {
 		path := "/v1/health"

@@ -38,11 +38,11 @@ type idxRef struct {
 type idxManifest struct {
 	Digest       string   `json:"digest"`
 	MediaType    string   `json:"media_type"`
-	Size         int64    `json:"size"`
 	ArtifactType string   `json:"artifact_type"`
 	Subject      string   `json:"subject"`
 	Tags         []string `json:"tags"`
 	Layers       []idxRef `json:"layers"`
+	Size         int64    `json:"size"`
 }
 
 type idxTag struct {
@@ -54,11 +54,11 @@ type idxTag struct {
 // times, which a reindex takes from storage rather than from the push.
 type idxRepo struct {
 	Name          string        `json:"name"`
+	Tags          []idxTag      `json:"tags,omitempty"`
+	Manifests     []idxManifest `json:"manifests,omitempty"`
 	TagCount      int64         `json:"tag_count"`
 	ManifestCount int64         `json:"manifest_count"`
 	TotalSize     int64         `json:"total_size"`
-	Tags          []idxTag      `json:"tags,omitempty"`
-	Manifests     []idxManifest `json:"manifests,omitempty"`
 }
 
 // normalize sorts what has no meaningful order so two indexes compare.
@@ -76,9 +76,9 @@ func (r *idxRepo) normalize() {
 }
 
 type idxList struct {
+	Next         string    `json:"next"`
 	Repositories []idxRepo `json:"repositories"`
 	Total        int       `json:"total"`
-	Next         string    `json:"next"`
 }
 
 // idxListAll walks GET /v1/repositories page by page (keyset on `last`).

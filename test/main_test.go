@@ -135,10 +135,10 @@ func expectStatus(t testing.TB, resp *http.Response, status int) []byte {
 type tokenResponse struct {
 	Token        string `json:"token"`
 	AccessToken  string `json:"access_token"`
-	ExpiresIn    int    `json:"expires_in"`
 	IssuedAt     string `json:"issued_at"`
 	RefreshToken string `json:"refresh_token"`
 	Scope        string `json:"scope"`
+	ExpiresIn    int    `json:"expires_in"`
 }
 
 // tokenGET calls GET /v2/token with Basic credentials (user != "") or a
@@ -210,18 +210,18 @@ func startMCIAS(t testing.TB, opts ...mcrtest.Option) (*fakemcias.Server, *mcrte
 // recorded is one exchange seen by a recordingTransport.
 type recorded struct {
 	Method, Path, RawQuery string
-	Status                 int
 	Authorization          string
 	// Body is the response body of /v2/token requests (to learn tokens a
 	// client obtained).
-	Body []byte
+	Body   []byte
+	Status int
 }
 
 // recordingTransport records every exchange of a client.
 type recordingTransport struct {
 	inner http.RoundTripper
-	mu    sync.Mutex
 	log   []recorded
+	mu    sync.Mutex
 }
 
 func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {

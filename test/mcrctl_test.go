@@ -225,10 +225,10 @@ func testMcrctlRunbook(t *testing.T, overGRPC bool) {
 	ctl("", env, "policy", "update", id, "--enabled=false", "--actions", "registry:push,registry:delete").want(t, 0, "policy update", "updated rule "+id)
 	var pl struct {
 		Rules []struct {
-			ID           int64    `json:"id"`
-			Enabled      bool     `json:"enabled"`
 			Actions      []string `json:"actions"`
 			Repositories []string `json:"repositories"`
+			ID           int64    `json:"id"`
+			Enabled      bool     `json:"enabled"`
 		} `json:"rules"`
 	}
 	if err := json.Unmarshal([]byte(ctl("", env, "policy", "list", "--json").want(t, 0, "policy list --json").stdout), &pl); err != nil || len(pl.Rules) != 1 ||

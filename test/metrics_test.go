@@ -22,8 +22,8 @@ import (
 
 // metSample is one sample line of the Prometheus text format.
 type metSample struct {
-	Name   string
 	Labels map[string]string
+	Name   string
 	Value  float64
 }
 

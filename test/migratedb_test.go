@@ -22,8 +22,8 @@ import (
 // metaSummary is what must survive a migration.
 type metaSummary struct {
 	Repos  map[string][]string // repository → tags
-	Rules  int
 	Users  []string
+	Rules  int
 	Audit  int64
 	Pushes int64
 }

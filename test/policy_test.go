@@ -47,10 +47,10 @@ const (
 
 // polResult is a response with its body read.
 type polResult struct {
-	Status int
 	Header http.Header
 	Body   string
 	Step   string // which step of a push produced it
+	Status int
 }
 
 func (r polResult) String() string {
@@ -843,16 +843,16 @@ func TestPolicyDocumentedRuleSet(t *testing.T) {
 	// The table "The resulting access" of docs/policy.md.
 	const Y, N = true, false
 	type op struct {
-		name string
 		do   func(tok string) polResult
+		name string
 	}
 	ops := []op{
-		{"GET /v2/", func(tok string) polResult { return polDo(t, srv, http.MethodGet, "/v2/", tok, nil) }},
-		{"pull ci/base", func(tok string) polResult { return polPull(t, srv, tok, "ci/base", "latest") }},
-		{"push ci/base", func(tok string) polResult { return polPush(t, srv, tok, "ci/base") }},
-		{"pull production/app", func(tok string) polResult { return polPull(t, srv, tok, "production/app", "latest") }},
-		{"push production/app", func(tok string) polResult { return polPush(t, srv, tok, "production/app") }},
-		{"push dev/app", func(tok string) polResult { return polPush(t, srv, tok, "dev/app") }},
+		{func(tok string) polResult { return polDo(t, srv, http.MethodGet, "/v2/", tok, nil) }, "GET /v2/"},
+		{func(tok string) polResult { return polPull(t, srv, tok, "ci/base", "latest") }, "pull ci/base"},
+		{func(tok string) polResult { return polPush(t, srv, tok, "ci/base") }, "push ci/base"},
+		{func(tok string) polResult { return polPull(t, srv, tok, "production/app", "latest") }, "pull production/app"},
+		{func(tok string) polResult { return polPush(t, srv, tok, "production/app") }, "push production/app"},
+		{func(tok string) polResult { return polPush(t, srv, tok, "dev/app") }, "push dev/app"},
 	}
 	table := []struct {
 		who, user, pass string
@@ -1017,14 +1017,14 @@ func TestPolicyRulesAPIRequiresAdmin(t *testing.T) {
 	polCreateRule(t, srv, adminTok, map[string]any{"priority": 5, "effect": "allow", "actions": []string{"policy:manage"}})
 
 	endpoints := []struct {
-		method, path string
 		body         any
+		method, path string
 	}{
-		{http.MethodGet, "/v1/policy/rules", nil},
-		{http.MethodPost, "/v1/policy/rules", body},
-		{http.MethodGet, rulePath, nil},
-		{http.MethodPatch, rulePath, patch},
-		{http.MethodDelete, rulePath, nil},
+		{nil, http.MethodGet, "/v1/policy/rules"},
+		{body, http.MethodPost, "/v1/policy/rules"},
+		{nil, http.MethodGet, rulePath},
+		{patch, http.MethodPatch, rulePath},
+		{nil, http.MethodDelete, rulePath},
 	}
 	userSession := srv.Login(t, "alice", "alice-password")
 	systemSession := srv.Login(t, "ci", "ci-password-1")

@@ -22,9 +22,9 @@ import (
 // rbBlock is one ```sh block of docs/runbook.md.
 type rbBlock struct {
 	section string
-	line    int
 	script  string
 	expect  []string
+	line    int
 }
 
 // rbBlocks extracts every ```sh block with the section it is under and its

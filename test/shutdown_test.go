@@ -20,11 +20,11 @@ import (
 // slowStream yields total bytes (a repeated random block) no faster than
 // rate bytes per second, counting what it has produced.
 type slowStream struct {
+	start time.Time
 	block []byte
 	total int64
 	rate  float64
 	off   int64
-	start time.Time
 	sent  atomic.Int64
 }
 
@@ -64,11 +64,11 @@ func digestOf(block []byte, total int64) string {
 }
 
 type uploadResult struct {
-	status int
 	header http.Header
-	body   string
 	err    error
 	at     time.Time
+	body   string
+	status int
 }
 
 // stream sends method url with body (ContentLength total) on its own client.

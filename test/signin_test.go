@@ -414,30 +414,30 @@ func TestSignInRevocation(t *testing.T) {
 	}
 	admin := srv.Login(t, "admin", mcrtest.AdminPassword)
 	for _, tc := range []struct {
-		name   string
 		change func(t *testing.T, user string)
 		after  func(t *testing.T, user string) // what still or now works
+		name   string
 	}{
-		{"delete", func(t *testing.T, u string) { mcrsrv(t, "", "user", "delete", "--username", u) }, func(t *testing.T, u string) {
+		{func(t *testing.T, u string) { mcrsrv(t, "", "user", "delete", "--username", u) }, func(t *testing.T, u string) {
 			expectStatus(t, loginFrom(t, srv, "127.0.0.1", u, u+"-password-1"), http.StatusUnauthorized)
-		}},
-		{"disable", func(t *testing.T, u string) { mcrsrv(t, "", "user", "disable", "--username", u) }, func(t *testing.T, u string) {
+		}, "delete"},
+		{func(t *testing.T, u string) { mcrsrv(t, "", "user", "disable", "--username", u) }, func(t *testing.T, u string) {
 			expectStatus(t, loginFrom(t, srv, "127.0.0.1", u, u+"-password-1"), http.StatusUnauthorized)
 			mcrsrv(t, "", "user", "enable", "--username", u)
 			fresh := credsOf(t, srv, u, u+"-password-1", repo)
 			fresh.check(t, srv, repo, true, "new tokens after enable")
-		}},
-		{"passwd", func(t *testing.T, u string) { mcrsrv(t, "new-password-9\n", "user", "passwd", "--username", u) }, func(t *testing.T, u string) {
+		}, "disable"},
+		{func(t *testing.T, u string) { mcrsrv(t, "new-password-9\n", "user", "passwd", "--username", u) }, func(t *testing.T, u string) {
 			expectStatus(t, loginFrom(t, srv, "127.0.0.1", u, u+"-password-1"), http.StatusUnauthorized)
 			credsOf(t, srv, u, "new-password-9", repo).check(t, srv, repo, true, "tokens of the new password")
-		}},
-		{"role", func(t *testing.T, u string) { mcrsrv(t, "", "user", "role", "--username", u, "--role", "admin") }, func(t *testing.T, u string) {
+		}, "passwd"},
+		{func(t *testing.T, u string) { mcrsrv(t, "", "user", "role", "--username", u, "--role", "admin") }, func(t *testing.T, u string) {
 			tr := decodeToken(t, tokenGET(t, srv, u, u+"-password-1", "", url.Values{"scope": {"repository:" + repo + ":delete"}}))
 			if !strings.Contains(tr.Scope, "delete") {
 				t.Errorf("promoted account not granted delete: %q", tr.Scope)
 			}
-		}},
-		{"admin revoke", func(t *testing.T, u string) {
+		}, "role"},
+		{func(t *testing.T, u string) {
 			ctlRun(t, "", nil, "account", "revoke", u, "--addr", srv.URL, "--ca-cert", srv.CACert, "--token", admin).
 				want(t, 0, "mcrctl account revoke", "revoked every token of "+u)
 		}, func(t *testing.T, u string) {
@@ -445,7 +445,7 @@ func TestSignInRevocation(t *testing.T) {
 			if len(auditOf(t, srv, admin, "tokens_revoked", "admin")) != 1 {
 				t.Error("no tokens_revoked audit row")
 			}
-		}},
+		}, "admin revoke"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			user := strings.ReplaceAll(tc.name, " ", "") + "user"

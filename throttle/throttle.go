@@ -77,37 +77,37 @@ func DefaultConfig() Config {
 
 // Decision is the answer to an attempt.
 type Decision struct {
-	Allowed bool
+	// Kind says which key refused.
+	Kind Kind
 	// RetryAfter is how long the client should wait (refusals only).
 	RetryAfter time.Duration
-	// Kind and Locked say which key refused and whether it is a lockout
-	// rather than a backoff delay.
-	Kind   Kind
+	Allowed    bool
+	// Locked says the refusal is a lockout rather than a backoff delay.
 	Locked bool
 }
 
 // Lockout is a key that has just become locked.
 type Lockout struct {
 	Kind     Kind
+	Until    time.Time
 	Key      string
 	Failures int
-	Until    time.Time
 }
 
 type entry struct {
-	failures int
 	last     time.Time // last failure
 	until    time.Time // no attempt before this
-	locked   bool      // until is a lockout, not a backoff delay
 	sem      chan struct{}
+	failures int
+	locked   bool // until is a lockout, not a backoff delay
 }
 
 // Limiter holds the counters. The zero value is not usable; call New.
 type Limiter struct {
-	cfg  Config
 	now  func() time.Time
+	keys map[string]*entry // guarded by mu
+	cfg  Config
 	mu   sync.Mutex
-	keys map[string]*entry
 }
 
 // New returns a limiter using cfg and the clock now.
@@ -199,8 +199,8 @@ type Attempt struct {
 	l    *Limiter
 	keys [2]struct {
 		kind Kind
-		key  string
 		e    *entry
+		key  string
 	}
 	n    int
 	done bool
@@ -368,8 +368,8 @@ func (l *Limiter) Unlock(account string) bool {
 
 // State is what the limiter holds for one key (for operators and tests).
 type State struct {
-	Failures int
 	Until    time.Time
+	Failures int
 	Locked   bool
 }
 

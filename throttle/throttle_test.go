@@ -8,8 +8,8 @@ import (
 )
 
 type clock struct {
-	mu sync.Mutex
 	t  time.Time
+	mu sync.Mutex
 }
 
 func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
@@ -34,17 +34,21 @@ func testConfig() Config {
 
 // step is one sign-in attempt (or a clock advance) and what must happen.
 type step struct {
-	advance time.Duration
 	account string
 	ip      string
-	ok      bool // the password was right
 	unlock  string
 
-	allowed    bool
+	kind Kind
+
+	advance time.Duration
+
 	retryAfter time.Duration
-	kind       Kind
-	locked     bool
 	lockouts   int
+
+	ok bool // the password was right
+
+	allowed bool
+	locked  bool
 }
 
 func TestLimiter(t *testing.T) {

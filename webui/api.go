@@ -57,8 +57,8 @@ type (
 
 // APIError is a non-2xx answer from mcrsrv.
 type APIError struct {
-	Status  int
 	Message string
+	Status  int
 	// RetryAfter is mcrsrv's Retry-After in seconds (429), or 0.
 	RetryAfter int
 }
@@ -69,8 +69,8 @@ func (e *APIError) Error() string {
 
 // UnreachableError means mcrsrv did not answer at all.
 type UnreachableError struct {
-	URL string
 	Err error
+	URL string
 }
 
 func (e *UnreachableError) Error() string {

@@ -45,9 +45,9 @@ func (f auditFilter) Active() bool { return len(f.values()) > 0 }
 type auditData struct {
 	Filter  auditFilter
 	Types   []string
-	Events  []AuditEvent
 	MoreURL string
 	Error   string
+	Events  []AuditEvent
 }
 
 // With returns the audit URL for this filter with one more key set.

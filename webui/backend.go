@@ -94,13 +94,13 @@ func (b *GRPCBackend) Audit(ctx context.Context, token string, q url.Values) (*A
 	aq := grpcclient.AuditQuery{EventType: q.Get("event_type"), ActorID: q.Get("actor_id"),
 		Repository: q.Get("repository"), Since: q.Get("since"), Until: q.Get("until")}
 	ints := []struct {
-		key, msg string
 		set      func(int64)
+		key, msg string
 		min      int64
 	}{
-		{"n", "n: must be a positive integer", func(v int64) { aq.N = int(v) }, 1},
-		{"offset", "offset: must be a non-negative integer", func(v int64) { aq.Offset = int(v) }, 0},
-		{"before", "before: must be a cursor returned as `next`", func(v int64) { aq.Before = v }, 1},
+		{func(v int64) { aq.N = int(v) }, "n", "n: must be a positive integer", 1},
+		{func(v int64) { aq.Offset = int(v) }, "offset", "offset: must be a non-negative integer", 0},
+		{func(v int64) { aq.Before = v }, "before", "before: must be a cursor returned as `next`", 1},
 	}
 	for _, p := range ints {
 		s := q.Get(p.key)

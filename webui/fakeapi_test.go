@@ -20,8 +20,7 @@ import (
 // fakeAPI is an in-memory stand-in for mcrsrv's admin API (/v1) and the
 // bits of the registry API (/v2/token, manifests) the UI uses.
 type fakeAPI struct {
-	t  *testing.T
-	mu sync.Mutex
+	t *testing.T
 
 	users   map[string]fakeUser // by username
 	tokens  map[string]string   // token → username
@@ -30,17 +29,22 @@ type fakeAPI struct {
 	repos     map[string]*RepoDetail
 	manifests map[string]string // "repo@digest" → JSON body
 	rules     map[int64]*PolicyRule
-	nextRule  int64
 	events    []AuditEvent
 	deleted   []string
 
-	gcAvailable bool
-	gcRunning   bool
-	gcLast      *GCRun
+	gcLast *GCRun
 
 	gcRequests   []string
 	auditQueries []url.Values
 	repoQueries  []url.Values
+
+	mu sync.Mutex
+
+	nextRule int64
+
+	gcAvailable bool
+	gcRunning   bool
+
 	registryDown bool
 }
 

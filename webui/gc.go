@@ -9,9 +9,9 @@ import (
 // gcData is the garbage collection page's content.
 type gcData struct {
 	Status      *GCStatus
-	Unavailable bool
 	Message     string
 	Error       string
+	Unavailable bool
 }
 
 // Duration is how long the last run took, when it finished.

@@ -24,35 +24,35 @@ type ruleForm struct {
 	Effect       string
 	Actions      []string
 	Roles        []string
-	AccountTypes []string
 	SubjectUUID  string
 	Repositories string
-	Enabled      bool
 	Error        string
+	AccountTypes []string
+	Enabled      bool
 }
 
 // policiesData is the policies page's content.
 type policiesData struct {
 	Rules        []PolicyRule
 	Form         *ruleForm
-	EditID       int64
 	EditError    string
-	DeleteID     int64
 	Rows         []*ruleRow
 	Actions      []string
 	Roles        []string
 	AccountTypes []string
+	EditID       int64
+	DeleteID     int64
 }
 
 // ruleRow is what the rule-row partial receives.
 type ruleRow struct {
 	CSRF     string
-	R        PolicyRule
-	Edit     bool
-	Confirm  bool
 	Error    string
 	Priority string
 	Desc     string
+	R        PolicyRule
+	Edit     bool
+	Confirm  bool
 }
 
 // fill sets the edit form's values from the rule when none were posted.

@@ -14,14 +14,14 @@ import (
 
 // dashboardData is the dashboard's content.
 type dashboardData struct {
+	Pushes      []AuditEvent
+	PushesError string
+	Recent      []RepoSummary
 	Repos       int
 	TotalSize   int64
 	Tags        int64
 	Manifests   int64
 	Truncated   bool
-	Pushes      []AuditEvent
-	PushesError string
-	Recent      []RepoSummary
 }
 
 // maxDashboardPages bounds how many repository pages the dashboard sums.
@@ -79,10 +79,10 @@ func (srv *Server) dashboard(w http.ResponseWriter, r *http.Request, s *Session)
 type reposData struct {
 	Query    string
 	List     *RepoList
-	Page     int
-	Pages    int
 	PrevURL  string
 	NextURL  string
+	Page     int
+	Pages    int
 	First    int
 	LastItem int
 }
@@ -249,16 +249,16 @@ func (srv *Server) repoDeleteConfirm(w http.ResponseWriter, r *http.Request, s *
 
 // descriptor is an OCI descriptor as a manifest body holds it.
 type descriptor struct {
-	MediaType    string            `json:"mediaType"`
-	Digest       string            `json:"digest"`
-	Size         int64             `json:"size"`
-	ArtifactType string            `json:"artifactType"`
-	Annotations  map[string]string `json:"annotations"`
-	Platform     *struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      string            `json:"digest"`
+	Annotations map[string]string `json:"annotations"`
+	Platform    *struct {
 		Architecture string `json:"architecture"`
 		OS           string `json:"os"`
 		Variant      string `json:"variant"`
 	} `json:"platform"`
+	ArtifactType string `json:"artifactType"`
+	Size         int64  `json:"size"`
 }
 
 // PlatformText is "linux/arm64/v8" for index entries.
@@ -278,23 +278,23 @@ type manifestBody struct {
 	ArtifactType string            `json:"artifactType"`
 	Config       *descriptor       `json:"config"`
 	Layers       []descriptor      `json:"layers"`
-	Manifests    []descriptor      `json:"manifests"`
 	Subject      *descriptor       `json:"subject"`
 	Annotations  map[string]string `json:"annotations"`
+	Manifests    []descriptor      `json:"manifests"`
 }
 
 // manifestData is the manifest page's content.
 type manifestData struct {
 	Repo       *RepoDetail
-	Info       ManifestInfo
 	JSON       string
 	FetchError string
 	Body       manifestBody
-	LayerTotal int64
 	Referrers  []ManifestInfo
 	Subject    string
 	PullDigest string
 	PullTags   []string
+	Info       ManifestInfo
+	LayerTotal int64
 }
 
 func (srv *Server) manifestDetail(w http.ResponseWriter, r *http.Request, s *Session, name, digest string) error {
@@ -357,8 +357,8 @@ func (srv *Server) manifestDetail(w http.ResponseWriter, r *http.Request, s *Ses
 
 // manifestFetchError says which step of fetching a manifest body failed.
 type manifestFetchError struct {
-	step string
 	err  error
+	step string
 }
 
 func (e *manifestFetchError) Error() string { return e.step + ": " + e.err.Error() }
@@ -376,11 +376,11 @@ func isTokenError(err error) bool {
 func (srv *Server) fetchManifest(r *http.Request, s *Session, name, digest string) ([]byte, error) {
 	tok, err := srv.reg.RegistryToken(r.Context(), s.Token, name)
 	if err != nil {
-		return nil, &manifestFetchError{"registry token", err}
+		return nil, &manifestFetchError{err, "registry token"}
 	}
 	body, _, err := srv.reg.Manifest(r.Context(), tok, name, digest)
 	if err != nil {
-		return nil, &manifestFetchError{"could not fetch the manifest from the registry", err}
+		return nil, &manifestFetchError{err, "could not fetch the manifest from the registry"}
 	}
 	return body, nil
 }

@@ -33,9 +33,9 @@ type Session struct {
 	ID          string    `json:"id"`
 	Token       string    `json:"t"`
 	Username    string    `json:"u"`
-	Roles       []string  `json:"r"`
 	AccountType string    `json:"a,omitempty"`
 	Expires     time.Time `json:"e"`
+	Roles       []string  `json:"r"`
 }
 
 // IsAdmin reports whether the signed-in account holds the admin role.

@@ -46,12 +46,6 @@ type Options struct {
 	// RegistryHost is the host[:port] shown in pull commands; default: the
 	// API URL's host.
 	RegistryHost string
-	// SessionKey (at least 32 bytes) seals session cookies and signs CSRF
-	// tokens.
-	SessionKey []byte
-	// Secure marks cookies Secure and sends HSTS: set when serving HTTPS,
-	// or forced by web.secure_cookies behind a TLS-terminating proxy.
-	Secure bool
 	// ClientIP resolves the browser's address (web.trusted_proxies); nil:
 	// the peer address.
 	ClientIP *clientip.Resolver
@@ -61,17 +55,23 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// SessionKey (at least 32 bytes) seals session cookies and signs CSRF
+	// tokens.
+	SessionKey []byte
+	// Secure marks cookies Secure and sends HSTS: set when serving HTTPS,
+	// or forced by web.secure_cookies behind a TLS-terminating proxy.
+	Secure bool
 }
 
 // Server is the web UI's http.Handler.
 type Server struct {
-	opts   Options
 	api    Backend // the admin API (REST or gRPC)
 	reg    *Client // REST: /v2 manifest bodies and the API URL shown
 	sealer *sealer
 	pages  map[string]*template.Template
 	mux    *http.ServeMux
 	log    *slog.Logger
+	opts   Options
 }
 
 // New builds the web UI.
@@ -252,10 +252,10 @@ func (srv *Server) redirect(w http.ResponseWriter, r *http.Request, target strin
 
 // pageError is an error shown to the user as an error page.
 type pageError struct {
-	Status  int
 	Title   string
 	Message string
 	Hint    string
+	Status  int
 }
 
 func (e *pageError) Error() string { return e.Title + ": " + e.Message }
@@ -312,9 +312,9 @@ type view struct {
 	APIURL   string
 	Host     string
 	Flash    string
-	FlashErr string
 	Now      time.Time
 	D        any
+	FlashErr string
 }
 
 func (srv *Server) newView(w http.ResponseWriter, r *http.Request, s *Session, title, nav string, d any) *view {

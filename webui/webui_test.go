@@ -48,9 +48,9 @@ func newEnv(t *testing.T, mod ...func(*Options)) *env {
 }
 
 type resp struct {
-	status int
-	body   string
 	header http.Header
+	body   string
+	status int
 }
 
 func (e *env) do(req *http.Request) resp {
@@ -61,7 +61,7 @@ func (e *env) do(req *http.Request) resp {
 	}
 	defer r.Body.Close()
 	b, _ := io.ReadAll(r.Body)
-	return resp{r.StatusCode, string(b), r.Header}
+	return resp{r.Header, string(b), r.StatusCode}
 }
 
 func (e *env) get(path string, header ...string) resp {

@@ -28,35 +28,35 @@ type LoginResult struct {
 	Token       string   `json:"token"`
 	ExpiresAt   string   `json:"expires_at"` // RFC 3339, UTC
 	Username    string   `json:"username"`
-	Roles       []string `json:"roles"`
 	AccountType string   `json:"account_type"`
+	Roles       []string `json:"roles"`
 }
 
 // RepoSummary is one row of GET /v1/repositories.
 type RepoSummary struct {
+	CreatedAt     time.Time `json:"created_at"`
+	LastPush      time.Time `json:"last_push"`
 	Name          string    `json:"name"`
 	TagCount      int64     `json:"tag_count"`
 	ManifestCount int64     `json:"manifest_count"`
 	TotalSize     int64     `json:"total_size"`
-	CreatedAt     time.Time `json:"created_at"`
-	LastPush      time.Time `json:"last_push"`
 }
 
 // RepoList is GET /v1/repositories. Next is the `last` of the next page
 // (keyset), absent on a short page.
 type RepoList struct {
+	Next         string        `json:"next,omitempty"`
 	Repositories []RepoSummary `json:"repositories"`
 	Total        int           `json:"total"`
 	N            int           `json:"n"`
 	Offset       int           `json:"offset"`
-	Next         string        `json:"next,omitempty"`
 }
 
 // TagInfo maps a tag to its manifest.
 type TagInfo struct {
 	Name      string    `json:"name"`
-	Digest    string    `json:"digest"`
 	UpdatedAt time.Time `json:"updated_at"`
+	Digest    string    `json:"digest"`
 }
 
 // Ref is a descriptor a manifest references (config, layer, child
@@ -72,24 +72,23 @@ type Ref struct {
 type ManifestInfo struct {
 	Digest       string    `json:"digest"`
 	MediaType    string    `json:"media_type"`
-	Size         int64     `json:"size"`
 	ArtifactType string    `json:"artifact_type,omitempty"`
 	Subject      string    `json:"subject,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 	Tags         []string  `json:"tags"`
 	Layers       []Ref     `json:"layers"`
+	Size         int64     `json:"size"`
 }
 
 // RepoDetail is GET /v1/repositories/{name}.
 type RepoDetail struct {
-	RepoSummary
 	Tags      []TagInfo      `json:"tags"`
 	Manifests []ManifestInfo `json:"manifests"`
+	RepoSummary
 }
 
 // AuditEvent is one audit log row.
 type AuditEvent struct {
-	ID         int64          `json:"id"`
 	Time       time.Time      `json:"event_time"`
 	Type       string         `json:"event_type"`
 	ActorID    string         `json:"actor_id,omitempty"`
@@ -97,23 +96,26 @@ type AuditEvent struct {
 	Repository string         `json:"repository,omitempty"`
 	Digest     string         `json:"digest,omitempty"`
 	Tag        string         `json:"tag,omitempty"`
-	IP         string         `json:"ip,omitempty"`
 	Details    map[string]any `json:"details,omitempty"`
+	IP         string         `json:"ip,omitempty"`
+	ID         int64          `json:"id"`
 }
 
 // AuditPage is GET /v1/audit, newest first. Next is the cursor of the
 // next page (pass it back as `before`), absent on a short page.
 type AuditPage struct {
-	Events []AuditEvent `json:"events"`
 	Next   string       `json:"next,omitempty"`
+	Events []AuditEvent `json:"events"`
 }
 
 // PolicyRule is a stored policy rule: GET /v1/policy/rules/{id}, and the
 // answer of POST and PATCH. Effect is "allow" or "deny"; Actions are
 // "registry:pull", "registry:push", ... (policyplugin's names).
 type PolicyRule struct {
-	ID           int64     `json:"id"`
-	Priority     int       `json:"priority"`
+	CreatedBy    string    `json:"created_by"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedBy    string    `json:"updated_by"`
+	UpdatedAt    time.Time `json:"updated_at"`
 	Description  string    `json:"description"`
 	Effect       string    `json:"effect"`
 	Roles        []string  `json:"roles"`
@@ -121,11 +123,9 @@ type PolicyRule struct {
 	SubjectUUID  string    `json:"subject_uuid"`
 	Actions      []string  `json:"actions"`
 	Repositories []string  `json:"repositories"`
+	ID           int64     `json:"id"`
+	Priority     int       `json:"priority"`
 	Enabled      bool      `json:"enabled"`
-	CreatedBy    string    `json:"created_by"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedBy    string    `json:"updated_by"`
-	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // Match returns the rule's matching fields, e.g. to start a PATCH from.
@@ -156,10 +156,10 @@ type RuleMatch struct {
 // RuleCreate is the body of POST /v1/policy/rules. A nil Enabled means
 // enabled. The server refuses unknown fields.
 type RuleCreate struct {
-	Priority    int    `json:"priority"`
 	Description string `json:"description"`
 	Enabled     *bool  `json:"enabled"`
 	RuleMatch
+	Priority int `json:"priority"`
 }
 
 // RulePatch is the body of PATCH /v1/policy/rules/{id}: only the fields
@@ -173,12 +173,12 @@ type RulePatch struct {
 
 // GCRequest is the optional body of POST /v1/gc and /v1/gc/reconcile.
 type GCRequest struct {
-	DryRun         bool `json:"dry_run,omitempty"`
-	RemoveUntagged bool `json:"remove_untagged,omitempty"`
 	// Grace overrides gc.grace for this run (a Go duration, "0s" for
 	// none; /v1/gc only). Uploads in flight younger than it may lose
 	// their blobs.
-	Grace string `json:"grace,omitempty"`
+	Grace          string `json:"grace,omitempty"`
+	DryRun         bool   `json:"dry_run,omitempty"`
+	RemoveUntagged bool   `json:"remove_untagged,omitempty"`
 }
 
 // GCStarted is the 202 answer of POST /v1/gc and /v1/gc/reconcile.
@@ -189,18 +189,18 @@ type GCStarted struct {
 // GCRun is the record of one garbage collection ("gc") or reconcile
 // ("reconcile") run. Completed is nil while the run is in progress.
 type GCRun struct {
-	ID               int64          `json:"id"`
 	Kind             string         `json:"kind"`
 	Started          time.Time      `json:"started"`
 	Completed        *time.Time     `json:"completed,omitempty"`
+	Error            string         `json:"error,omitempty"`
+	Details          map[string]any `json:"details,omitempty"`
+	Actor            string         `json:"actor,omitempty"`
+	ID               int64          `json:"id"`
 	BlobsRemoved     int64          `json:"blobs_removed"`
 	BytesFreed       int64          `json:"bytes_freed"`
 	ManifestsRemoved int64          `json:"manifests_removed"`
-	Error            string         `json:"error,omitempty"`
 	DryRun           bool           `json:"dry_run"`
 	RemoveUntagged   bool           `json:"remove_untagged"`
-	Actor            string         `json:"actor,omitempty"`
-	Details          map[string]any `json:"details,omitempty"`
 }
 
 // Running reports whether the run has not completed.
@@ -216,8 +216,8 @@ func (r *GCRun) Duration() time.Duration {
 
 // GCStatus is GET /v1/gc/status; LastRun is null before the first run.
 type GCStatus struct {
-	Running bool   `json:"running"`
 	LastRun *GCRun `json:"last_run"`
+	Running bool   `json:"running"`
 }
 
 // SnapshotCreated is the 201 answer of POST /v1/snapshot: the snapshot's
@@ -242,10 +242,10 @@ type TokensRevoked struct {
 // UploadInfo is one blob upload directory (in progress or abandoned).
 type UploadInfo struct {
 	Repository string    `json:"repository"`
-	ID         string    `json:"id"`
-	Size       int64     `json:"size"`
 	Started    time.Time `json:"started"`
 	Modified   time.Time `json:"modified"`
+	ID         string    `json:"id"`
+	Size       int64     `json:"size"`
 	AgeSeconds int64     `json:"age_seconds"`
 }
 

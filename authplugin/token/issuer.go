@@ -34,17 +34,17 @@ type AccessEntry struct {
 // Claims are the claims of every token MCR signs.
 type Claims struct {
 	jwt.RegisteredClaims
-	Use         string        `json:"use"`
-	Username    string        `json:"name,omitempty"`
-	AccountType string        `json:"account_type,omitempty"`
-	Roles       []string      `json:"roles,omitempty"`
-	Access      []AccessEntry `json:"access,omitempty"`
+	Use         string   `json:"use"`
+	Username    string   `json:"name,omitempty"`
+	AccountType string   `json:"account_type,omitempty"`
+	Roles       []string `json:"roles,omitempty"`
+	// Family is the refresh-token family (refresh tokens only).
+	Family string        `json:"fam,omitempty"`
+	Access []AccessEntry `json:"access,omitempty"`
 	// Generation is the subject's revocation generation when the token
 	// was issued; a later change to the account bumps it and the token is
 	// refused (see package revocation).
 	Generation int64 `json:"gen,omitempty"`
-	// Family is the refresh-token family (refresh tokens only).
-	Family string `json:"fam,omitempty"`
 	// Rotating marks a refresh token that is replaced on each use (OAuth2
 	// clients); without it the token is a long-lived identity token that
 	// clients such as docker store once and present again and again.
@@ -80,9 +80,9 @@ type Generations interface {
 type Issuer struct {
 	keys    *KeySet
 	issuer  string
-	service string
 	now     func() time.Time
 	gens    Generations
+	service string
 }
 
 // SetGenerations makes the issuer stamp every token with its subject's

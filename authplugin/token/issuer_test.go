@@ -83,45 +83,45 @@ func TestVerifyRejects(t *testing.T) {
 	pubDER, _ := x509.MarshalPKIXPublicKey(&ks.active.priv.PublicKey)
 	kid := ks.ActiveKID()
 	cases := []struct {
-		name  string
 		token func() string
+		name  string
 	}{
-		{"expired", func() string {
+		{func() string {
 			c := base()
 			c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Hour))
 			return forge(t, jwt.SigningMethodES256, ks.active.priv, kid, c)
-		}},
-		{"no exp", func() string {
+		}, "expired"},
+		{func() string {
 			c := base()
 			c.ExpiresAt = nil
 			return forge(t, jwt.SigningMethodES256, ks.active.priv, kid, c)
-		}},
-		{"not yet valid", func() string {
+		}, "no exp"},
+		{func() string {
 			c := base()
 			c.NotBefore = jwt.NewNumericDate(now.Add(time.Hour))
 			return forge(t, jwt.SigningMethodES256, ks.active.priv, kid, c)
-		}},
-		{"other key, our kid", func() string { return forge(t, jwt.SigningMethodES256, other, kid, base()) }},
-		{"other key, unknown kid", func() string { return forge(t, jwt.SigningMethodES256, other, "nope", base()) }},
-		{"alg none", func() string {
+		}, "not yet valid"},
+		{func() string { return forge(t, jwt.SigningMethodES256, other, kid, base()) }, "other key, our kid"},
+		{func() string { return forge(t, jwt.SigningMethodES256, other, "nope", base()) }, "other key, unknown kid"},
+		{func() string {
 			return forge(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, kid, base())
-		}},
-		{"HS256 with public key (key confusion)", func() string { return forge(t, jwt.SigningMethodHS256, pubDER, kid, base()) }},
-		{"wrong audience", func() string {
+		}, "alg none"},
+		{func() string { return forge(t, jwt.SigningMethodHS256, pubDER, kid, base()) }, "HS256 with public key (key confusion)"},
+		{func() string {
 			c := base()
 			c.Audience = jwt.ClaimStrings{"other"}
 			return forge(t, jwt.SigningMethodES256, ks.active.priv, kid, c)
-		}},
-		{"wrong issuer", func() string {
+		}, "wrong audience"},
+		{func() string {
 			c := base()
 			c.Issuer = "evil"
 			return forge(t, jwt.SigningMethodES256, ks.active.priv, kid, c)
-		}},
-		{"session token used as access", func() string {
+		}, "wrong issuer"},
+		{func() string {
 			tok, _, _ := is.Issue(UseSession, alice, nil, time.Minute)
 			return tok
-		}},
-		{"garbage", func() string { return "not.a.jwt" }},
+		}, "session token used as access"},
+		{func() string { return "not.a.jwt" }, "garbage"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -158,18 +158,18 @@ func TestKeyRotation(t *testing.T) {
 func TestParseScopes(t *testing.T) {
 	cases := []struct {
 		in      []string
-		want    []Scope
 		wantErr string
+		want    []Scope
 	}{
-		{[]string{"repository:a/b:pull,push"}, []Scope{{"repository", "a/b", []string{"pull", "push"}}}, ""},
-		{[]string{"repository:a:pull repository:b:push"}, []Scope{{"repository", "a", []string{"pull"}}, {"repository", "b", []string{"push"}}}, ""},
-		{[]string{"registry:catalog:*"}, []Scope{{"registry", "catalog", []string{"*"}}}, ""},
-		{[]string{"repository(plugin):a:pull"}, []Scope{{"repository", "a", []string{"pull"}}}, ""},
-		{[]string{"repository:localhost:5000/a:pull"}, []Scope{{"repository", "localhost:5000/a", []string{"pull"}}}, ""},
-		{[]string{"repository:a"}, nil, "malformed"},
-		{[]string{"repository::pull"}, nil, "malformed"},
-		{[]string{"repository:a:"}, nil, "malformed"},
-		{nil, nil, ""},
+		{[]string{"repository:a/b:pull,push"}, "", []Scope{{"repository", "a/b", []string{"pull", "push"}}}},
+		{[]string{"repository:a:pull repository:b:push"}, "", []Scope{{"repository", "a", []string{"pull"}}, {"repository", "b", []string{"push"}}}},
+		{[]string{"registry:catalog:*"}, "", []Scope{{"registry", "catalog", []string{"*"}}}},
+		{[]string{"repository(plugin):a:pull"}, "", []Scope{{"repository", "a", []string{"pull"}}}},
+		{[]string{"repository:localhost:5000/a:pull"}, "", []Scope{{"repository", "localhost:5000/a", []string{"pull"}}}},
+		{[]string{"repository:a"}, "malformed", nil},
+		{[]string{"repository::pull"}, "malformed", nil},
+		{[]string{"repository:a:"}, "malformed", nil},
+		{nil, "", nil},
 	}
 	for _, tc := range cases {
 		got, err := ParseScopes(tc.in)

@@ -85,11 +85,11 @@ func actorName(i int) string { return fmt.Sprintf("user%03d", i) }
 type generator struct {
 	rng     *rand.Rand
 	zipf    *rand.Zipf
+	start   time.Time
+	digests [256]string
 	cum     []float64
 	total   float64
 	rows    int
-	start   time.Time
-	digests [256]string
 }
 
 func newGenerator(rows int, end time.Time) *generator {
@@ -425,8 +425,8 @@ func report(b *testing.B, l latency) {
 // cached runs each measurement once however often the framework calls
 // the sub-benchmark (it probes with b.N=1 first).
 type cache[T any] struct {
-	mu sync.Mutex
 	m  map[string]T
+	mu sync.Mutex
 }
 
 func (c *cache[T]) get(key string, f func() (T, error)) (T, error) {

@@ -48,9 +48,9 @@ type backend interface {
 
 // unhealthyError is a health check that did not answer ok.
 type unhealthyError struct {
-	status int // HTTP status (503) or 0 over gRPC
 	checks map[string]string
 	cause  error
+	status int // HTTP status (503) or 0 over gRPC
 }
 
 func (e *unhealthyError) Error() string {
@@ -72,8 +72,8 @@ func (b restBackend) Health(ctx context.Context, detail bool) (string, map[strin
 		q.Set("detail", "1")
 	}
 	var body struct {
-		Status string            `json:"status"`
 		Checks map[string]string `json:"checks"`
+		Status string            `json:"status"`
 	}
 	raw, err := b.c.do(ctx, http.MethodGet, "/v1/health", q, nil, &body)
 	if err != nil {
@@ -219,8 +219,8 @@ func (b restBackend) RevokeAccount(ctx context.Context, name, subject string) (*
 type grpcBackend struct {
 	c       *grpcclient.Client
 	token   string
-	timeout time.Duration // --timeout, per call (REST's http.Client has it)
 	advice  string        // see client.advice
+	timeout time.Duration // --timeout, per call (REST's http.Client has it)
 }
 
 // call bounds one RPC by --timeout.

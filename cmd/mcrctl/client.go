@@ -219,8 +219,8 @@ func (g *globals) trustAdvice() string {
 
 // apiError is a non-2xx answer.
 type apiError struct {
-	Status  int
 	Message string
+	Status  int
 }
 
 func (e *apiError) Error() string {

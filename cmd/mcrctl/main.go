@@ -29,15 +29,16 @@ type globals struct {
 	// configPath is --config: the server's mcr.toml, read for its
 	// certificate and (without --addr/$MCR_ADDR) its listen address.
 	configPath string
-	addrSet    bool
 	caFrom     string // where the trusted certificate came from (for errors)
 	token      string
-	json       bool
-	timeout    string
 
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+
+	timeout string
+	addrSet bool
+	json    bool
 }
 
 func main() {

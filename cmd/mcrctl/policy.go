@@ -18,16 +18,16 @@ import (
 
 // ruleFlags are the flags of policy create and update.
 type ruleFlags struct {
-	priority     int
 	effect       string
 	actions      []string
 	repositories []string
 	roles        []string
-	accountTypes []string
 	subject      string
 	description  string
-	enabled      bool
 	file         string
+	accountTypes []string
+	priority     int
+	enabled      bool
 }
 
 func (f *ruleFlags) register(fs *pflag.FlagSet, update bool) {

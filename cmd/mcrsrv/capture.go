@@ -16,9 +16,9 @@ import (
 const captureName = "mcr-capture"
 
 type captured struct {
-	mu     sync.Mutex
 	ns     distribution.Namespace
 	driver storagedriver.StorageDriver
+	mu     sync.Mutex // guards ns and driver
 }
 
 func (c *captured) get() (distribution.Namespace, storagedriver.StorageDriver, error) {

@@ -22,11 +22,11 @@ type indexer struct {
 	st   *store.Store
 	capt *captured
 
-	runMu sync.Mutex // one reconcile at a time
-
-	mu    sync.Mutex
-	dirty map[string]bool
+	dirty map[string]bool // guarded by mu
 	kick  chan struct{}
+
+	runMu sync.Mutex // one reconcile at a time
+	mu    sync.Mutex // guards dirty
 }
 
 func newIndexer(st *store.Store) *indexer {

@@ -35,12 +35,15 @@ func setupLogging(lv slog.Level) {
 	logrus.AddHook(&slogHook{logger: slog.Default()})
 }
 
+// logrusLevel is the level distribution logs at. Its info entries (two per
+// request: "authorized request", "response completed") are forwarded at
+// debug (slogHook), so below debug logrus starts at warn: an entry that
+// would be dropped is then never formatted (formatting the discarded
+// entries was 5 % of a manifest GET's CPU).
 func logrusLevel(l slog.Level) logrus.Level {
 	switch {
 	case l <= slog.LevelDebug:
 		return logrus.DebugLevel
-	case l <= slog.LevelInfo:
-		return logrus.InfoLevel
 	case l <= slog.LevelWarn:
 		return logrus.WarnLevel
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"git.wntrmute.dev/kyle/mcr/blobserve"
+
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // upstream driver, selectable
@@ -111,12 +113,23 @@ func distributionConfig(cfg *config.Config, ac *authplugin.Controller, secret st
 	// distribution's own collectors join ours on /metrics.
 	dc.HTTP.Debug.Prometheus.Enabled = cfg.Server.MetricsAddr != ""
 	dc.Middleware = map[string][]configuration.Middleware{
-		"registry":   {{Name: captureName, Options: configuration.Parameters{"into": capt}}},
+		"registry":   registryMiddleware(cfg, capt),
 		"repository": {notifications.Middleware(sink)},
 		// A full disk answers 507 without the driver's path (issue 17).
 		"storage": {guard.Middleware()},
 	}
 	return dc
+}
+
+// registryMiddleware captures the namespace and driver, then (local
+// storage only) serves blob content without distribution's 4 MiB buffer
+// per request (package blobserve).
+func registryMiddleware(cfg *config.Config, capt *captured) []configuration.Middleware {
+	mw := []configuration.Middleware{{Name: captureName, Options: configuration.Parameters{"into": capt}}}
+	if cfg.Storage.Driver != config.StorageS3 {
+		mw = append(mw, blobserve.Middleware())
+	}
+	return mw
 }
 
 // newApp builds distribution's App; NewApp panics on bad configuration, so

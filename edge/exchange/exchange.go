@@ -123,8 +123,8 @@ func (x *Exchange) header(code int) bool {
 
 // statusError answers an error with a status its code does not carry.
 type statusError struct {
-	status int
 	err    error
+	status int
 }
 
 func (e statusError) Error() string { return e.err.Error() }

@@ -78,25 +78,25 @@ func TestWriterHooks(t *testing.T) {
 		name       string
 		handler    func(w http.ResponseWriter)
 		hook       HeaderHook
-		wantStatus int
 		wantBody   string
 		wantHeader string
+		wantStatus int
 	}{
 		{"implicit 200 seen", func(w http.ResponseWriter) { _, _ = w.Write([]byte("hi")) },
-			func(s int, h http.Header) error { h.Set("X-Seen", http.StatusText(s)); return nil }, 200, "hi", "OK"},
+			func(s int, h http.Header) error { h.Set("X-Seen", http.StatusText(s)); return nil }, "hi", "OK", 200},
 		{"explicit 201 seen", func(w http.ResponseWriter) { w.WriteHeader(201) },
-			func(s int, h http.Header) error { h.Set("X-Seen", http.StatusText(s)); return nil }, 201, "", "Created"},
+			func(s int, h http.Header) error { h.Set("X-Seen", http.StatusText(s)); return nil }, "", "Created", 201},
 		{"replaced", func(w http.ResponseWriter) { w.WriteHeader(401); _, _ = w.Write([]byte("original")) },
 			func(s int, _ http.Header) error {
 				if s == 401 {
 					return errcode.ErrorCodeDenied.WithMessage("no")
 				}
 				return nil
-			}, 403, `{"errors":[{"code":"DENIED","message":"no"}]}` + "\n", ""},
+			}, `{"errors":[{"code":"DENIED","message":"no"}]}` + "\n", "", 403},
 		{"replaced with a status of its own", func(w http.ResponseWriter) { w.WriteHeader(500); _, _ = w.Write([]byte("/srv/path")) },
 			func(int, http.Header) error {
 				return WithStatus(507, errcode.ErrorCodeUnknown.WithMessage("full"))
-			}, 507, `{"errors":[{"code":"UNKNOWN","message":"full"}]}` + "\n", ""},
+			}, `{"errors":[{"code":"UNKNOWN","message":"full"}]}` + "\n", "", 507},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var x *Exchange

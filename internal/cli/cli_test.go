@@ -12,17 +12,17 @@ import (
 func TestRunExitCodes(t *testing.T) {
 	cases := []struct {
 		name string
-		args []string
 		run  error
-		code int
 		out  string
+		args []string
+		code int
 	}{
-		{"ok", nil, nil, 0, ""},
-		{"failure", nil, errors.New("disk full"), 1, "tool: disk full\n"},
-		{"wrapped usage", nil, fmt.Errorf("ctx: %w", Usagef("--n must be positive")), 2, "tool: ctx: --n must be positive\n"},
-		{"unknown flag", []string{"--nope"}, nil, 2, "tool: unknown flag: --nope\n"},
-		{"bad flag value", []string{"--n", "x"}, nil, 2, ""},
-		{"extra argument", []string{"extra"}, nil, 2, ""},
+		{"ok", nil, "", nil, 0},
+		{"failure", errors.New("disk full"), "tool: disk full\n", nil, 1},
+		{"wrapped usage", fmt.Errorf("ctx: %w", Usagef("--n must be positive")), "tool: ctx: --n must be positive\n", nil, 2},
+		{"unknown flag", nil, "tool: unknown flag: --nope\n", []string{"--nope"}, 2},
+		{"bad flag value", nil, "", []string{"--n", "x"}, 2},
+		{"extra argument", nil, "", []string{"extra"}, 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -47,13 +47,13 @@ var (
 )
 
 type cluster struct {
-	bin  string // directory of initdb, postgres
-	dir  string // temporary root: data/, log, socket
-	port int
+	bin  string              // directory of initdb, postgres
 	cred *syscall.Credential // non-nil: run programs as the postgres user (tests run as root)
 	proc *exec.Cmd           // the postmaster
 	done chan struct{}
 	log  *os.File
+	dir  string // temporary root: data/, log, socket
+	port int
 }
 
 // Main runs the tests and stops the cluster if one was started.

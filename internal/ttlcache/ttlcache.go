@@ -12,8 +12,8 @@ import (
 // Cache is a small bounded map from a SHA-256 key to a value with an
 // expiry. It never holds raw tokens or passwords, only digests of them.
 type Cache[V any] struct {
+	entries map[[32]byte]entry[V] // guarded by mu
 	mu      sync.Mutex
-	entries map[[32]byte]entry[V]
 	max     int
 }
 

@@ -9,17 +9,17 @@ func TestCache(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	for _, tc := range []struct {
 		name   string
-		max    int
-		puts   []string // keys put, each expiring at t0+10s
-		at     time.Duration
 		get    string
+		puts   []string // keys put, each expiring at t0+10s
+		max    int
+		at     time.Duration
 		wantOK bool
 		maxLen int
 	}{
-		{"hit before expiry", 10, []string{"a"}, 9 * time.Second, "a", true, 1},
-		{"miss at expiry", 10, []string{"a"}, 10 * time.Second, "a", false, 1},
-		{"miss unknown", 10, []string{"a"}, 0, "b", false, 1},
-		{"bounded", 2, []string{"a", "b", "c"}, 0, "c", true, 2},
+		{"hit before expiry", "a", []string{"a"}, 10, 9 * time.Second, true, 1},
+		{"miss at expiry", "a", []string{"a"}, 10, 10 * time.Second, false, 1},
+		{"miss unknown", "b", []string{"a"}, 10, 0, false, 1},
+		{"bounded", "c", []string{"a", "b", "c"}, 2, 0, true, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := New[int](tc.max)

@@ -65,8 +65,8 @@ type user struct {
 }
 
 type session struct {
-	username  string
 	expiresAt time.Time
+	username  string
 	revoked   bool
 }
 
@@ -75,19 +75,20 @@ type Server struct {
 	tb testing.TB
 	ts *httptest.Server
 
-	mu            sync.Mutex
+	// mu guards the fields from here on.
 	users         map[string]*user
 	tokens        map[string]*session
-	ttl           time.Duration
 	now           func() time.Time
+	hold          chan struct{} // non-nil: logins wait until it is closed
+	lastLogin     LoginRequest
+	mu            sync.Mutex
+	ttl           time.Duration
 	down          bool
 	downMode      DownMode
 	validateCalls int
 	loginCalls    int
 	logoutCalls   int
-	lastLogin     LoginRequest
-	hold          chan struct{} // non-nil: logins wait until it is closed
-	held          int           // logins waiting on hold
+	held          int // logins waiting on hold
 }
 
 // New starts a fake MCIAS over TLS (1.3 minimum) and closes it when the

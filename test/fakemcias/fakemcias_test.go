@@ -16,8 +16,8 @@ import (
 )
 
 type clock struct {
-	mu sync.Mutex
 	t  time.Time
+	mu sync.Mutex
 }
 
 func (c *clock) Now() time.Time {

@@ -44,8 +44,8 @@ type S3 struct {
 	AccessKey string
 	SecretKey string
 	Bucket    string
-	Dir       string // the posix backend's root; Bucket is a directory in it
 	Output    *SafeBuffer
+	Dir       string // the posix backend's root; Bucket is a directory in it
 }
 
 // StartS3 starts versitygw for the test (stopped at cleanup) with a fresh

@@ -127,8 +127,8 @@ var (
 
 // SafeBuffer is a goroutine-safe bytes.Buffer for process output.
 type SafeBuffer struct {
-	mu sync.Mutex
 	b  bytes.Buffer
+	mu sync.Mutex
 }
 
 func (s *SafeBuffer) Write(p []byte) (int, error) {
@@ -152,15 +152,17 @@ type Server struct {
 	URL        string // https://127.0.0.1:port
 	CACert     string // PEM file of the self-signed certificate
 	Output     *SafeBuffer
-	Env        []string
 	// MetricsAddr is the loopback metrics listener (server.metrics_addr)
 	// where the harness set one: every cluster replica has its own.
 	MetricsAddr string
 
-	cmd    *exec.Cmd
-	done   chan struct{}
-	exit   error
-	bin    string
+	cmd  *exec.Cmd
+	done chan struct{}
+	exit error
+	bin  string
+
+	Env []string
+
 	stopMu sync.Mutex
 }
 
@@ -169,9 +171,9 @@ type Option func(*options)
 
 type options struct {
 	config   []string // extra TOML lines appended per section: "section.key = value"
-	env      []string
 	dir      string
 	hostname string
+	env      []string
 }
 
 // WithConfig sets "section.key" to a raw TOML value (quote strings yourself).

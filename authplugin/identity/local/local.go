@@ -22,12 +22,8 @@ import (
 // database with bcrypt password hashes, managed by `mcrsrv user`. Its
 // session tokens are MCR-signed JWTs (use "session"), revocable on logout.
 type Provider struct {
-	store      *store.Store
-	issuer     *token.Issuer
-	sessionTTL time.Duration
-	// dummyHash keeps the time of a login for an unknown user equal to
-	// that of a wrong password.
-	dummyHash []byte
+	store  *store.Store
+	issuer *token.Issuer
 	// checked remembers, for 30 s, password checks that succeeded, keyed
 	// by a digest of (a per-process salt, the stored hash, the password):
 	// docker and podman sign in for every push and pull, and bcrypt is
@@ -36,6 +32,10 @@ type Provider struct {
 	// first and refused.
 	checked *ttlcache.Cache[struct{}]
 	salt    string
+	// dummyHash keeps the time of a login for an unknown user equal to
+	// that of a wrong password.
+	dummyHash  []byte
+	sessionTTL time.Duration
 }
 
 // New returns the local provider.

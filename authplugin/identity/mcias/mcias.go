@@ -46,14 +46,9 @@ type Options struct {
 	// MCIAS's server certificate must chain to. Only those CAs are trusted;
 	// when empty the system roots are used.
 	CACertFile string
-	// ServiceName and Tags are sent with every login so MCIAS can apply its
-	// per-service policy.
+	// ServiceName and Tags (below) are sent with every login so MCIAS can
+	// apply its per-service policy.
 	ServiceName string
-	Tags        []string
-	// Timeout bounds every request to MCIAS (default 10 s).
-	Timeout time.Duration
-	// CacheTTL is how long a validation result is cached (default 30 s).
-	CacheTTL time.Duration
 	// HTTPClient replaces the client New builds (tests). When set,
 	// CACertFile is ignored: the client's own TLS configuration applies.
 	HTTPClient *http.Client
@@ -62,6 +57,12 @@ type Options struct {
 	// Logger receives diagnostics (default slog.Default()). Tokens and
 	// passwords are never logged.
 	Logger *slog.Logger
+	// Tags: see ServiceName.
+	Tags []string
+	// Timeout bounds every request to MCIAS (default 10 s).
+	Timeout time.Duration
+	// CacheTTL is how long a validation result is cached (default 30 s).
+	CacheTTL time.Duration
 }
 
 // Provider is the identity provider backed by the Metacircular identity and
@@ -70,19 +71,20 @@ type Options struct {
 type Provider struct {
 	base        string
 	serviceName string
-	tags        []string
 	client      *http.Client
-	timeout     time.Duration
-	ttl         time.Duration
 	now         func() time.Time
 	log         *slog.Logger
 
-	cache   *ttlcache.Cache[mciasResult] // keyed by a digest of the token
-	flights singleflight.Group           // one validate call per token at a time
+	cache     *ttlcache.Cache[mciasResult] // keyed by a digest of the token
+	flights   singleflight.Group           // one validate call per token at a time
+	nextSweep time.Time                    // when expired cache entries are next swept; guarded by mu
 
-	mu        sync.Mutex // orders cache writes against Logout
-	logouts   uint64     // bumped by Logout: a validation that raced one is not cached
-	nextSweep time.Time
+	tags    []string
+	timeout time.Duration
+	ttl     time.Duration
+
+	mu      sync.Mutex // orders cache writes (and nextSweep) against Logout
+	logouts uint64     // bumped by Logout: a validation that raced one is not cached
 }
 
 var _ identity.Provider = (*Provider)(nil)
@@ -206,12 +208,12 @@ type mciasValidateRequest struct {
 }
 
 type mciasValidateResponse struct {
-	Valid       bool     `json:"valid"`
 	Subject     string   `json:"sub"`
 	Username    string   `json:"username"`
 	AccountType string   `json:"account_type"`
-	Roles       []string `json:"roles"`
 	ExpiresAt   string   `json:"expires_at"`
+	Roles       []string `json:"roles"`
+	Valid       bool     `json:"valid"`
 }
 
 // Login implements identity.Provider: it asks MCIAS for a token, then validates it

@@ -32,8 +32,8 @@ import (
 )
 
 type mciasTestClock struct {
-	mu sync.Mutex
 	t  time.Time
+	mu sync.Mutex
 }
 
 func (c *mciasTestClock) Now() time.Time {
@@ -90,8 +90,8 @@ func newMCIASFixture(t *testing.T, mod func(*Options)) *mciasFixture {
 
 // mciasLogSink collects log output from concurrent goroutines.
 type mciasLogSink struct {
-	mu  sync.Mutex
 	buf bytes.Buffer
+	mu  sync.Mutex
 }
 
 func (l *mciasLogSink) Write(b []byte) (int, error) {
@@ -206,14 +206,14 @@ func TestMCIASValidate(t *testing.T) {
 
 	for _, tc := range []struct {
 		name    string
-		token   string
 		wantErr error
+		token   string
 	}{
-		{"valid", good, nil},
-		{"revoked", revoked, identity.ErrInvalidCredentials},
-		{"expired", expired, identity.ErrInvalidCredentials},
-		{"unknown", "not-a-token", identity.ErrInvalidCredentials},
-		{"empty", "", identity.ErrInvalidCredentials},
+		{"valid", nil, good},
+		{"revoked", identity.ErrInvalidCredentials, revoked},
+		{"expired", identity.ErrInvalidCredentials, expired},
+		{"unknown", identity.ErrInvalidCredentials, "not-a-token"},
+		{"empty", identity.ErrInvalidCredentials, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := f.p.Validate(context.Background(), tc.token)
@@ -236,10 +236,10 @@ func TestMCIASValidate(t *testing.T) {
 func TestMCIASValidateCache(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
-		name string
 		// run validates tok (after one priming validation at t0) and
 		// reports the expected outcome.
 		run       func(t *testing.T, f *mciasFixture, tok string)
+		name      string
 		wantCalls int
 	}{
 		{
@@ -412,8 +412,8 @@ func TestMCIASDown(t *testing.T) {
 // identity.ErrUnavailable, never a 401.
 func TestMCIASUnexpectedResponses(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
 		handler http.HandlerFunc
+		name    string
 		badBody bool // the status is 200: Logout and Ping succeed
 	}{
 		{name: "500", handler: func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) }},

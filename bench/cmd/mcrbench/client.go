@@ -30,11 +30,11 @@ type target struct {
 	Label string // column header
 	Desc  string
 	URL   string
-	Auth  authKind
 	User  string
-	Pass  string
 	srv   *process
 	hc    *http.Client
+	Pass  string
+	Auth  authKind
 }
 
 // newHTTPClient returns a client trusting the bench certificate. HTTP/1.1

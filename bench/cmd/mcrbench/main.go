@@ -25,10 +25,21 @@ import (
 )
 
 type options struct {
-	MCRSrv          string  `json:"-"`
-	Registry        string  `json:"-"`
-	Out             string  `json:"-"`
-	Smoke           bool    `json:"smoke"`
+	MCRSrv        string `json:"-"`
+	Registry      string `json:"-"`
+	Out           string `json:"-"`
+	UpstreamCache string `json:"upstream_blobdescriptor_cache"`
+	UpstreamLog   string `json:"upstream_log_level"`
+	Only          string `json:"only,omitempty"`
+	Styles        string `json:"push_styles"`
+	Perf          string `json:"-"`
+	AltEnv        string `json:"alt_env,omitempty"`
+	AltMCRSrv     string `json:"alt_mcrsrv,omitempty"`
+	MCREnv        string `json:"mcr_env,omitempty"`
+
+	only   map[string]bool
+	styles []pushStyle
+
 	Rounds          int     `json:"rounds"`
 	BlobMiB         int     `json:"blob_mib"`
 	BlobRounds      int     `json:"blob_rounds"`
@@ -40,24 +51,15 @@ type options struct {
 	TokenClients    int     `json:"token_clients"`
 	TokenSecs       float64 `json:"token_secs"`
 	Rules           int     `json:"policy_rules"`
-	H2              bool    `json:"http2"`
-	UpstreamCache   string  `json:"upstream_blobdescriptor_cache"`
 	HtpasswdCost    int     `json:"htpasswd_bcrypt_cost"`
-	UpstreamLog     string  `json:"upstream_log_level"`
 	HtpasswdRounds  int     `json:"htpasswd_rounds"`
-	FSAll           bool    `json:"mcr_filesystem_all_scenarios"`
-	Only            string  `json:"only,omitempty"`
-	Styles          string  `json:"push_styles"`
 	ChunkMiB        int     `json:"chunk_mib"`
 	ArtClients      int     `json:"artifact_clients"`
 	Artifacts       int     `json:"artifacts_per_run"`
-	Perf            string  `json:"-"`
-	AltEnv          string  `json:"alt_env,omitempty"`
-	MCREnv          string  `json:"mcr_env,omitempty"`
+	Smoke           bool    `json:"smoke"`
+	H2              bool    `json:"http2"`
+	FSAll           bool    `json:"mcr_filesystem_all_scenarios"`
 	Keep            bool    `json:"-"`
-
-	only   map[string]bool
-	styles []pushStyle
 }
 
 // scenarioNames are the values --only accepts.
@@ -93,6 +95,7 @@ func main() {
 	flag.IntVar(&o.ChunkMiB, "chunk-mib", 5, "PATCH size of the chunked push style in MiB")
 	flag.IntVar(&o.ArtClients, "artifact-clients", 64, "concurrent clients of scenario 6 (tiny artifacts)")
 	flag.IntVar(&o.Artifacts, "artifacts", 0, "artifacts pushed per run of scenario 6 (default 512, smoke 128)")
+	flag.StringVar(&o.AltMCRSrv, "alt-mcrsrv", "", "path of another mcrsrv build for the second MCR variant, with the same settings as the first (A/B of two builds in one run, e.g. before and after a change); --alt-env still applies")
 	flag.StringVar(&o.AltEnv, "alt-env", "", "comma-separated KEY=VALUE settings for the second MCR variant instead of the other storage driver (A/B of one setting, e.g. MCR_STORAGE_DIRECT_IO=false)")
 	flag.StringVar(&o.MCREnv, "mcr-env", "", "comma-separated KEY=VALUE settings for both MCR variants (e.g. MCR_SERVER_METRICS_ADDR=127.0.0.1:9100,MCR_SERVER_PPROF=true to profile)")
 	flag.StringVar(&o.Perf, "perf", "", "directory for `perf record` profiles of every scenario-1 push (needs perf)")
@@ -162,13 +165,13 @@ func main() {
 type metric struct {
 	Key    string               `json:"key"`
 	Title  string               `json:"title"`
-	Unit   string               `json:"unit"`
-	Higher bool                 `json:"higher_is_better"`
 	Values map[string][]float64 `json:"values"`
 	Median map[string]float64   `json:"median"`
 	Min    map[string]float64   `json:"min"`
 	Max    map[string]float64   `json:"max"`
 	Ratio  *float64             `json:"ratio_mcr_vs_upstream,omitempty"`
+	Unit   string               `json:"unit"`
+	Higher bool                 `json:"higher_is_better"`
 }
 
 type variantInfo struct {
@@ -179,7 +182,6 @@ type variantInfo struct {
 
 type results struct {
 	Started     time.Time          `json:"started"`
-	DurationSec float64            `json:"duration_sec"`
 	Options     *options           `json:"options"`
 	Machine     map[string]any     `json:"machine"`
 	Variants    []variantInfo      `json:"variants"`
@@ -187,8 +189,9 @@ type results struct {
 	Ratios      map[string]float64 `json:"ratios"`
 	MCR         map[string]any     `json:"mcr"`
 	Checks      []check            `json:"checks"`
-	Notes       []string           `json:"notes"`
 	byKey       map[string]*metric
+	Notes       []string `json:"notes"`
+	DurationSec float64  `json:"duration_sec"`
 }
 
 func (r *results) define(key, title, unit string, higher bool) {
@@ -377,7 +380,11 @@ func run(ctx context.Context, o *options) (*results, error) {
 	if err := mcrInit(o.MCRSrv, mcrDir, mcrAddr, webAddr1, ""); err != nil {
 		return nil, err
 	}
-	if err := mcrInit(o.MCRSrv, mcrFSDir, mcrFSAddr, webAddr2, mcrDir); err != nil {
+	altBin := o.MCRSrv
+	if o.AltMCRSrv != "" {
+		altBin = o.AltMCRSrv
+	}
+	if err := mcrInit(altBin, mcrFSDir, mcrFSAddr, webAddr2, mcrDir); err != nil {
 		return nil, err
 	}
 	cert, key := filepath.Join(mcrDir, "certs", "cert.pem"), filepath.Join(mcrDir, "certs", "key.pem")
@@ -389,8 +396,8 @@ func run(ctx context.Context, o *options) (*results, error) {
 	newClient := func() *http.Client { return newHTTPClient(pool, conns, o.H2) }
 
 	defaultDriver := configuredDriver(filepath.Join(mcrDir, "mcr.toml"))
-	startMCRVariant := func(name, dir string, env ...string) (*process, error) {
-		p, err := startProcess(name, filepath.Join(dir, "server.log"), baseEnv(env...), o.MCRSrv,
+	startMCRVariant := func(name, bin, dir string, env ...string) (*process, error) {
+		p, err := startProcess(name, filepath.Join(dir, "server.log"), baseEnv(env...), bin,
 			"server", "--config", filepath.Join(dir, "mcr.toml"))
 		if err != nil {
 			return nil, err
@@ -402,7 +409,7 @@ func run(ctx context.Context, o *options) (*results, error) {
 	if o.MCREnv != "" {
 		mcrEnv = strings.Split(o.MCREnv, ",")
 	}
-	mcrP, err := startMCRVariant("mcr", mcrDir, mcrEnv...)
+	mcrP, err := startMCRVariant("mcr", o.MCRSrv, mcrDir, mcrEnv...)
 	if err != nil {
 		return nil, err
 	}
@@ -413,10 +420,16 @@ func run(ctx context.Context, o *options) (*results, error) {
 	}
 	altEnv := []string{"MCR_STORAGE_DRIVER=" + altDriver}
 	altWhat := "MCR_STORAGE_DRIVER=" + altDriver + " (the other storage driver)"
-	if o.AltEnv != "" {
+	switch {
+	case o.AltMCRSrv != "": // another build, as the first is run (plus --alt-env)
+		altEnv, altWhat = mcrEnv, "the build "+o.AltMCRSrv
+		if o.AltEnv != "" {
+			altEnv, altWhat = append(append([]string(nil), mcrEnv...), strings.Split(o.AltEnv, ",")...), altWhat+", "+o.AltEnv
+		}
+	case o.AltEnv != "": // the same build and driver, one setting changed
 		altEnv, altWhat = strings.Split(o.AltEnv, ","), o.AltEnv
 	}
-	mcrFSP, err := startMCRVariant("mcr-alt", mcrFSDir, altEnv...)
+	mcrFSP, err := startMCRVariant("mcr-alt", altBin, mcrFSDir, altEnv...)
 	if err != nil {
 		return nil, err
 	}
@@ -455,13 +468,13 @@ func run(ctx context.Context, o *options) (*results, error) {
 	is := func(codes ...int) func(int) bool { return func(c int) bool { return slices.Contains(codes, c) } }
 	for _, w := range []struct {
 		p   *process
-		url string
 		ok  func(int) bool
+		url string
 	}{
-		{mcrP, "https://" + mcrAddr + "/v1/health", is(200)},
-		{mcrFSP, "https://" + mcrFSAddr + "/v1/health", is(200)},
-		{upP, "https://" + upAddr + "/v2/", is(200)},
-		{upHP, "https://" + upHAddr + "/v2/", is(401)},
+		{mcrP, is(200), "https://" + mcrAddr + "/v1/health"},
+		{mcrFSP, is(200), "https://" + mcrFSAddr + "/v1/health"},
+		{upP, is(200), "https://" + upAddr + "/v2/"},
+		{upHP, is(401), "https://" + upHAddr + "/v2/"},
 	} {
 		if err := waitReady(ctx, w.p, probe, w.url, w.ok); err != nil {
 			return nil, fail(err)
@@ -500,7 +513,7 @@ func run(ctx context.Context, o *options) (*results, error) {
 		Desc: "mcrsrv: TLS 1.3, bearer tokens from /v2/token (local identity, bcrypt), " +
 			fmt.Sprint(len(rules)) + " policy rules, audit as built, storage.driver=" + drv}
 	altLabel := "MCR(" + drvFS + ")"
-	if o.AltEnv != "" {
+	if o.AltEnv != "" || o.AltMCRSrv != "" {
 		altLabel = "MCR(alt)"
 	}
 	mcrFS := &target{Name: "mcr-alt", Label: altLabel, URL: "https://" + mcrFSAddr, Auth: authBearer,

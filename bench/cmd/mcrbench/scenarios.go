@@ -88,8 +88,8 @@ type blob struct {
 type image struct {
 	Layers   []blob
 	Config   blob
-	Manifest []byte
 	MDigest  string
+	Manifest []byte
 }
 
 const (
@@ -168,9 +168,9 @@ func (s *session) pullImage(repo, tag string, img *image, buf []byte) error {
 
 // firstErr keeps the first error of a group of workers and cancels them.
 type firstErr struct {
-	once   sync.Once
 	err    error
 	cancel context.CancelFunc
+	once   sync.Once
 }
 
 func (f *firstErr) set(err error) {
@@ -193,9 +193,9 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // ---- scenario 1: one large blob ----------------------------------------
 
 type bigBlob struct {
+	digest string
 	seed   uint64
 	size   int64
-	digest string
 }
 
 func newBigBlob(round int, size int64) (*bigBlob, error) {
@@ -210,12 +210,12 @@ func newBigBlob(round int, size int64) (*bigBlob, error) {
 
 // blobRun is one push (and, if asked, pulls) of the large blob.
 type blobRun struct {
+	PerfData, PerfNote string
 	Push, Pull         float64       // MB/s
 	PushUser, PushSys  time.Duration // server CPU during the push
 	PullCPU            time.Duration // server CPU per pull
 	ClientCPU          time.Duration // this process's CPU during the push (generator, TLS, TCP)
 	PushWall           time.Duration
-	PerfData, PerfNote string
 }
 
 // runBigBlob pushes the blob in the given style and, if pulls > 0, pulls it

@@ -33,10 +33,10 @@ const (
 type process struct {
 	name    string
 	cmd     *exec.Cmd
-	logPath string
 	logFile *os.File
 	done    chan struct{}
 	exit    error
+	logPath string
 }
 
 func startProcess(name, logPath string, env []string, bin string, args ...string) (*process, error) {
@@ -376,8 +376,8 @@ func auditStatus(ctx context.Context, hc *http.Client, baseURL, adminToken strin
 	}
 	var body struct {
 		Events []struct {
-			ID   int64  `json:"id"`
 			Type string `json:"event_type"`
+			ID   int64  `json:"id"`
 		} `json:"events"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&body); err != nil {
