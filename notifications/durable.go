@@ -8,6 +8,9 @@ import (
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"git.wntrmute.dev/kyle/mcr/storageguard"
+	"git.wntrmute.dev/kyle/mcr/store"
 )
 
 // The services below wrap distribution's listener services and fail a
@@ -16,7 +19,8 @@ import (
 // 201 for a push the audit log never saw. Storage already holds the change
 // when the event is written; a retry of the request writes it again
 // (idempotently) and records it. The answer is 503 UNAVAILABLE, which
-// clients retry.
+// clients retry, or, when the database's disk is full, storageguard's 507
+// (storage is full: retrying before space is freed fails the same way).
 
 // errNotRecorded is the registry's answer to a change it could not record.
 // It carries no detail: the database error may name server paths.
@@ -27,9 +31,21 @@ var errNotRecorded = errcode.ErrorCodeUnavailable.WithMessage(
 // operation's error, unless the operation failed by itself.
 func checked(b *bridge, err error) error {
 	if rerr := b.take(); err == nil && rerr != nil {
-		return errNotRecorded
+		return b.notRecorded(rerr)
 	}
 	return err
+}
+
+// notRecorded is the answer to a change whose commit failed with err. When
+// the database's disk is full, the request is marked as having hit full
+// storage, and storageguard.Wrap answers it with its 507 (the one place
+// that writes that error) instead of a 503 that invites an immediate
+// retry.
+func (b *bridge) notRecorded(err error) error {
+	if store.IsFull(err) {
+		storageguard.MarkFull(b.ctx)
+	}
+	return errNotRecorded
 }
 
 // manifests fails a manifest put or delete that was not recorded.
@@ -64,8 +80,8 @@ func (s *blobs) Create(ctx context.Context, options ...distribution.BlobCreateOp
 	var mounted distribution.ErrBlobMounted
 	if errors.As(err, &mounted) {
 		// A mount answers through this error: keep it only if recorded.
-		if s.b.take() != nil {
-			return nil, errNotRecorded
+		if rerr := s.b.take(); rerr != nil {
+			return nil, s.b.notRecorded(rerr)
 		}
 		return nil, err
 	}

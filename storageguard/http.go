@@ -20,6 +20,12 @@ func markRequest(ctx context.Context) {
 	}
 }
 
+// MarkFull flags the request ctx derives from as having failed for lack
+// of space outside the storage driver, such as on the database's disk (an
+// audit or index row a push could not commit), so that Wrap answers its
+// 5xx with the same 507 as a full blob store.
+func MarkFull(ctx context.Context) { markRequest(ctx) }
+
 // Wrap answers a /v2 request that failed (5xx) because the storage is
 // full with 507 and {"errors":[{"code":"UNKNOWN","message":"registry
 // storage is full"}]} instead of distribution's 500 carrying the driver's

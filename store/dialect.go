@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -106,4 +107,30 @@ func IsRetryable(err error) bool {
 		return pe.Code == "40001" || pe.Code == "40P01"
 	}
 	return false
+}
+
+// IsFull reports whether err means the disk (or quota) holding the
+// database is full: SQLite's SQLITE_FULL (or an I/O error from ENOSPC),
+// PostgreSQL's disk_full (53100), or ENOSPC/EDQUOT itself. Callers answer
+// it as full storage (507), not as a database fault.
+func IsFull(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	var se sqlite3.Error
+	if errors.As(err, &se) && (se.Code == sqlite3.ErrFull || se.SystemErrno == syscall.ENOSPC || se.SystemErrno == syscall.EDQUOT) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "53100" {
+		return true
+	}
+	// Some paths (database/sql's open, a driver's wrapping) keep only the
+	// message.
+	msg := err.Error()
+	return strings.Contains(msg, "database or disk is full") || strings.Contains(msg, "no space left on device") ||
+		strings.Contains(msg, "disk quota exceeded")
 }

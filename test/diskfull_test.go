@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -396,4 +397,123 @@ func TestDiskFullDatabaseReserve(t *testing.T) {
 		t.Fatalf("database reserve not recreated: %v %v", fi, err)
 	}
 	gcPullAll(t, srv, map[string]v1.Hash{"db/keep:v1": mustDigest(t, keep)})
+}
+
+// TestDiskFullDatabaseAtRuntime: the database on its own 16 MiB tmpfs,
+// blobs on another filesystem, and the database's filesystem fills while
+// the server runs. Storage takes every write; the audit and index rows do
+// not (SQLITE_FULL). A manifest push, a blob upload and a client's whole
+// push answer 507 with the storage-full message and no path (not 503, not
+// 500); pulls keep working; health reports storage failing. When space
+// returns, the same pushes succeed and each change has exactly one audit
+// row; the database passes integrity_check.
+func TestDiskFullDatabaseAtRuntime(t *testing.T) {
+	small := mountTmpfs(t, 16<<20)
+	dir := filepath.Join(small, "srv")
+	initCmd := exec.Command(mcrtest.Binary(t, "mcrsrv"), "init", "--dir", dir, "--hostname", "localhost")
+	initCmd.Env = append(os.Environ(), "MCR_ADMIN_PASSWORD="+mcrtest.AdminPassword)
+	if out, err := initCmd.CombinedOutput(); err != nil {
+		t.Fatalf("mcrsrv init: %v\n%s", err, out)
+	}
+	layers := filepath.Join(t.TempDir(), "layers")
+	srv := mcrtest.Start(t, mcrtest.WithDir(dir), mcrtest.WithConfig("database.reserve", `"0"`),
+		mcrtest.WithConfig("storage.layers_path", `"`+layers+`"`))
+	const repo, imgRepo = "dbfull/app", "dbfull/img"
+	// Credentials first: nothing below signs in while the disk is full.
+	tok := srv.Token(t, "admin", mcrtest.AdminPassword, "repository:"+repo+":pull,push", "repository:"+imgRepo+":pull,push")
+	adminTok := srv.Login(t, "admin", mcrtest.AdminPassword)
+	bearer := authn.FromConfig(authn.AuthConfig{RegistryToken: tok})
+	client := srv.Client()
+	raw := audRawRepo(t, srv, repo, tok)
+	expectStatus(t, raw.put(t, client, "base", 0), http.StatusCreated)
+	keep := gcImage(t, nil, 2, 256<<10)
+	if err := remote.Write(ref(t, srv, imgRepo+":keep"), keep, remoteOpts(t, srv, bearer, nil)...); err != nil {
+		t.Fatal(err)
+	}
+
+	filler := fillTo(t, small, "filler", 0)
+	full := func(what string, status int, body []byte) {
+		t.Helper()
+		if status != http.StatusInsufficientStorage {
+			t.Fatalf("%s with the database's disk full: %d %s, want 507", what, status, body)
+		}
+		var e ociErrors
+		if err := json.Unmarshal(body, &e); err != nil || len(e.Errors) == 0 || e.Errors[0].Code != "UNKNOWN" ||
+			e.Errors[0].Message != "registry storage is full" {
+			t.Fatalf("%s: body %s, want UNKNOWN %q", what, body, "registry storage is full")
+		}
+		for _, leak := range []string{dir, layers, "database or disk is full", "no space left"} {
+			if strings.Contains(string(body), leak) {
+				t.Fatalf("%s: body leaks %q: %s", what, leak, body)
+			}
+		}
+	}
+	// A manifest push: storage takes the manifest, the database not its rows.
+	resp := raw.put(t, client, "full", 1)
+	full("manifest push", resp.StatusCode, readAll(t, resp))
+	// A blob upload: the blob lands in storage, its audit row does not.
+	blob := []byte("a blob uploaded while the database's disk is full")
+	status, body := audUploadBlob(t, srv, repo, tok, blob)
+	full("blob upload", status, body)
+	// A client's push (go-containerregistry) fails on its first change.
+	img := gcImage(t, nil, 2, 256<<10)
+	expectStorageFull(t, remote.Write(ref(t, srv, imgRepo+":new"), img, remoteOpts(t, srv, bearer, nil)...), dir, "client push with the database's disk full")
+
+	// Health reports storage failing; pulls keep working.
+	if code, checks := healthDetail(t, srv); code != http.StatusServiceUnavailable || !strings.Contains(checks["storage"], "registry storage is full") ||
+		strings.Contains(checks["storage"], dir) {
+		t.Fatalf("health detail with the database's disk full: %d %v", code, checks)
+	}
+	gcPullAllAs(t, srv, bearer, map[string]v1.Hash{imgRepo + ":keep": mustDigest(t, keep)})
+	expectStatus(t, srv.Do(t, http.MethodGet, "/v2/"+repo+"/manifests/base", tok, nil, "Accept", audOCIManifest), http.StatusOK)
+
+	// Space returns: the same changes succeed, each recorded once.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, raw.put(t, client, "full", 1), http.StatusCreated)
+	if status, body := audUploadBlob(t, srv, repo, tok, blob); status != http.StatusCreated {
+		t.Fatalf("blob upload after space returned: %d %s", status, body)
+	}
+	if err := remote.Write(ref(t, srv, imgRepo+":new"), img, remoteOpts(t, srv, bearer, nil)...); err != nil {
+		t.Fatalf("client push after space returned: %v", err)
+	}
+	if code, checks := healthDetail(t, srv); code != http.StatusOK {
+		t.Fatalf("health detail after space returned: %d %v", code, checks)
+	}
+	pushes := audAll(t, srv, adminTok, "event_type=manifest_pushed&repository="+repo, 100)
+	if len(pushes) != 2 || len(audWithTag(pushes, "full")) != 1 {
+		t.Errorf("manifest_pushed rows of %s: want base and one full, got\n%s", repo, audDump(pushes))
+	}
+	n := 0
+	for _, e := range audAll(t, srv, adminTok, "event_type=blob_uploaded&repository="+repo, 100) {
+		if e.Digest == audDigest(blob) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d blob_uploaded rows for the blob uploaded again, want 1", n)
+	}
+	newPushes := audWithTag(audAll(t, srv, adminTok, "event_type=manifest_pushed&repository="+imgRepo, 100), "new")
+	if len(newPushes) != 1 || newPushes[0].Digest != mustDigest(t, img).String() {
+		t.Errorf("manifest_pushed rows of %s:new: want one of %s, got\n%s", imgRepo, mustDigest(t, img), audDump(newPushes))
+	}
+	gcPullAllAs(t, srv, bearer, map[string]v1.Hash{imgRepo + ":keep": mustDigest(t, keep), imgRepo + ":new": mustDigest(t, img)})
+
+	if err := srv.Stop(t); err != nil {
+		t.Fatalf("stopping mcrsrv: %v", err)
+	}
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "mcr.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	var res string
+	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil || res != "ok" {
+		t.Fatalf("integrity_check: %q %v", res, err)
+	}
 }

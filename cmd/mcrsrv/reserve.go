@@ -1,15 +1,13 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
-	"syscall"
 
 	"git.wntrmute.dev/kyle/mcr/config"
+	"git.wntrmute.dev/kyle/mcr/store"
 )
 
 // The database reserve (database.reserve) is a file of that many bytes
@@ -24,14 +22,7 @@ func reservePath(cfg *config.Config) string { return cfg.Database.Path + ".reser
 
 // isNoSpace reports whether err is a filesystem out of space (ENOSPC,
 // EDQUOT, or SQLite's SQLITE_FULL/IO error saying so).
-func isNoSpace(err error) bool {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		return true
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "no space left on device") || strings.Contains(msg, "database or disk is full") ||
-		strings.Contains(msg, "disk quota exceeded")
-}
+func isNoSpace(err error) bool { return store.IsFull(err) }
 
 // releaseReserve deletes the reserve and reports how many bytes it freed.
 func releaseReserve(cfg *config.Config) int64 {

@@ -287,6 +287,13 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 		slog.Error("storage: cannot take writes; starting read-only until space is freed (pulls work, pushes get 507): delete what is unused and run `mcrctl gc --grace 0s`",
 			"component", "storage", "layers", cfg.Storage.LayersPath, "err", err)
 	}
+	// The database's filesystem too (SQLite): a push whose audit or index
+	// row finds it full answers 507 like one whose blob does
+	// (notifications), and health reports storage failing for either.
+	var dbGuard *storageguard.Guard
+	if cfg.Database.Driver != config.DatabasePostgres {
+		dbGuard = storageguard.New(filepath.Dir(cfg.Database.Path), 0)
+	}
 	metrics.RegisterStorageFree(func() float64 {
 		free, err := guard.Free()
 		if err != nil {
@@ -336,7 +343,15 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 			if err := storageCheck(cfg, capt); err != nil {
 				return err
 			}
-			return guard.Check(context.Background())
+			if err := guard.Check(context.Background()); err != nil {
+				return err
+			}
+			if dbGuard != nil {
+				if err := dbGuard.Check(context.Background()); err != nil {
+					return fmt.Errorf("database filesystem: %w", err)
+				}
+			}
+			return nil
 		},
 		GC: gcs.runner, Snapshot: gcs.snapshot, // gc
 		Uploads: uploadService{capt: capt},
