@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -133,20 +134,35 @@ func (s *Store) WriteAudit(ctx context.Context, evs ...AuditEvent) error {
 	return s.ApplyBatch(ctx, evs, nil)
 }
 
+// pullType is the audit event type of manifest pulls: most rows of a busy
+// log, and the ones written in bulk (asynchronous group commits), so the
+// (repository, actor_id, event_type, id) index leaves them out (its
+// migration's WHERE) and costs pull commits nothing.
+const pullType = "manifest_pulled"
+
+// notPull is the partial index's condition: an arm that states it may
+// walk that index (neither engine proves it from a bound parameter).
+const notPull = "event_type <> '" + pullType + "'"
+
 // ListAudit returns matching events, newest first.
 //
 // Every query walks one index in id order (ids grow with commit order) and
 // stops after the page, whatever the table's size:
 //   - no filter, or only time bounds: the table itself (rowid);
-//   - an event type: (event_type, id), or (repository|actor_id, event_type,
-//     id) when a repository or actor is given too;
-//   - a repository or actor without a type: one walk of (repository|actor_id,
-//     event_type, id) per event type present for that key, merged. There is
-//     no (repository, id) index: every index is paid for by every audit row
-//     written, and pulls across many repositories make such indexes the
-//     dearest part of a commit (see BenchmarkApplyBatchPulls).
+//   - an event type: (event_type, id), or the key's (key..., event_type,
+//     id) index when a repository and/or actor is given too;
+//   - a repository, an actor, or both, without a type: one walk of the
+//     key's index per event type present for that key, merged. The keys'
+//     indexes are (repository, event_type, id), (actor_id, event_type, id)
+//     and, for both at once, (repository, actor_id, event_type, id)
+//     without pulls; pulls of a repository by an actor walk the narrower
+//     key's pulls and probe the other key's index (pullArm). There is no
+//     (key, id) index: every index is paid for by every audit row written
+//     (see BenchmarkApplyBatchPulls).
 //
 // Time bounds become id bounds (auditIDRange), so they narrow the walk too.
+// The planner picks each walk's index from the statistics PRAGMA optimize
+// keeps (Open, Optimize); PostgreSQL from its own.
 func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
 	lo, hi, ok, err := s.auditIDRange(ctx, f.Since, f.Until)
 	if err != nil {
@@ -155,36 +171,32 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 	if !ok {
 		return []AuditEvent{}, nil
 	}
-	// The key whose (key, event_type, id) index the query walks; with both
-	// keys, the other is checked by a probe of its own index (other).
-	col, key, otherCol, otherKey := "", "", "", ""
-	switch {
-	case f.Repository != "" && f.ActorID != "":
-		if col, key, err = s.narrowerKey(ctx, f); err != nil {
+	// The key columns, in the order of the index the query walks.
+	var keyCols []string
+	var keyVals []any
+	if f.Repository != "" {
+		keyCols, keyVals = append(keyCols, "repository"), append(keyVals, f.Repository)
+	}
+	if f.ActorID != "" {
+		keyCols, keyVals = append(keyCols, "actor_id"), append(keyVals, f.ActorID)
+	}
+	const cols = `id, event_time, event_type, actor_id, actor, repository, digest, tag, ip, details_json`
+	var q string
+	var args []any
+	if len(keyCols) > 0 {
+		arms, armArgs, err := s.keyArms(ctx, f, keyCols, keyVals, lo, hi)
+		if err != nil {
 			return nil, fmt.Errorf("store: list audit: %w", err)
 		}
-		otherCol, otherKey = "actor_id", f.ActorID
-		if col == "actor_id" {
-			otherCol, otherKey = "repository", f.Repository
+		if len(arms) == 0 {
+			return []AuditEvent{}, nil
 		}
-	case f.Repository != "":
-		col, key = "repository", f.Repository
-	case f.ActorID != "":
-		col, key = "actor_id", f.ActorID
-	}
-	var where []string
-	var args []any
-	add := func(cond string, arg any) { where, args = append(where, cond), append(args, arg) }
-	if col != "" {
-		add(col+" = ?", key)
-	}
-	if otherCol != "" {
-		// An index probe per candidate, not a row read: the index is a
-		// tenth of the table and stays in the cache.
-		add(`EXISTS (SELECT 1 FROM audit_log AS o`+s.auditKeyIndex(otherCol)+` WHERE o.`+otherCol+
-			` = ? AND o.event_type = a.event_type AND o.id = a.id)`, otherKey)
-	}
-	if col == "" {
+		q = `SELECT ` + cols + ` FROM audit_log WHERE id IN (SELECT id FROM (` + strings.Join(arms, " UNION ALL ") +
+			`) AS arms ORDER BY id DESC LIMIT ? OFFSET ?) ORDER BY id DESC`
+		args = append(armArgs, f.Limit, f.Offset)
+	} else {
+		var where []string
+		add := func(cond string, arg any) { where, args = append(where, cond), append(args, arg) }
 		if !f.Since.IsZero() {
 			add("event_time >= ?", f.Since.UTC().UnixNano())
 			add("id >= ?", lo)
@@ -193,57 +205,12 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 			add("event_time <= ?", f.Until.UTC().UnixNano())
 			add("id <= ?", hi)
 		}
-	}
-	if f.Before > 0 {
-		add("id < ?", f.Before)
-	}
-	const cols = `id, event_time, event_type, actor_id, actor, repository, digest, tag, ip, details_json`
-	var q string
-	switch {
-	case col != "":
-		types := []string{f.EventType}
-		if f.EventType == "" {
-			if types, err = s.auditTypesFor(ctx, col, key); err != nil {
-				return nil, fmt.Errorf("store: list audit: %w", err)
-			}
-			if otherCol != "" {
-				// Only types both keys have (an actor's sign-ins have no
-				// repository).
-				other, err := s.auditTypesFor(ctx, otherCol, otherKey)
-				if err != nil {
-					return nil, fmt.Errorf("store: list audit: %w", err)
-				}
-				types = slices.DeleteFunc(types, func(t string) bool { return !slices.Contains(other, t) })
-			}
+		if f.Before > 0 {
+			add("id < ?", f.Before)
 		}
-		if len(types) == 0 {
-			return []AuditEvent{}, nil
+		if f.EventType != "" {
+			add("event_type = ?", f.EventType)
 		}
-		segs, err := s.auditSegments(ctx, f, lo, hi)
-		if err != nil {
-			return nil, fmt.Errorf("store: list audit: %w", err)
-		}
-		// One walk per type and id segment, each at most a page deep; the
-		// merge keeps the newest page. Each arm is a subquery so it may
-		// have its own LIMIT.
-		var arms []string
-		var armArgs []any
-		for _, t := range types {
-			for _, sg := range segs {
-				cond, cargs := sg.where(f)
-				arms = append(arms, `SELECT id FROM (SELECT id FROM audit_log AS a`+s.auditKeyIndex(col)+` WHERE `+
-					strings.Join(append(append([]string{}, where...), cond...), " AND ")+` AND event_type = ? ORDER BY id DESC LIMIT ?) AS arm`)
-				armArgs = append(append(append(armArgs, args...), cargs...), t, f.Limit+f.Offset)
-			}
-		}
-		q = `SELECT ` + cols + ` FROM audit_log WHERE id IN (SELECT id FROM (` + strings.Join(arms, " UNION ALL ") +
-			`) AS arms ORDER BY id DESC LIMIT ? OFFSET ?) ORDER BY id DESC`
-		args = append(armArgs, f.Limit, f.Offset)
-	case f.EventType != "":
-		add("event_type = ?", f.EventType)
-		q = `SELECT ` + cols + ` FROM audit_log WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC LIMIT ? OFFSET ?`
-		args = append(args, f.Limit, f.Offset)
-	default:
 		q = `SELECT ` + cols + ` FROM audit_log`
 		if len(where) > 0 {
 			q += " WHERE " + strings.Join(where, " AND ")
@@ -271,6 +238,124 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, err
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// keyArms returns the walks of a query with a repository and/or actor:
+// one per event type and id segment, each at most a page deep (the merge
+// keeps the newest page; each arm is a subquery so it may have its own
+// LIMIT).
+func (s *Store) keyArms(ctx context.Context, f AuditFilter, keyCols []string, keyVals []any, lo, hi int64) ([]string, []any, error) {
+	both := len(keyCols) == 2
+	types := []string{f.EventType}
+	if f.EventType == "" {
+		extra := ""
+		if both {
+			extra = notPull // the index of both keys has no pulls
+		}
+		var err error
+		if types, err = s.auditTypesFor(ctx, keyCols, keyVals, extra); err != nil {
+			return nil, nil, err
+		}
+		if both {
+			types = append(types, pullType) // if the pair has pulls, pullArm finds them
+		}
+	}
+	var pull *pullArm
+	if both && slices.Contains(types, pullType) {
+		var err error
+		if pull, err = s.narrowerPulls(ctx, f); err != nil {
+			return nil, nil, err
+		}
+	}
+	segs, err := s.auditSegments(ctx, f, lo, hi)
+	if err != nil {
+		return nil, nil, err
+	}
+	var arms []string
+	var args []any
+	for _, t := range types {
+		var key []string
+		var kargs []any
+		switch {
+		case both && t == pullType:
+			if pull == nil {
+				continue // one key has no pulls
+			}
+			key, kargs = pull.where()
+		default:
+			for i, c := range keyCols {
+				key, kargs = append(key, c+" = ?"), append(kargs, keyVals[i])
+			}
+			if both {
+				key = append(key, notPull)
+			}
+		}
+		if f.Before > 0 {
+			key, kargs = append(key, "id < ?"), append(kargs, f.Before)
+		}
+		for _, sg := range segs {
+			cond, cargs := sg.where(f)
+			arms = append(arms, `SELECT id FROM (SELECT id FROM audit_log AS a WHERE `+
+				strings.Join(append(append([]string{}, key...), cond...), " AND ")+` AND event_type = ? ORDER BY id DESC LIMIT ?) AS arm`)
+			args = append(append(append(args, kargs...), cargs...), t, f.Limit+f.Offset)
+		}
+	}
+	return arms, args, nil
+}
+
+// pullArm is how a query with a repository and an actor finds their
+// pulls, which the index of both keys leaves out: it walks the narrower
+// key's (key, event_type, id) index and checks each candidate with a probe
+// of the other key's index (an index seek, not a row read: the index is a
+// tenth of the table and stays in the cache).
+type pullArm struct {
+	col, key, otherCol, otherKey string
+}
+
+func (p *pullArm) where() ([]string, []any) {
+	return []string{p.col + " = ?", `EXISTS (SELECT 1 FROM audit_log AS o WHERE o.` + p.otherCol +
+		` = ? AND o.event_type = a.event_type AND o.id = a.id)`}, []any{p.key, p.otherKey}
+}
+
+// keyProbe bounds the pull entries narrowerPulls counts per key.
+const keyProbe = 20000
+
+// narrowerPulls picks, for the pulls of a repository by an actor, the key
+// with fewer pulls (counted in its index up to keyProbe): walking the
+// narrower key's and probing the other's reads the fewest entries. A busy
+// repository and one actor, or one busy actor and a quiet repository,
+// differ by orders of magnitude either way, and the planner's statistics
+// (averages per index) cannot tell which. nil: one of them has no pulls.
+func (s *Store) narrowerPulls(ctx context.Context, f AuditFilter) (*pullArm, error) {
+	count := func(col, key string, limit int) (int, error) {
+		var n int
+		err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM audit_log WHERE `+col+
+			` = ? AND event_type = ? LIMIT ?) AS probe`, key, pullType, limit).Scan(&n)
+		return n, err
+	}
+	repo := &pullArm{"repository", f.Repository, "actor_id", f.ActorID}
+	actor := &pullArm{"actor_id", f.ActorID, "repository", f.Repository}
+	nr, err := count("repository", f.Repository, keyProbe)
+	if err != nil || nr == 0 {
+		return nil, err
+	}
+	if nr == keyProbe {
+		// A busy repository: the actor's, if it has any (pulls
+		// concentrate on a few repositories, not on a few accounts).
+		if na, err := count("actor_id", f.ActorID, 1); err != nil || na == 0 {
+			return nil, err
+		}
+		return actor, nil
+	}
+	// Whether the actor has fewer is all that matters: counted up to nr.
+	na, err := count("actor_id", f.ActorID, nr)
+	if err != nil || na == 0 {
+		return nil, err
+	}
+	if na < nr {
+		return actor, nil
+	}
+	return repo, nil
 }
 
 // idSegment is a stretch of ids a key query walks, and which time bounds
@@ -344,71 +429,24 @@ func (s *Store) auditSegments(ctx context.Context, f AuditFilter, lo, hi int64) 
 	return segs, nil
 }
 
-// auditKeyIndex names, for SQLite, the (repository|actor_id, event_type,
-// id) index a query with a repository or actor must walk. With an id range
-// (a time window) SQLite's planner, which has no statistics (production
-// databases never run ANALYZE), otherwise takes the (event_type, id) index
-// and reads every row of that type in the window to find the key's: at 10 M
-// rows a repository and one day took p50 54 / p99 78 ms that way, against
-// a few ms for the same page through the key's index. PostgreSQL plans by
-// its own statistics and has no such clause.
-func (s *Store) auditKeyIndex(col string) string {
-	if s.postgres {
-		return ""
+// auditTypesFor lists the event types recorded for one key (cols are
+// "repository", "actor_id" or both, in that order; vals their values;
+// extra, if set, a condition the key's index has): a loose scan of the
+// key's (cols..., event_type, id) index, one seek per type.
+func (s *Store) auditTypesFor(ctx context.Context, cols []string, vals []any, extra string) ([]string, error) {
+	conds := make([]string, len(cols))
+	for i, c := range cols {
+		conds[i] = c + " = ?" + strconv.Itoa(i+1)
 	}
-	switch col {
-	case "repository":
-		return " INDEXED BY audit_log_repo_type"
-	case "actor_id":
-		return " INDEXED BY audit_log_actor_type"
+	if extra != "" {
+		conds = append(conds, extra)
 	}
-	return ""
-}
-
-// keyProbe bounds the index entries narrowerKey counts per key.
-const keyProbe = 20000
-
-// narrowerKey picks, for a query with both a repository and an actor, the
-// key with fewer rows (counted in its index up to keyProbe): walking the
-// narrower key's index and filtering on the other reads the fewest rows.
-// A busy repository and one actor, or one busy actor and a quiet
-// repository, differ by orders of magnitude either way. PostgreSQL decides
-// this itself from its statistics (the repository is returned).
-func (s *Store) narrowerKey(ctx context.Context, f AuditFilter) (string, string, error) {
-	if s.postgres {
-		return "repository", f.Repository, nil
-	}
-	count := func(col, key string) (int, error) {
-		var n int
-		err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM audit_log`+s.auditKeyIndex(col)+
-			` WHERE `+col+` = ? LIMIT ?) AS probe`, key, keyProbe).Scan(&n)
-		return n, err
-	}
-	nr, err := count("repository", f.Repository)
-	if err != nil {
-		return "", "", err
-	}
-	if nr < keyProbe {
-		na, err := count("actor_id", f.ActorID)
-		if err != nil {
-			return "", "", err
-		}
-		if nr <= na {
-			return "repository", f.Repository, nil
-		}
-	}
-	return "actor_id", f.ActorID, nil
-}
-
-// auditTypesFor lists the event types recorded for one repository or actor
-// (col is "repository" or "actor_id"): a loose scan of the (col,
-// event_type, id) index, one seek per type.
-func (s *Store) auditTypesFor(ctx context.Context, col, key string) ([]string, error) {
+	key := strings.Join(conds, " AND ")
 	rows, err := s.db.QueryContext(ctx, `WITH RECURSIVE t(x) AS (
-		SELECT (SELECT MIN(event_type) FROM audit_log WHERE `+col+` = ?1)
+		SELECT (SELECT MIN(event_type) FROM audit_log WHERE `+key+`)
 		UNION ALL
-		SELECT (SELECT MIN(event_type) FROM audit_log WHERE `+col+` = ?1 AND event_type > t.x) FROM t WHERE t.x IS NOT NULL)
-		SELECT x FROM t WHERE x IS NOT NULL`, key)
+		SELECT (SELECT MIN(event_type) FROM audit_log WHERE `+key+` AND event_type > t.x) FROM t WHERE t.x IS NOT NULL)
+		SELECT x FROM t WHERE x IS NOT NULL`, vals...)
 	if err != nil {
 		return nil, err
 	}

@@ -58,3 +58,40 @@ func benchApplyBatchPulls(b *testing.B, repos int) {
 		}
 	}
 }
+
+// BenchmarkApplyPush measures the commit of one change event (a manifest
+// push with its audit row and no index operation), as a request waits for
+// it: the events that, unlike pulls, the (repository, actor_id,
+// event_type, id) index holds. ns/op is per commit.
+func BenchmarkApplyPush(b *testing.B) {
+	st, err := Open(filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			b.Error(err)
+		}
+	}()
+	ctx := context.Background()
+	ev := func(n int) AuditEvent {
+		return AuditEvent{Time: time.Now(), Type: "manifest_pushed", ActorID: fmt.Sprintf("u-%d", n%50), Actor: fmt.Sprintf("user%d", n%50),
+			Repository: fmt.Sprintf("team%d/app%d", n%20, n%300), Digest: "sha256:" + fmt.Sprintf("%064x", n), Tag: "v1",
+			IP: "10.0.0.1", Details: map[string]any{"media_type": "application/vnd.oci.image.manifest.v1+json", "size": 1234}}
+	}
+	for i := 0; i < 200; i++ { // 51,200 rows already there
+		evs := make([]AuditEvent, 256)
+		for j := range evs {
+			evs[j] = ev(i*256 + j)
+		}
+		if err := st.ApplyBatch(ctx, evs, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := st.ApplyBatch(ctx, []AuditEvent{ev(100000 + i)}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

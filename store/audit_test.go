@@ -73,7 +73,8 @@ func testListAuditMatchesScan(t *testing.T, st *Store) {
 		{Since: at(3000), Until: at(9000), ActorID: "u-0", Offset: 3},
 		{Since: at(0), Until: at(20000), Before: 1500, Repository: "r/5"},
 		// Issue 17: a key and a window walk the key's index; with both
-		// keys, the narrower one's.
+		// keys, their index for all but pulls, and for pulls the narrower
+		// key's with a probe of the other's.
 		{Since: at(5000), Until: at(6000), Repository: "r/2"},
 		{Since: at(5000), Until: at(6000), ActorID: "u-3"},
 		{Since: at(2000), Until: at(9000), ActorID: "u-1", Repository: "r/2"},

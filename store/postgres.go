@@ -258,4 +258,6 @@ var pgMigrations = []string{
 		digest  TEXT PRIMARY KEY,
 		seen_at BIGINT NOT NULL
 	);`,
+	// 11
+	`CREATE INDEX audit_log_repo_actor_type ON audit_log(repository, actor_id, event_type, id) WHERE event_type <> 'manifest_pulled';`,
 }

@@ -97,6 +97,30 @@ func startAuditPruner(st *store.Store, retentionDays int) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
+// startOptimizer runs the store's PRAGMA optimize hourly, as SQLite
+// recommends for long-lived connections: the audit log grows by orders of
+// magnitude, and the planner's statistics must follow (Store.Optimize).
+func startOptimizer(st *store.Store) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := st.Optimize(ctx); err != nil && ctx.Err() == nil {
+				slog.Warn("database statistics not updated", "err", err)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 // uploadService lists and purges blob uploads on the App's storage.
 type uploadService struct{ capt *captured }
 

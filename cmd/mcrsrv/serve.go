@@ -385,6 +385,8 @@ func serveRegistry(cfg *config.Config, so serveOptions) error {
 	}
 	stopPrune := startAuditPruner(st, cfg.Audit.RetentionDays)
 	defer stopPrune()
+	stopOptimize := startOptimizer(st)
+	defer stopOptimize()
 	slog.Info("mcrsrv listening", "addr", ln.Addr().String(), "version", version,
 		"identity", provider.Name(), "storage", cfg.Storage.Driver, "layers", cfg.Storage.LayersPath)
 	errc := make(chan error, 1)
