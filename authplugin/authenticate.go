@@ -85,17 +85,18 @@ func (a *Authenticator) Bearer(ctx context.Context, tok string) (*Identity, erro
 		return &Identity{Principal: c.Principal(), Claims: c}, nil
 	}
 	if use, ours := a.Issuer.Peek(tok); ours {
-		if use == token.UseAccess {
+		switch use {
+		case token.UseAccess:
 			c, err := a.verifyAccess(tok)
 			if err != nil {
 				return nil, identity.ErrInvalidCredentials
 			}
 			return &Identity{Principal: c.Principal(), Claims: c}, nil
-		}
-		// A local session token: verified here, then resolved by the
-		// provider (which also checks revocation).
-		if _, err := a.Issuer.Verify(token.UseSession, tok); err != nil {
-			return nil, identity.ErrInvalidCredentials
+		case token.UseSession:
+			// A local session: the provider that issued it verifies it
+			// (signature, revocation, the account), once.
+		default:
+			return nil, identity.ErrInvalidCredentials // a refresh token is no bearer
 		}
 	}
 	p, err := a.Provider.Validate(ctx, tok)
@@ -108,13 +109,18 @@ func (a *Authenticator) Bearer(ctx context.Context, tok string) (*Identity, erro
 	return &Identity{Principal: p}, nil
 }
 
+// ErrNotIdentity is what Identity answers for a token MCR signed that is
+// not a session: a registry token (repository-scoped) or a refresh token
+// proves no identity. It wraps identity.ErrInvalidCredentials.
+var ErrNotIdentity = fmt.Errorf("%w: a registry token is not an identity token", identity.ErrInvalidCredentials)
+
 // Identity authenticates an identity token (a local session or an MCIAS
-// token) for the admin API; repository-scoped registry tokens are refused.
+// token) for the admin API and the token endpoint. A token of ours is told
+// apart by its use claim (Peek), without a signature check of its own: a
+// session is then verified once, by the provider; any other use is refused.
 func (a *Authenticator) Identity(ctx context.Context, tok string) (*identity.Principal, error) {
-	if a.Issuer.LooksLikeOurs(tok) {
-		if _, err := a.Issuer.Verify(token.UseAccess, tok); err == nil {
-			return nil, identity.ErrInvalidCredentials
-		}
+	if use, ours := a.Issuer.Peek(tok); ours && use != token.UseSession {
+		return nil, ErrNotIdentity
 	}
 	p, err := a.Provider.Validate(ctx, tok)
 	if err != nil {

@@ -11,18 +11,27 @@ import (
 )
 
 // A session token presented where a registry token is expected is verified
-// once, as a session; a registry token with a forged use is refused.
+// once, by the provider that issued it (not again by the Authenticator); a
+// token of ours with any other use never reaches the provider.
 func TestBearerVerifiesClaimedUse(t *testing.T) {
 	is := testIssuer(t)
-	a := &Authenticator{Issuer: is, Provider: staticProvider{p: alice}}
+	prov := &sessionProvider{is: is}
+	a := &Authenticator{Issuer: is, Provider: prov}
 	session, _, _ := is.Issue(token.UseSession, alice, nil, time.Minute)
 	id, err := a.Bearer(context.Background(), session)
-	if err != nil || id.Claims != nil || id.Principal.Username != "alice" {
-		t.Fatalf("session bearer: %+v, %v", id, err)
+	if err != nil || id.Claims != nil || id.Principal.Username != "alice" || prov.calls != 1 {
+		t.Fatalf("session bearer: %+v, %v, %d provider calls", id, err, prov.calls)
 	}
 	refresh, _, _ := is.Issue(token.UseRefresh, alice, nil, time.Minute)
-	if _, err := a.Bearer(context.Background(), refresh); !errors.Is(err, identity.ErrInvalidCredentials) {
-		t.Fatalf("refresh token as bearer: %v, want identity.ErrInvalidCredentials", err)
+	if _, err := a.Bearer(context.Background(), refresh); !errors.Is(err, identity.ErrInvalidCredentials) || prov.calls != 1 {
+		t.Fatalf("refresh token as bearer: %v (%d provider calls), want identity.ErrInvalidCredentials without the provider", err, prov.calls)
+	}
+	if _, err := a.Identity(context.Background(), refresh); !errors.Is(err, ErrNotIdentity) || prov.calls != 1 {
+		t.Fatalf("refresh token as identity: %v (%d provider calls), want ErrNotIdentity without the provider", err, prov.calls)
+	}
+	access, _, _ := is.Issue(token.UseAccess, alice, nil, time.Minute)
+	if _, err := a.Identity(context.Background(), access); !errors.Is(err, ErrNotIdentity) || prov.calls != 1 {
+		t.Fatalf("registry token as identity: %v (%d provider calls), want ErrNotIdentity", err, prov.calls)
 	}
 	expired, _, _ := is.Issue(token.UseSession, alice, nil, time.Millisecond)
 	is.SetClock(func() time.Time { return time.Now().Add(time.Minute) })
@@ -31,6 +40,28 @@ func TestBearerVerifiesClaimedUse(t *testing.T) {
 		t.Fatalf("expired session token: %v, want identity.ErrInvalidCredentials", err)
 	}
 }
+
+// sessionProvider verifies sessions as the local provider does (signature,
+// use, expiry) and counts its calls.
+type sessionProvider struct {
+	is    *token.Issuer
+	calls int
+}
+
+func (s *sessionProvider) Name() string { return "sessions" }
+func (s *sessionProvider) Login(context.Context, string, string) (*identity.Session, error) {
+	return nil, identity.ErrInvalidCredentials
+}
+func (s *sessionProvider) Validate(_ context.Context, tok string) (*identity.Principal, error) {
+	s.calls++
+	c, err := s.is.Verify(token.UseSession, tok)
+	if err != nil {
+		return nil, identity.ErrInvalidCredentials
+	}
+	return c.Principal(), nil
+}
+func (s *sessionProvider) Logout(context.Context, string) error { return nil }
+func (s *sessionProvider) Ping(context.Context) error           { return nil }
 
 // staticProvider accepts every token as p.
 type staticProvider struct{ p *identity.Principal }

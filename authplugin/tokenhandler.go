@@ -264,14 +264,12 @@ func (h *TokenHandler) login(w http.ResponseWriter, r *http.Request, user, pass 
 }
 
 func (h *TokenHandler) bearer(w http.ResponseWriter, r *http.Request, tok string) *identity.Principal {
-	if h.Authn.Issuer.LooksLikeOurs(tok) {
-		if _, err := h.Authn.Issuer.Verify(token.UseAccess, tok); err == nil {
-			// A registry token is not an identity: it cannot mint others.
-			WriteOCIError(w, http.StatusUnauthorized, "UNAUTHORIZED", "a registry token cannot be exchanged for another", nil)
-			return nil
-		}
+	p, err := h.Authn.Identity(r.Context(), tok)
+	if errors.Is(err, ErrNotIdentity) {
+		// A registry token is not an identity: it cannot mint others.
+		WriteOCIError(w, http.StatusUnauthorized, "UNAUTHORIZED", "a registry token cannot be exchanged for another", nil)
+		return nil
 	}
-	p, err := h.Authn.Provider.Validate(r.Context(), tok)
 	if err != nil {
 		h.identityError(w, r, "", err)
 		return nil

@@ -206,7 +206,17 @@ var migrations = []string{
 	`CREATE INDEX audit_log_repo_actor_type ON audit_log(repository, actor_id, event_type, id) WHERE event_type <> 'manifest_pulled';`,
 }
 
-// Migrate brings the schema up to date. It is idempotent.
+// newerSchema refuses a database migrated by a newer mcrsrv (one this
+// binary would misread), SQLite and PostgreSQL alike.
+func newerSchema(current, known int) error {
+	if current > known {
+		return fmt.Errorf("store: database schema version %d is newer than this mcrsrv (%d): upgrade mcrsrv", current, known)
+	}
+	return nil
+}
+
+// Migrate brings the schema up to date. It is idempotent; a schema newer
+// than this binary's is refused.
 func (s *Store) Migrate(ctx context.Context) error {
 	if s.postgres {
 		return s.migratePostgres(ctx)
@@ -218,6 +228,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 	var current int
 	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version),0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
+	}
+	if err := newerSchema(current, len(migrations)); err != nil {
+		return err
 	}
 	for i := current; i < len(migrations); i++ {
 		tx, err := s.db.BeginTx(ctx, nil)
@@ -262,8 +275,8 @@ func (s *Store) migratePostgres(ctx context.Context) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version),0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
-	if current > len(pgMigrations) {
-		return fmt.Errorf("store: database schema version %d is newer than this mcrsrv (%d): upgrade mcrsrv", current, len(pgMigrations))
+	if err := newerSchema(current, len(pgMigrations)); err != nil {
+		return err
 	}
 	for i := current; i < len(pgMigrations); i++ {
 		if _, err := tx.ExecContext(ctx, pgMigrations[i]); err != nil {

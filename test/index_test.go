@@ -306,8 +306,8 @@ func idxDigest(t testing.TB, img interface{ Digest() (v1.Hash, error) }) string 
 }
 
 // /v1/repositories agrees with /v2 after pushes, a retag, an index, a tag
-// deletion and a manifest deletion; `mcrsrv reindex` (server running, and
-// server stopped with a damaged index) reproduces it; DELETE removes a
+// deletion and a manifest deletion; the online reconcile and `mcrsrv
+// reindex` (server stopped, index damaged; refused while it runs) reproduce it; DELETE removes a
 // repository for admins only.
 func TestIndexRepositoriesMatchRegistryAndReindex(t *testing.T) {
 	t.Parallel()
@@ -430,13 +430,17 @@ func TestIndexRepositoriesMatchRegistryAndReindex(t *testing.T) {
 		}
 	}
 
-	// reindex while the server runs.
-	if out, err := srv.Run(t, "", "reindex", "--config", srv.ConfigPath); err != nil {
-		t.Fatalf("mcrsrv reindex (server running): %v\n%s", err, out)
-	} else if !strings.Contains(out, "3 repositories") {
-		t.Errorf("mcrsrv reindex output %q does not report 3 repositories", out)
+	// While the server runs, the offline reindex refuses (as `mcrsrv gc`
+	// does) and points to the online reconcile, which then agrees.
+	if out, err := srv.Run(t, "", "reindex", "--config", srv.ConfigPath); err == nil || !strings.Contains(out, "mcrctl index reconcile") {
+		t.Fatalf("mcrsrv reindex with the server running: %v\n%s; want a refusal naming `mcrctl index reconcile`", err, out)
 	}
-	sameAsIncremental("reindexed (running)")
+	recon := srv.Do(t, http.MethodPost, "/v1/index/reconcile", adminTok, nil)
+	_ = recon.Body.Close()
+	if recon.StatusCode != http.StatusOK {
+		t.Fatalf("POST /v1/index/reconcile: %d", recon.StatusCode)
+	}
+	sameAsIncremental("reconciled online")
 
 	// reindex on a stopped server whose index was damaged.
 	if err := srv.Stop(t); err != nil {
@@ -461,6 +465,8 @@ func TestIndexRepositoriesMatchRegistryAndReindex(t *testing.T) {
 	}
 	if out, err := srv.Run(t, "", "reindex", "--config", srv.ConfigPath); err != nil {
 		t.Fatalf("mcrsrv reindex (server stopped): %v\n%s", err, out)
+	} else if !strings.Contains(out, "3 repositories") {
+		t.Errorf("mcrsrv reindex output %q does not report 3 repositories", out)
 	}
 	srv.Restart(t)
 	adminTok = srv.Login(t, "admin", mcrtest.AdminPassword)
@@ -491,10 +497,12 @@ func TestIndexRepositoriesMatchRegistryAndReindex(t *testing.T) {
 	}
 	// The other repositories are untouched, and a fresh index agrees.
 	check("after delete")
-	if out, err := srv.Run(t, "", "reindex", "--config", srv.ConfigPath); err != nil {
-		t.Fatalf("mcrsrv reindex after delete: %v\n%s", err, out)
+	recon = srv.Do(t, http.MethodPost, "/v1/index/reconcile", adminTok, nil)
+	_ = recon.Body.Close()
+	if recon.StatusCode != http.StatusOK {
+		t.Fatalf("POST /v1/index/reconcile after delete: %d", recon.StatusCode)
 	}
-	check("reindexed after delete")
+	check("reconciled after delete")
 
 	// Pushing to the deleted name starts a fresh repository.
 	img6, _ := random.Image(512, 1)

@@ -221,14 +221,6 @@ func (is *Issuer) Verify(use, token string) (*Claims, error) {
 	return &c, nil
 }
 
-// LooksLikeOurs reports whether a bearer string is a JWT whose header names
-// one of our keys, so callers can tell registry tokens from MCIAS tokens
-// without verifying anything.
-func (is *Issuer) LooksLikeOurs(token string) bool {
-	_, ok := is.Peek(token)
-	return ok
-}
-
 // Peek reads, without verifying, the use claim of a JWT whose header names
 // one of our keys (ours false otherwise). It lets a caller verify a token
 // once, for the use it claims, instead of trying each use in turn; the

@@ -114,7 +114,7 @@ func (x *Exchange) header(code int) bool {
 		if err := h(code, x.raw.Header()); err != nil {
 			x.discard = true
 			x.status = statusOf(err)
-			serve(x.raw, err)
+			ServeError(x.raw, err)
 			return false
 		}
 	}
@@ -135,8 +135,11 @@ func (e statusError) Unwrap() error { return e.err }
 // 507 for "UNKNOWN: registry storage is full".
 func WithStatus(status int, err error) error { return statusError{status: status, err: err} }
 
-// serve writes a hook's replacement answer.
-func serve(w http.ResponseWriter, err error) {
+// ServeError writes err in distribution's error envelope: with
+// errcode.ServeJSON (the status err's code carries), or with the status
+// given to WithStatus. It is MCR's one writer of OCI error answers (a
+// hook's replacement answer, the token endpoint's errors).
+func ServeError(w http.ResponseWriter, err error) {
 	var se statusError
 	if !errors.As(err, &se) {
 		_ = errcode.ServeJSON(w, err)
