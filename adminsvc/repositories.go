@@ -114,7 +114,7 @@ func (s *Service) visibleRepositories(ctx context.Context, p *identity.Principal
 	total, skipped := 0, 0
 	after := ""
 	for {
-		rows, _, err := s.opts.Store.ListRepositories(ctx, q.Q, after, batch, 0)
+		rows, err := s.opts.Store.ScanRepositories(ctx, q.Q, after, batch)
 		if err != nil {
 			return nil, 0, err
 		}

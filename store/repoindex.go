@@ -206,14 +206,33 @@ type RepoSummary struct {
 // ListRepositories returns repositories ordered by name, after `last`
 // (keyset) or at offset, optionally filtered by a substring.
 func (s *Store) ListRepositories(ctx context.Context, filter, last string, limit, offset int) ([]RepoSummary, int, error) {
-	where, args := []string{"1=1"}, []any{}
-	if filter != "" {
-		where, args = append(where, "instr(name, ?) > 0"), append(args, filter)
-	}
+	where, args := repoFilter(filter)
 	var total int
 	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM repositories WHERE `+strings.Join(where, " AND "), args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("store: list repositories: %w", err)
 	}
+	out, err := s.scanRepositories(ctx, filter, last, limit, offset)
+	return out, total, err
+}
+
+// ScanRepositories returns up to limit repositories after last in name
+// order (filter as ListRepositories), without the total: for callers that
+// walk the whole index in batches (the policy-filtered listing), where a
+// COUNT per batch would read the table once per batch.
+func (s *Store) ScanRepositories(ctx context.Context, filter, last string, limit int) ([]RepoSummary, error) {
+	return s.scanRepositories(ctx, filter, last, limit, 0)
+}
+
+func repoFilter(filter string) ([]string, []any) {
+	where, args := []string{"1=1"}, []any{}
+	if filter != "" {
+		where, args = append(where, "instr(name, ?) > 0"), append(args, filter)
+	}
+	return where, args
+}
+
+func (s *Store) scanRepositories(ctx context.Context, filter, last string, limit, offset int) ([]RepoSummary, error) {
+	where, args := repoFilter(filter)
 	if last != "" {
 		where, args = append(where, "name > ?"), append(args, last)
 	}
@@ -221,7 +240,7 @@ func (s *Store) ListRepositories(ctx context.Context, filter, last string, limit
 	rows, err := s.db.QueryContext(ctx, `SELECT name, tag_count, manifest_count, total_size, created_at, last_push FROM repositories
 		WHERE `+strings.Join(where, " AND ")+` ORDER BY name LIMIT ? OFFSET ?`, args...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("store: list repositories: %w", err)
+		return nil, fmt.Errorf("store: list repositories: %w", err)
 	}
 	defer rows.Close()
 	out := []RepoSummary{}
@@ -229,12 +248,12 @@ func (s *Store) ListRepositories(ctx context.Context, filter, last string, limit
 		var r RepoSummary
 		var c, lp int64
 		if err := rows.Scan(&r.Name, &r.TagCount, &r.ManifestCount, &r.TotalSize, &c, &lp); err != nil {
-			return nil, 0, fmt.Errorf("store: list repositories: %w", err)
+			return nil, fmt.Errorf("store: list repositories: %w", err)
 		}
 		r.CreatedAt, r.LastPush = time.Unix(0, c).UTC(), time.Unix(0, lp).UTC()
 		out = append(out, r)
 	}
-	return out, total, rows.Err()
+	return out, rows.Err()
 }
 
 // TagInfo maps a tag to its manifest.

@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -138,6 +140,30 @@ func PruneSnapshots(dir string, keep int) error {
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("store: prune snapshots: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// CopyFile writes a consistent copy of the SQLite database at from (with
+// its WAL, if one was left) to the new file to, opening from read-only:
+// nothing migrates, analyzes or otherwise writes the original. Open the
+// copy to bring it to this binary's schema.
+func CopyFile(ctx context.Context, from, to string) error {
+	q := url.Values{}
+	q.Set("mode", "ro")
+	db, err := sql.Open(driverName, "file:"+from+"?"+q.Encode())
+	if err != nil {
+		return fmt.Errorf("store: open %s read-only: %w", from, err)
+	}
+	defer func() { _ = db.Close() }() // read-only
+	f, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: copy of %s: %w", from, err)
+	}
+	_ = f.Close() // empty: VACUUM INTO fills it
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, to); err != nil {
+		_ = os.Remove(to)
+		return fmt.Errorf("store: copy %s to %s: %w", from, to, err)
 	}
 	return nil
 }

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -100,6 +102,12 @@ func TestMigrateDB(t *testing.T) {
 	before := summarize(t, lite)
 	_ = lite.Close()
 
+	// migrate-db reads the source without writing it (no migration, no
+	// statistics): the file is byte for byte what it was.
+	srcBefore, err := os.ReadFile(filepath.Join(srv.Dir, "mcr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	dsn := pgtest.DSN(t)
 	pgEnv := []string{"MCR_DATABASE_DRIVER=postgres", "MCR_DATABASE_DSN=" + dsn}
 	cmd := exec.Command(mcrtest.Binary(t, "mcrsrv"), "migrate-db", "--config", srv.ConfigPath, "--from", filepath.Join(srv.Dir, "mcr.db"))
@@ -109,6 +117,9 @@ func TestMigrateDB(t *testing.T) {
 		t.Fatalf("migrate-db: %v\n%s", err, out)
 	}
 	t.Logf("migrate-db:\n%s", out)
+	if srcAfter, err := os.ReadFile(filepath.Join(srv.Dir, "mcr.db")); err != nil || !bytes.Equal(srcAfter, srcBefore) {
+		t.Fatalf("migrate-db changed its source (%v)", err)
+	}
 	// A second run refuses: the destination is no longer empty.
 	cmd = exec.Command(mcrtest.Binary(t, "mcrsrv"), "migrate-db", "--config", srv.ConfigPath, "--from", filepath.Join(srv.Dir, "mcr.db"))
 	cmd.Env = append(cmd.Environ(), pgEnv...)

@@ -13,6 +13,7 @@ package throttle
 import (
 	"context"
 	"math"
+	"sort"
 	"sync"
 	"time"
 )
@@ -148,12 +149,18 @@ func (l *Limiter) get(k Kind, key string) *entry {
 	return e
 }
 
-// evict forgets expired keys, then the idle key quiet the longest, so the
-// map stays bounded; l.mu is held.
+// evict forgets expired keys, then, if the map is still full, the idle
+// keys quiet the longest — an eighth of the map at once, so a flood of new
+// keys pays for one scan per MaxKeys/8 insertions instead of one per
+// insertion under the lock. Keys in use or locked out are kept; l.mu is
+// held.
 func (l *Limiter) evict() {
 	now := l.now()
-	var oldest string
-	var oldestAt time.Time
+	type idle struct {
+		at  time.Time
+		key string
+	}
+	var quiet []idle
 	for k, e := range l.keys {
 		if len(e.sem) > 0 {
 			continue
@@ -162,12 +169,17 @@ func (l *Limiter) evict() {
 			delete(l.keys, k)
 			continue
 		}
-		if !e.locked && (oldest == "" || e.last.Before(oldestAt)) {
-			oldest, oldestAt = k, e.last
+		if !e.locked {
+			quiet = append(quiet, idle{at: e.last, key: k})
 		}
 	}
-	if len(l.keys) >= l.cfg.MaxKeys && oldest != "" {
-		delete(l.keys, oldest)
+	if len(l.keys) < l.cfg.MaxKeys {
+		return
+	}
+	drop := min(len(quiet), len(l.keys)-l.cfg.MaxKeys+max(1, l.cfg.MaxKeys/8))
+	sort.Slice(quiet, func(i, j int) bool { return quiet[i].at.Before(quiet[j].at) })
+	for _, q := range quiet[:drop] {
+		delete(l.keys, q.key)
 	}
 }
 

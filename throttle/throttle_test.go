@@ -2,6 +2,7 @@ package throttle
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -220,5 +221,48 @@ func TestMaxKeysBoundsMemory(t *testing.T) {
 	}
 	if n := len(l.keys); n > 10 {
 		t.Fatalf("%d keys held, want <= 10", n)
+	}
+}
+
+// Once full, the limiter drops the keys quiet the longest, an eighth of
+// the map at a time, and never a key that is locked out.
+func TestEvictionDropsTheQuietestButKeepsLockouts(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	cfg := testConfig()
+	cfg.MaxKeys = 16
+	l := New(cfg, c.now)
+	// The first key is locked out; then 15 more keys fill the map.
+	for i := range cfg.Account.LockoutAfter {
+		c.add(cfg.BackoffMax + time.Second) // past any backoff
+		at, d := l.Begin(context.Background(), "victim", "")
+		if !d.Allowed {
+			t.Fatalf("setup: attempt %d refused: %+v", i, d)
+		}
+		at.Done(false)
+	}
+	if !l.keys[mapKey(Account, "victim")].locked {
+		t.Fatal("setup: victim not locked out")
+	}
+	for i := range 15 {
+		c.add(time.Millisecond)
+		at, _ := l.Begin(context.Background(), fmt.Sprintf("user%02d", i), "")
+		at.Done(false)
+	}
+	c.add(time.Millisecond)
+	at, _ := l.Begin(context.Background(), "newcomer", "")
+	at.Done(false)
+	if _, ok := l.keys[mapKey(Account, "victim")]; !ok {
+		t.Fatal("a locked-out key was evicted")
+	}
+	for _, gone := range []string{"user00", "user01"} {
+		if _, ok := l.keys[mapKey(Account, gone)]; ok {
+			t.Errorf("%s, among the quietest, was kept", gone)
+		}
+	}
+	if _, ok := l.keys[mapKey(Account, "user14")]; !ok {
+		t.Error("user14, the most recent, was evicted")
+	}
+	if n := len(l.keys); n > cfg.MaxKeys-cfg.MaxKeys/8+1 {
+		t.Fatalf("%d keys after eviction, want <= %d", n, cfg.MaxKeys-cfg.MaxKeys/8+1)
 	}
 }

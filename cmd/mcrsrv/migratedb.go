@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"github.com/spf13/cobra"
@@ -42,11 +43,23 @@ func migrateDBCmd() *cobra.Command {
 			}
 			defer cli.Closing("the data-directory lock", lock.Unlock)
 			ctx := context.Background()
-			src, err := store.Open(from)
+			// The source stays as it is (it may be the operator's only
+			// copy, or a snapshot): a copy of it is brought to this
+			// binary's schema and read from.
+			tmp, err := os.MkdirTemp(cfg.DataDir(), ".migrate-db-")
+			if err != nil {
+				return err
+			}
+			defer func() { _ = os.RemoveAll(tmp) }() // scratch copy
+			scratch := filepath.Join(tmp, "mcr.db")
+			if err := store.CopyFile(ctx, from, scratch); err != nil {
+				return fmt.Errorf("--from: %w", err)
+			}
+			src, err := store.Open(scratch)
 			if err != nil {
 				return fmt.Errorf("--from: %w", err)
 			}
-			defer cli.Closing("the SQLite database", src.Close)
+			defer cli.Closing("the copy of the SQLite database", src.Close)
 			dst, err := openStore(ctx, cfg)
 			if err != nil {
 				return err

@@ -55,21 +55,22 @@ func (c *Cache[V]) Get(k [32]byte, now time.Time) (V, bool) {
 }
 
 // Put stores v under k until exp. A full cache first drops expired entries,
-// then arbitrary ones: the cache is an optimisation, never the authority.
+// then, if still full, arbitrary ones — an eighth of the cache at once, so
+// a stream of new keys pays for one scan per max/8 insertions, not one per
+// insertion under the lock. The cache is an optimisation, never the
+// authority.
 func (c *Cache[V]) Put(k [32]byte, v V, exp time.Time, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= c.max {
-		for key, e := range c.entries { // sweep expired, then drop arbitrary
-			if !now.Before(e.exp) {
-				delete(c.entries, key)
-			}
-		}
+		c.sweep(now)
+		drop := len(c.entries) - c.max + max(1, c.max/8)
 		for key := range c.entries {
-			if len(c.entries) < c.max {
+			if drop <= 0 {
 				break
 			}
 			delete(c.entries, key)
+			drop--
 		}
 	}
 	c.entries[k] = entry[V]{v: v, exp: exp}
@@ -79,6 +80,11 @@ func (c *Cache[V]) Put(k [32]byte, v V, exp time.Time, now time.Time) {
 func (c *Cache[V]) Sweep(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.sweep(now)
+}
+
+// sweep is Sweep with c.mu held.
+func (c *Cache[V]) sweep(now time.Time) {
 	for key, e := range c.entries {
 		if !now.Before(e.exp) {
 			delete(c.entries, key)
