@@ -41,21 +41,50 @@ type Client struct {
 
 // Dial connects (lazily) to addr (host:port) over TLS with cfg (its
 // minimum version is raised to TLS 1.3, as the server requires).
-func Dial(addr string, cfg *tls.Config) (*Client, error) {
+func Dial(addr string, cfg *tls.Config, opts ...Option) (*Client, error) {
 	if cfg == nil {
 		cfg = &tls.Config{}
 	}
 	cfg = cfg.Clone()
 	cfg.MinVersion = tls.VersionTLS13
+	var o dialOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	// Answers as large as /v1's (a repository with thousands of
 	// manifests) fit: 64 MiB, what mcrctl accepts over REST.
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
+	if o.callTimeout > 0 {
+		dial = append(dial, grpc.WithUnaryInterceptor(deadline(o.callTimeout)))
+	}
+	cc, err := grpc.NewClient(addr, dial...)
 	if err != nil {
 		return nil, fmt.Errorf("grpc %s: %w", addr, err)
 	}
 	return &Client{addr: addr, cc: cc, admin: mcrv1.NewAdminServiceClient(cc), registry: mcrv1.NewRegistryServiceClient(cc),
 		policy: mcrv1.NewPolicyServiceClient(cc), audit: mcrv1.NewAuditServiceClient(cc)}, nil
+}
+
+// Option configures Dial.
+type Option func(*dialOptions)
+
+type dialOptions struct{ callTimeout time.Duration }
+
+// CallTimeout bounds every call whose context has no deadline of its own,
+// so a server that stops answering fails the caller's request instead of
+// holding it (mcr-web's REST client has the same bound).
+func CallTimeout(d time.Duration) Option { return func(o *dialOptions) { o.callTimeout = d } }
+
+func deadline(d time.Duration) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
 }
 
 // Addr is the address dialled.

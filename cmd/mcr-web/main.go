@@ -89,7 +89,7 @@ func apiClient(caFile string) (*http.Client, error) {
 	tr := def.Clone()
 	tr.TLSClientConfig = tlsCfg
 	tr.MaxIdleConnsPerHost = 16
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+	return &http.Client{Transport: tr, Timeout: apiTimeout}, nil
 }
 
 // apiTLS is the TLS configuration of both links to mcrsrv.
@@ -177,7 +177,7 @@ func serve(cfg *config.Config, keyFile string) error {
 		if err != nil {
 			return err
 		}
-		gc, err := grpcclient.Dial(w.GRPCAddr, tlsCfg)
+		gc, err := grpcclient.Dial(w.GRPCAddr, tlsCfg, grpcclient.CallTimeout(apiTimeout))
 		if err != nil {
 			return fmt.Errorf("config: web.grpc_addr: %w", err)
 		}
@@ -246,3 +246,7 @@ func displayAddr(addr string) string {
 	}
 	return net.JoinHostPort(host, port)
 }
+
+// apiTimeout bounds each call to mcrsrv's admin API, REST or gRPC alike: a
+// server that stops answering fails the page instead of holding it.
+const apiTimeout = 30 * time.Second
