@@ -9,20 +9,20 @@ import (
 func TestResolve(t *testing.T) {
 	tests := []struct {
 		name    string
-		trusted []string
 		peer    string
 		want    string
+		trusted []string
 		xff     []string
 	}{
-		{"no proxies: peer, header ignored", nil, "192.0.2.1:5000", "192.0.2.1", []string{"203.0.113.9"}},
-		{"untrusted peer: header ignored", []string{"10.0.0.0/8"}, "192.0.2.1:5000", "192.0.2.1", []string{"203.0.113.9"}},
-		{"trusted peer: last hop", []string{"10.0.0.0/8"}, "10.1.2.3:5000", "203.0.113.9", []string{"203.0.113.9"}},
-		{"client-written hops are skipped", []string{"10.0.0.0/8"}, "10.1.2.3:5000", "203.0.113.9", []string{"1.1.1.1, 203.0.113.9"}},
-		{"chained trusted proxies", []string{"10.0.0.0/8", "127.0.0.1"}, "127.0.0.1:1", "203.0.113.9", []string{"203.0.113.9, 10.0.0.5"}},
-		{"several header lines", []string{"127.0.0.1/32"}, "127.0.0.1:1", "203.0.113.9", []string{"1.1.1.1", "203.0.113.9"}},
-		{"trusted peer, no header", []string{"127.0.0.1/32"}, "127.0.0.1:1", "127.0.0.1", nil},
-		{"garbage stops the walk", []string{"127.0.0.1/32"}, "127.0.0.1:1", "127.0.0.1", []string{"203.0.113.9, not-an-ip"}},
-		{"ipv6 and mapped", []string{"::1/128"}, "[::1]:1", "203.0.113.9", []string{"::ffff:203.0.113.9"}},
+		{"no proxies: peer, header ignored", "192.0.2.1:5000", "192.0.2.1", nil, []string{"203.0.113.9"}},
+		{"untrusted peer: header ignored", "192.0.2.1:5000", "192.0.2.1", []string{"10.0.0.0/8"}, []string{"203.0.113.9"}},
+		{"trusted peer: last hop", "10.1.2.3:5000", "203.0.113.9", []string{"10.0.0.0/8"}, []string{"203.0.113.9"}},
+		{"client-written hops are skipped", "10.1.2.3:5000", "203.0.113.9", []string{"10.0.0.0/8"}, []string{"1.1.1.1, 203.0.113.9"}},
+		{"chained trusted proxies", "127.0.0.1:1", "203.0.113.9", []string{"10.0.0.0/8", "127.0.0.1"}, []string{"203.0.113.9, 10.0.0.5"}},
+		{"several header lines", "127.0.0.1:1", "203.0.113.9", []string{"127.0.0.1/32"}, []string{"1.1.1.1", "203.0.113.9"}},
+		{"trusted peer, no header", "127.0.0.1:1", "127.0.0.1", []string{"127.0.0.1/32"}, nil},
+		{"garbage stops the walk", "127.0.0.1:1", "127.0.0.1", []string{"127.0.0.1/32"}, []string{"203.0.113.9, not-an-ip"}},
+		{"ipv6 and mapped", "[::1]:1", "203.0.113.9", []string{"::1/128"}, []string{"::ffff:203.0.113.9"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,18 +11,18 @@ import (
 
 func TestRunExitCodes(t *testing.T) {
 	cases := []struct {
-		name string
 		run  error
+		name string
 		out  string
 		args []string
 		code int
 	}{
-		{"ok", nil, "", nil, 0},
-		{"failure", errors.New("disk full"), "tool: disk full\n", nil, 1},
-		{"wrapped usage", fmt.Errorf("ctx: %w", Usagef("--n must be positive")), "tool: ctx: --n must be positive\n", nil, 2},
-		{"unknown flag", nil, "tool: unknown flag: --nope\n", []string{"--nope"}, 2},
-		{"bad flag value", nil, "", []string{"--n", "x"}, 2},
-		{"extra argument", nil, "", []string{"extra"}, 2},
+		{nil, "ok", "", nil, 0},
+		{errors.New("disk full"), "failure", "tool: disk full\n", nil, 1},
+		{fmt.Errorf("ctx: %w", Usagef("--n must be positive")), "wrapped usage", "tool: ctx: --n must be positive\n", nil, 2},
+		{nil, "unknown flag", "tool: unknown flag: --nope\n", []string{"--nope"}, 2},
+		{nil, "bad flag value", "", []string{"--n", "x"}, 2},
+		{nil, "extra argument", "", []string{"extra"}, 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -47,11 +47,11 @@ var (
 )
 
 type cluster struct {
-	bin  string              // directory of initdb, postgres
 	cred *syscall.Credential // non-nil: run programs as the postgres user (tests run as root)
 	proc *exec.Cmd           // the postmaster
 	done chan struct{}
 	log  *os.File
+	bin  string // directory of initdb, postgres
 	dir  string // temporary root: data/, log, socket
 	port int
 }
