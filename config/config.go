@@ -118,6 +118,11 @@ type Storage struct {
 	// Driver is the distribution storage driver: "mcrfs" (default, MCR's
 	// filesystem driver) or "filesystem" (upstream's).
 	Driver string `mapstructure:"driver"`
+	// WriteBufferSize (mcrfs only) is the size of each upload's write
+	// buffer ("1MiB" by default; 256 KiB and up are written by a
+	// background goroutine while the next fills, smaller ones by the
+	// request's own goroutine). "" or "0" means the driver's default.
+	WriteBufferSize string `mapstructure:"write_buffer_size"`
 	// MinFree is the free space on the storage filesystem under which
 	// pushes are refused with 507 and health reports storage failing
 	// ("64MiB", "1GiB" or bytes; "0" refuses only when a write fails).
@@ -337,6 +342,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("storage.early_writeback", false)
 	v.SetDefault("storage.direct_io", false)
 	v.SetDefault("storage.min_free", "64MiB")
+	v.SetDefault("storage.write_buffer_size", "")
 	v.SetDefault("database.check_timeout", "10s")
 	v.SetDefault("database.check_interval", "1h")
 	v.SetDefault("database.reserve", "16MiB")
@@ -560,6 +566,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseBytes(c.Database.Reserve); err != nil {
 		errs = append(errs, fmt.Errorf("config: database.reserve: %w", err))
+	}
+	if _, err := ParseBytes(c.Storage.WriteBufferSize); err != nil {
+		errs = append(errs, fmt.Errorf("config: storage.write_buffer_size: %w", err))
 	}
 	if _, err := ParseBytes(c.Storage.MinFree); err != nil {
 		errs = append(errs, fmt.Errorf("config: storage.min_free: %w", err))

@@ -107,6 +107,7 @@ func TestInvalidValues(t *testing.T) {
 		{"s3 endpoint scheme", "storage.s3_endpoint must be an http", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_ENDPOINT", "s3.local:9000"}},
 		{"s3 half credentials", "go together", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_ACCESS_KEY", "k"}},
 		{"s3 small chunks", "storage.s3_chunk_size must be at least", []string{"MCR_STORAGE_DRIVER", "s3", "MCR_STORAGE_S3_BUCKET", "b", "MCR_STORAGE_S3_CHUNK_SIZE", "1048576"}},
+		{"write buffer size", "storage.write_buffer_size", []string{"MCR_STORAGE_WRITE_BUFFER_SIZE", "lots"}},
 		{"pprof without listener", "server.pprof needs server.metrics_addr", []string{"MCR_SERVER_PPROF", "true", "MCR_SERVER_METRICS_ADDR", ""}},
 	}
 	for _, tc := range cases {

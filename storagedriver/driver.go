@@ -13,18 +13,21 @@
 // StorageDriver method (it is a drop-in replacement for "filesystem"
 // pointed at the same root directory) but changes how bytes reach the disk:
 //
-//   - FileWriter collects writes in a 32 KiB buffer and writes it through
-//     the page cache from the caller's goroutine: half the write syscalls of
-//     upstream, and still small page-cache folios. The kernel sizes the
-//     folios of a buffered write by the write: up to 32 KiB (order 3) they
-//     come from the per-CPU free lists, recycled and warm; larger ones are
-//     split from high-order free blocks, which on the bench VM were memory
-//     the hypervisor had taken back (virtio-balloon free page reporting), so
-//     every first touch was a host fault. A 512 MiB push with 1 MiB writes
-//     (mcrfs before) cost 1.5-3.2 s/GB of server system time against
-//     upstream's 0.75; 64 KiB writes were cheap in some rounds and 7-10x as
-//     expensive as 32 KiB ones in others (bench/README.md). A background
-//     writer goroutine, as before, cost more in hand-offs than it overlapped.
+//   - FileWriter collects writes in 1 MiB buffers; a full buffer is written
+//     whole, through the page cache, by a background goroutine while the
+//     caller (distribution's blob writer: TLS, SHA-256) fills the other
+//     one. The kernel sizes page-cache folios by the write, and 1 MiB
+//     folios are cheaper to fill, to write back at the fsync and to read
+//     again for the pull that follows a push. On the bench machine, quiet,
+//     against the 32 KiB caller-written buffers of the round before: put
+//     453 vs 384 MB/s, 1.98 vs 2.19 s/GB of server CPU, pull 0.75 vs 0.85
+//     s/GB (bench/README.md). Under heavy load on that VM the large folios
+//     sometimes came from memory the hypervisor had reclaimed (virtio-balloon
+//     free page reporting) and cost 2-4x the system time;
+//     writebuffersize = 32KiB (storage.write_buffer_size) brings back the
+//     small, caller-written buffers for such hosts. Buffers under 256 KiB
+//     are always written by the caller: their hand-offs cost more than the
+//     overlap gives.
 //   - With "directio" (off by default), full buffers (8 MiB by default) at
 //     aligned offsets are written with O_DIRECT by a background goroutine
 //     while the caller fills a second buffer: from the driver's reused
@@ -33,9 +36,9 @@
 //     by 10-15 %, but the blob is then not in the page cache, and the pull
 //     that follows a push read it from disk at twice the CPU; hence off.
 //     Everything else (the tail of a blob, blobs smaller than a buffer,
-//     filesystems without O_DIRECT) still goes through the page cache in
-//     32 KiB pieces. At most one write per FileWriter is in flight; errors
-//     are sticky and reported by the next Write, Commit or Close, like bufio.
+//     filesystems without O_DIRECT) still goes through the page cache.
+//     At most one write per FileWriter is in flight; errors are sticky and
+//     reported by the next Write, Commit or Close, like bufio.
 //   - Optionally (earlywriteback, Linux), page-cache ranges are handed to
 //     the kernel for write-back early (sync_file_range(SYNC_FILE_RANGE_WRITE)),
 //     so that the fsync in Commit only waits for the tail. Off by default:
@@ -60,7 +63,7 @@
 //   - maxthreads (optional, default 100, minimum 25): maximum number of
 //     concurrent blocking filesystem calls made through the driver, as in
 //     upstream's filesystem driver.
-//   - writebuffersize (optional, default 32 KiB, 8 MiB with directio): size
+//   - writebuffersize (optional, default 1 MiB, 8 MiB with directio): size
 //     of each FileWriter buffer in bytes; an integer or a string such as "4MiB" or "512k".
 //     Values are clamped to [4 KiB, 64 MiB] and rounded down to a multiple
 //     of 4 KiB. Each active FileWriter holds up to two such buffers (pooled
@@ -106,9 +109,13 @@ const (
 	MinThreads = uint64(25)
 
 	// DefaultWriteBufferSize is the default size of a FileWriter buffer when
-	// writing through the page cache: one bufferedPiece, so each write(2)
-	// is as large as is cheap and the buffer stays in the CPU cache.
-	DefaultWriteBufferSize = bufferedPiece
+	// writing through the page cache: 1 MiB, written whole by the
+	// background writer while the caller fills the other buffer.
+	DefaultWriteBufferSize = 1 << 20
+	// minBackground is the smallest buffer written by a background
+	// goroutine: below it the hand-offs cost more than the overlap gives,
+	// and the caller writes its buffers itself.
+	minBackground = 256 << 10
 	// DefaultDirectBufferSize is the default buffer size with directio: few,
 	// large direct writes (each a blocking disk write, which the Go runtime
 	// answers with a thread hand-off).
@@ -125,12 +132,6 @@ const (
 	// directAlign is the alignment of O_DIRECT buffers, offsets and lengths:
 	// the page size, which covers every logical block size in use.
 	directAlign = 4096
-
-	// bufferedPiece is the largest write(2) a FileWriter makes through the
-	// page cache: the kernel sizes page cache folios by the write, and folios
-	// up to order 3 (32 KiB) come from the per-CPU lists (see the package
-	// comment).
-	bufferedPiece = 32 << 10
 )
 
 // Parameters configures a Driver.
@@ -153,8 +154,8 @@ type Parameters struct {
 	// goroutine (the "directio" parameter), see the package comment.
 	DirectIO bool
 
-	// syncFlush disables background flushing with DirectIO; every full
-	// buffer is written by the caller's goroutine. Only used by tests.
+	// syncFlush disables background flushing; every full buffer is
+	// written by the caller's goroutine. Only used by tests.
 	syncFlush bool
 }
 
@@ -346,7 +347,7 @@ func New(params Parameters) *Driver {
 	d := &fsDriver{
 		rootDirectory: params.RootDirectory,
 		bufSize:       bufSize,
-		background:    params.DirectIO && !params.syncFlush,
+		background:    (params.DirectIO || bufSize >= minBackground) && !params.syncFlush,
 		writeback:     params.EarlyWriteback,
 		direct:        params.DirectIO,
 	}

@@ -19,10 +19,9 @@ var (
 // fileWriter is mcrfs's driver.FileWriter.
 //
 // Written bytes are collected in buf. When buf is full it is written to the
-// file: by the caller's goroutine through the page cache (the default), or,
-// with directio, by a background goroutine while the caller fills a second
-// buffer; at most one background write is in flight, so file writes stay
-// sequential. Commit and Close wait for the in-flight write, write the
+// file by a background goroutine while the caller fills a second buffer (by
+// the caller itself for buffers under 256 KiB); at most one background
+// write is in flight, so file writes stay sequential. Commit and Close wait for the in-flight write, write the
 // remainder and fsync.
 //
 // How a buffer reaches the file (see the package comment for the numbers):
@@ -32,10 +31,8 @@ var (
 //     allocated, filled or written back later;
 //   - everything else (the default; the tail of a blob, blobs smaller than
 //     a buffer, the first piece of an append at an unaligned offset,
-//     filesystems without O_DIRECT) is written through the page cache in
-//     pieces of at most bufferedPiece bytes, because the kernel sizes page
-//     cache folios by the write size and large folios were the expensive
-//     ones.
+//     filesystems without O_DIRECT) is written through the page cache, a
+//     buffer in one write call.
 //
 // A fileWriter is not safe for concurrent use, like upstream's.
 type fileWriter struct {
@@ -274,17 +271,12 @@ func (fw *fileWriter) writeOut(p []byte, off int64, direct *os.File, wbOff, wbLe
 	return flushResult{}
 }
 
-// writePieces writes p at off through the page cache, at most
-// bufferedPiece bytes per write call.
+// writePieces writes p at off through the page cache, in one write call:
+// the kernel sizes page-cache folios by the write, and large folios are
+// cheaper to fill, to write back and to read again (a pull).
 func writePieces(f *os.File, p []byte, off int64) error {
-	for len(p) > 0 {
-		n := min(len(p), bufferedPiece)
-		if _, err := f.WriteAt(p[:n], off); err != nil {
-			return err
-		}
-		p, off = p[n:], off+int64(n)
-	}
-	return nil
+	_, err := f.WriteAt(p, off)
+	return err
 }
 
 // apply records the result of a write.

@@ -64,6 +64,9 @@ func storageParams(cfg *config.Config) configuration.Parameters {
 	if cfg.Storage.Driver == config.StorageMCRFS {
 		p["earlywriteback"] = cfg.Storage.EarlyWriteback
 		p["directio"] = cfg.Storage.DirectIO
+		if n, _ := config.ParseBytes(cfg.Storage.WriteBufferSize); n > 0 {
+			p["writebuffersize"] = n
+		}
 	}
 	return p
 }
