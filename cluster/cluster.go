@@ -358,29 +358,21 @@ func (n *Node) awaitAcks(ctx context.Context, topic string, version int64) error
 // pending lists live members other than this one that have not applied
 // topic at version.
 func (n *Node) pending(ctx context.Context, topic string, version int64) ([]string, error) {
-	rows, err := n.db.QueryContext(ctx, `SELECT m.id FROM cluster_members m
+	return n.ids(ctx, `SELECT m.id FROM cluster_members m
 		WHERE m.id <> ? AND m.last_seen > ?
 		AND NOT EXISTS (SELECT 1 FROM cluster_acks a WHERE a.member = m.id AND a.topic = ? AND a.version >= ?)`,
 		n.ID, time.Now().Add(-n.opt.LiveWindow).UnixNano(), topic, version)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
 }
 
 // Members lists the live members' ids.
 func (n *Node) Members(ctx context.Context) ([]string, error) {
-	rows, err := n.db.QueryContext(ctx, `SELECT id FROM cluster_members WHERE last_seen > ? ORDER BY id`,
+	return n.ids(ctx, `SELECT id FROM cluster_members WHERE last_seen > ? ORDER BY id`,
 		time.Now().Add(-n.opt.LiveWindow).UnixNano())
+}
+
+// ids runs a query of member ids (one text column).
+func (n *Node) ids(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := n.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

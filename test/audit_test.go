@@ -766,22 +766,7 @@ func TestAuditBusyDatabaseIsRetried(t *testing.T) {
 
 	// Another process holds the write lock longer than the server's busy
 	// timeout (5 s).
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(srv.Dir, "mcr.db")+"?_txlock=immediate&_busy_timeout=10000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := db.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatalf("take the write lock: %v", err)
-	}
-	if _, err := tx.Exec(`UPDATE audit_log SET ip = ip WHERE id = 0`); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockDatabase(t, filepath.Join(srv.Dir, "mcr.db"))
 	locked := time.Now()
 	const hold = 7 * time.Second
 
@@ -839,4 +824,30 @@ func TestAuditBusyDatabaseIsRetried(t *testing.T) {
 	}
 	audWait(t, srv, adminTok, "event_type=manifest_pulled&repository="+repo, "the pull made during the lock",
 		func(evs []audEvent) bool { return len(evs) == 1 })
+}
+
+// lockDatabase takes SQLite's write lock on the database at path from a
+// second connection, as another process would, and returns the open
+// transaction: committing or rolling it back releases the lock (the test's
+// end does too).
+func lockDatabase(t *testing.T, path string) *sql.Tx {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_txlock=immediate&_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatalf("take the write lock: %v", err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() }) // a no-op once the test ended it
+	if _, err := tx.Exec(`UPDATE audit_log SET ip = ip WHERE id = 0`); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }

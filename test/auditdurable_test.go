@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"database/sql"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -34,22 +33,7 @@ func TestAuditUnrecordedChangeFails(t *testing.T) {
 	expectStatus(t, raw.put(t, client, "base", 0), http.StatusCreated)
 
 	// Another process holds the write lock (BEGIN IMMEDIATE).
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(srv.Dir, "mcr.db")+"?_txlock=immediate&_busy_timeout=10000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := db.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatalf("take the write lock: %v", err)
-	}
-	if _, err := tx.Exec(`UPDATE audit_log SET ip = ip WHERE id = 0`); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockDatabase(t, filepath.Join(srv.Dir, "mcr.db"))
 
 	// The commit gives up after audit.commit_timeout plus at most one
 	// SQLite busy wait (5 s).
@@ -128,23 +112,7 @@ func TestAuditLockedDatabaseDoesNotHoldSIGTERM(t *testing.T) {
 	raw := audRawRepo(t, srv, repo, tok)
 	client := srv.Client()
 
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(srv.Dir, "mcr.db")+"?_txlock=immediate&_busy_timeout=10000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := db.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatalf("take the write lock: %v", err)
-	}
-	defer func() { _ = tx.Rollback() }() // held until the end on purpose
-	if _, err := tx.Exec(`UPDATE audit_log SET ip = ip WHERE id = 0`); err != nil {
-		t.Fatal(err)
-	}
+	lockDatabase(t, filepath.Join(srv.Dir, "mcr.db")) // held until the end on purpose
 
 	pushed := make(chan int, 1)
 	go func() {

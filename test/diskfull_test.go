@@ -323,19 +323,7 @@ func TestDiskFull(t *testing.T) {
 	if err := srv.Stop(t); err != nil {
 		t.Fatalf("stopping mcrsrv: %v", err)
 	}
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(srv.Dir, "mcr.db")+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := db.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
-	var res string
-	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil || res != "ok" {
-		t.Fatalf("integrity_check: %q %v", res, err)
-	}
+	integrityOK(t, filepath.Join(srv.Dir, "mcr.db"))
 }
 
 // TestDiskFullDatabaseReserve: the whole data directory, database
@@ -503,7 +491,14 @@ func TestDiskFullDatabaseAtRuntime(t *testing.T) {
 	if err := srv.Stop(t); err != nil {
 		t.Fatalf("stopping mcrsrv: %v", err)
 	}
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "mcr.db")+"?mode=ro")
+	integrityOK(t, filepath.Join(dir, "mcr.db"))
+}
+
+// integrityOK checks the SQLite database at path with PRAGMA
+// integrity_check, read-only.
+func integrityOK(t *testing.T, path string) {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,69 +56,56 @@ func deleteRepository(ctx context.Context, capt *captured, st *store.Store, sink
 	return sink.Write(notifications.Event{Audit: ev, Op: &store.IndexOp{Kind: store.OpRepoDelete, Repository: name}})
 }
 
+// every runs fn after first, then every interval, until the returned stop
+// is called (which waits for a run in progress): the one loop behind the
+// server's background maintenance.
+func every(first, interval time.Duration, fn func(ctx context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for wait := first; sleepCtx(ctx, wait); wait = interval {
+			fn(ctx)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 // startAuditPruner deletes audit rows older than retentionDays in small
 // batches, hourly, so the table stays bounded without long write locks.
 func startAuditPruner(st *store.Store, retentionDays int) (stop func()) {
 	if retentionDays <= 0 {
 		return func() {}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTimer(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
+	return every(time.Minute, time.Hour, func(ctx context.Context) {
+		cutoff := time.Now().AddDate(0, 0, -retentionDays)
+		var total int64
+		for ctx.Err() == nil {
+			n, err := st.PruneAudit(ctx, cutoff, 1000)
+			if err != nil {
+				slog.Warn("audit retention", "err", err)
+				break
 			}
-			cutoff := time.Now().AddDate(0, 0, -retentionDays)
-			var total int64
-			for ctx.Err() == nil {
-				n, err := st.PruneAudit(ctx, cutoff, 1000)
-				if err != nil {
-					slog.Warn("audit retention", "err", err)
-					break
-				}
-				total += n
-				if n < 1000 {
-					break
-				}
-				time.Sleep(50 * time.Millisecond) // let writers in between batches
+			total += n
+			if n < 1000 || !sleepCtx(ctx, 50*time.Millisecond) { // let writers in between batches
+				break
 			}
-			if total > 0 {
-				slog.Info("audit retention pruned rows", "rows", total, "older_than", cutoff.Format(time.RFC3339))
-			}
-			t.Reset(time.Hour)
 		}
-	}()
-	return func() { cancel(); <-done }
+		if total > 0 {
+			slog.Info("audit retention pruned rows", "rows", total, "older_than", cutoff.Format(time.RFC3339))
+		}
+	})
 }
 
 // startOptimizer runs the store's PRAGMA optimize hourly, as SQLite
 // recommends for long-lived connections: the audit log grows by orders of
 // magnitude, and the planner's statistics must follow (Store.Optimize).
 func startOptimizer(st *store.Store) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if err := st.Optimize(ctx); err != nil && ctx.Err() == nil {
-				slog.Warn("database statistics not updated", "err", err)
-			}
+	return every(time.Hour, time.Hour, func(ctx context.Context) {
+		if err := st.Optimize(ctx); err != nil && ctx.Err() == nil {
+			slog.Warn("database statistics not updated", "err", err)
 		}
-	}()
-	return func() { cancel(); <-done }
+	})
 }
 
 // uploadService lists and purges blob uploads on the App's storage.

@@ -167,28 +167,15 @@ func startDatabaseChecks(cfg *config.Config, st *store.Store) (stop func()) {
 	if cfg.Database.CheckInterval <= 0 {
 		return func() {}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(cfg.Database.CheckInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			cctx, ccancel := context.WithTimeout(ctx, cfg.Database.CheckTimeout)
-			res := st.Check(cctx, false)
-			ccancel()
-			if res.Err != nil {
-				slog.Error("database: periodic integrity check found damage; restore from a snapshot (docs/runbook.md)",
-					"component", "database", "err", res.Err)
-			}
+	return every(cfg.Database.CheckInterval, cfg.Database.CheckInterval, func(ctx context.Context) {
+		cctx, ccancel := context.WithTimeout(ctx, cfg.Database.CheckTimeout)
+		res := st.Check(cctx, false)
+		ccancel()
+		if res.Err != nil && ctx.Err() == nil {
+			slog.Error("database: periodic integrity check found damage; restore from a snapshot (docs/runbook.md)",
+				"component", "database", "err", res.Err)
 		}
-	}()
-	return func() { cancel(); <-done }
+	})
 }
 
 func serveRegistry(cfg *config.Config, so serveOptions) error {
