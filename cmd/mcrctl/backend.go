@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
 	"git.wntrmute.dev/kyle/mcr/grpcclient"
@@ -217,15 +216,9 @@ func (b restBackend) RevokeAccount(ctx context.Context, name, subject string) (*
 
 // grpcBackend is the gRPC API (mcr.v1) at --grpc.
 type grpcBackend struct {
-	c       *grpcclient.Client
-	token   string
-	advice  string        // see client.advice
-	timeout time.Duration // --timeout, per call (REST's http.Client has it)
-}
-
-// call bounds one RPC by --timeout.
-func (b grpcBackend) call(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, b.timeout)
+	c      *grpcclient.Client
+	token  string
+	advice string // see client.advice
 }
 
 // fail maps a gRPC failure to what the REST path would report: the same
@@ -255,8 +248,6 @@ func (b grpcBackend) fail(err error) error {
 }
 
 func (b grpcBackend) Health(ctx context.Context, detail bool) (string, map[string]string, error) {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	s, checks, err := b.c.Health(ctx, detail)
 	if err != nil {
 		return "", nil, b.fail(err)
@@ -268,63 +259,45 @@ func (b grpcBackend) Health(ctx context.Context, detail bool) (string, map[strin
 }
 
 func (b grpcBackend) Login(ctx context.Context, username, password string) (*apitypes.LoginResult, error) {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	r, err := b.c.Login(ctx, username, password)
 	return r, b.fail(err)
 }
 
 func (b grpcBackend) Repositories(ctx context.Context, filter, last string, n int) (*apitypes.RepoList, error) {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	r, err := b.c.Repositories(ctx, b.token, filter, last, n, 0)
 	return r, b.fail(err)
 }
 
 func (b grpcBackend) DeleteRepository(ctx context.Context, name string) error {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	return b.fail(b.c.DeleteRepository(ctx, b.token, name))
 }
 
 func (b grpcBackend) Snapshot(ctx context.Context) (string, error) {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	p, err := b.c.Snapshot(ctx, b.token)
 	return p, b.fail(err)
 }
 
 func (b grpcBackend) Audit(ctx context.Context, q grpcclient.AuditQuery) (*apitypes.AuditPage, error) {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	r, err := b.c.Audit(ctx, b.token, q)
 	return r, b.fail(err)
 }
 
 func (b grpcBackend) StartGC(ctx context.Context, reconcile bool, r apitypes.GCRequest) (int64, error) {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	id, err := b.c.StartGC(ctx, b.token, reconcile, r)
 	return id, b.fail(err)
 }
 
 func (b grpcBackend) GCStatus(ctx context.Context) (*apitypes.GCStatus, error) {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	r, err := b.c.GCStatus(ctx, b.token)
 	return r, b.fail(err)
 }
 
 func (b grpcBackend) Rules(ctx context.Context) (*apitypes.RuleList, error) {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	r, err := b.c.Rules(ctx, b.token, 1000, 0)
 	return r, b.fail(err)
 }
 
 func (b grpcBackend) Rule(ctx context.Context, id int64) (*apitypes.PolicyRule, error) {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	r, err := b.c.Rule(ctx, b.token, id)
 	return r, b.fail(err)
 }
@@ -349,8 +322,6 @@ func typed(body any, v any) error {
 }
 
 func (b grpcBackend) CreateRule(ctx context.Context, body any) (*apitypes.PolicyRule, error) {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	var rc apitypes.RuleCreate
 	if err := typed(body, &rc); err != nil {
 		return nil, err
@@ -360,8 +331,6 @@ func (b grpcBackend) CreateRule(ctx context.Context, body any) (*apitypes.Policy
 }
 
 func (b grpcBackend) PatchRule(ctx context.Context, id int64, body any) (*apitypes.PolicyRule, error) {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	var p apitypes.RulePatch
 	if err := typed(body, &p); err != nil {
 		return nil, err
@@ -371,42 +340,30 @@ func (b grpcBackend) PatchRule(ctx context.Context, id int64, body any) (*apityp
 }
 
 func (b grpcBackend) DeleteRule(ctx context.Context, id int64) error {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	return b.fail(b.c.DeleteRule(ctx, b.token, id))
 }
 
 func (b grpcBackend) Uploads(ctx context.Context) (*apitypes.UploadList, error) {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	r, err := b.c.Uploads(ctx, b.token)
 	return r, b.fail(err)
 }
 
 func (b grpcBackend) PurgeUploads(ctx context.Context, olderThan string) (*apitypes.UploadPurged, error) {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	r, err := b.c.PurgeUploads(ctx, b.token, olderThan)
 	return r, b.fail(err)
 }
 
 func (b grpcBackend) ReconcileIndex(ctx context.Context) (map[string]any, error) {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	r, err := b.c.ReconcileIndex(ctx, b.token)
 	return r, b.fail(err)
 }
 
 func (b grpcBackend) UnlockAccount(ctx context.Context, name string) (*apitypes.AccountUnlocked, error) {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	r, err := b.c.UnlockAccount(ctx, b.token, name)
 	return r, b.fail(err)
 }
 
 func (b grpcBackend) RevokeAccount(ctx context.Context, name, subject string) (*apitypes.TokensRevoked, error) {
-	ctx, cancel := b.call(ctx)
-	defer cancel()
 	r, err := b.c.RevokeAccount(ctx, b.token, name, subject)
 	return r, b.fail(err)
 }

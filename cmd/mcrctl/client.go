@@ -67,11 +67,12 @@ func (g *globals) client(needToken bool) (backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := grpcclient.Dial(addr, tlsCfg)
+	// --timeout bounds each call, as REST's http.Client does.
+	c, err := grpcclient.Dial(addr, tlsCfg, grpcclient.CallTimeout(timeout))
 	if err != nil {
 		return nil, err
 	}
-	return grpcBackend{c: c, token: tok, timeout: timeout, advice: g.trustAdvice()}, nil
+	return grpcBackend{c: c, token: tok, advice: g.trustAdvice()}, nil
 }
 
 // bearer is the token of --token or $MCR_TOKEN.
