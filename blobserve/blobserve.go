@@ -21,7 +21,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"path"
 	"strconv"
 	"sync"
 	"time"
@@ -32,6 +31,8 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
+
+	"git.wntrmute.dev/kyle/mcr/internal/layout"
 )
 
 // MiddlewareName is the registry middleware's registered name.
@@ -88,7 +89,7 @@ func (b *blobs) ServeBlob(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if err != nil {
 		return err
 	}
-	rc, err := b.driver.Reader(ctx, dataPath(desc.Digest), 0)
+	rc, err := b.driver.Reader(ctx, layout.BlobDataPath(desc.Digest), 0)
 	if err != nil {
 		var nf storagedriver.PathNotFoundError
 		if errors.As(err, &nf) {
@@ -157,11 +158,4 @@ func conditional(r *http.Request) bool {
 		}
 	}
 	return false
-}
-
-// dataPath is the blob's content file in distribution's storage layout
-// (registry/storage/paths.go: blobs/<alg>/<2 hex>/<hex>/data).
-func dataPath(d digest.Digest) string {
-	enc := d.Encoded()
-	return path.Join("/docker/registry/v2/blobs", d.Algorithm().String(), enc[:2], enc, "data")
 }

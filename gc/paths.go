@@ -5,26 +5,19 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"git.wntrmute.dev/kyle/mcr/internal/layout"
 )
 
-// Distribution's storage layout (registry/storage/paths.go), which both
-// the "filesystem" and "mcrfs" drivers keep.
+// Distribution's storage layout (package layout).
 const (
-	rootPath  = "/docker/registry/v2"
-	blobsRoot = rootPath + "/blobs"
-	reposRoot = rootPath + "/repositories"
+	blobsRoot = layout.BlobsRoot
+	reposRoot = layout.ReposRoot
 )
 
-// blobDir is the directory of a blob: blobs/<alg>/<2 hex>/<hex>.
-func blobDir(d digest.Digest) string {
-	enc := d.Encoded()
-	return path.Join(blobsRoot, d.Algorithm().String(), enc[:2], enc)
-}
-
-// blobDataPath is the blob's content file.
-func blobDataPath(d digest.Digest) string { return path.Join(blobDir(d), "data") }
-
-func repoDir(repo string) string { return path.Join(reposRoot, repo) }
+func blobDir(d digest.Digest) string      { return layout.BlobDir(d) }
+func blobDataPath(d digest.Digest) string { return layout.BlobDataPath(d) }
+func repoDir(repo string) string          { return layout.RepoDir(repo) }
 
 func layerLinkDir(repo string, d digest.Digest) string {
 	return path.Join(repoDir(repo), "_layers", d.Algorithm().String(), d.Encoded())
@@ -34,9 +27,7 @@ func revisionLinkDir(repo string, d digest.Digest) string {
 	return path.Join(repoDir(repo), "_manifests/revisions", d.Algorithm().String(), d.Encoded())
 }
 
-func revisionLinkPath(repo string, d digest.Digest) string {
-	return path.Join(repoDir(repo), "_manifests/revisions", d.Algorithm().String(), d.Encoded(), "link")
-}
+func revisionLinkPath(repo string, d digest.Digest) string { return layout.RevisionLinkPath(repo, d) }
 
 // digestFromBlobData parses blobs/<alg>/<2hex>/<hex>/data.
 func digestFromBlobData(p string) (digest.Digest, bool) {

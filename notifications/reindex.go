@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"time"
 
 	"github.com/distribution/distribution/v3"
@@ -12,6 +11,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
+	"git.wntrmute.dev/kyle/mcr/internal/layout"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
 
@@ -246,7 +246,7 @@ func Reconcile(ctx context.Context, ns distribution.Namespace, driver storagedri
 		if _, ok := view[name]; ok || (opts.only != nil && !opts.only[name]) {
 			continue
 		}
-		if _, err := driver.Stat(ctx, path.Join(reposRoot, name)); err == nil {
+		if _, err := driver.Stat(ctx, layout.RepoDir(name)); err == nil {
 			res.SkippedConcurrent++ // created during the walk
 			continue
 		}
@@ -262,8 +262,6 @@ func Reconcile(ctx context.Context, ns distribution.Namespace, driver storagedri
 	}
 	return res, nil
 }
-
-const reposRoot = "/docker/registry/v2/repositories"
 
 // liveRepo re-reads one repository's storage.
 type liveRepo struct {
@@ -305,7 +303,7 @@ func (l *liveRepo) tag(ctx context.Context, tag string) (string, bool) {
 }
 
 func linkTime(ctx context.Context, driver storagedriver.StorageDriver, repo string, dgst digest.Digest) time.Time {
-	p := path.Join(reposRoot, repo, "_manifests/revisions", dgst.Algorithm().String(), dgst.Encoded(), "link")
+	p := layout.RevisionLinkPath(repo, dgst)
 	fi, err := driver.Stat(ctx, p)
 	if err != nil {
 		return time.Now()

@@ -7,18 +7,18 @@ import (
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
+
+	"git.wntrmute.dev/kyle/mcr/internal/layout"
 )
 
 // distribution resolves a repository's blob and manifest references through
 // link files naming the canonical digest. After distribution has accepted
 // content under its sha256 digest, MCR adds the alias's link beside it, so
 // distribution's own existence checks (an index naming children by sha512,
-// an image naming layers by sha512 after a mount) find it.
-
-const repoRoot = "/docker/registry/v2/repositories"
-
+// an image naming layers by sha512 after a mount) find it. linkPath is
+// that link's path in distribution's layout.
 func linkPath(repo, section string, alias digest.Digest) string {
-	return path.Join(repoRoot, repo, section, alias.Algorithm().String(), alias.Encoded(), "link")
+	return path.Join(layout.ReposRoot, repo, section, alias.Algorithm().String(), alias.Encoded(), "link")
 }
 
 func (h *handler) writeAliasLink(ctx context.Context, repo, section, alias, canonical string) error {
