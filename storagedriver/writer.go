@@ -257,12 +257,12 @@ func (fw *fileWriter) writeOut(p []byte, off int64, direct *os.File, wbOff, wbLe
 		}
 		// Refused before anything was written: this file takes the page
 		// cache from now on.
-		if err := writePieces(fw.file, p, off); err != nil {
+		if err := writeBuffered(fw.file, p, off); err != nil {
 			return flushResult{err: err, noDirect: true}
 		}
 		return flushResult{noDirect: true}
 	}
-	if err := writePieces(fw.file, p, off); err != nil {
+	if err := writeBuffered(fw.file, p, off); err != nil {
 		return flushResult{err: err}
 	}
 	if wbLen > 0 && fw.raw != nil {
@@ -271,10 +271,10 @@ func (fw *fileWriter) writeOut(p []byte, off int64, direct *os.File, wbOff, wbLe
 	return flushResult{}
 }
 
-// writePieces writes p at off through the page cache, in one write call:
+// writeBuffered writes p at off through the page cache, in one write call:
 // the kernel sizes page-cache folios by the write, and large folios are
 // cheaper to fill, to write back and to read again (a pull).
-func writePieces(f *os.File, p []byte, off int64) error {
+func writeBuffered(f *os.File, p []byte, off int64) error {
 	_, err := f.WriteAt(p, off)
 	return err
 }
