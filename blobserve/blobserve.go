@@ -68,6 +68,16 @@ func (n *namespace) Repository(ctx context.Context, name reference.Named) (distr
 	return &repository{Repository: r, driver: n.driver}, nil
 }
 
+// Remove keeps the wrapped namespace's RepositoryRemover: distribution's
+// App looks for it on the namespace it is given (and warns without it).
+func (n *namespace) Remove(ctx context.Context, name reference.Named) error {
+	r, ok := n.Namespace.(distribution.RepositoryRemover)
+	if !ok {
+		return errors.New("blobserve: the registry cannot remove repositories")
+	}
+	return r.Remove(ctx, name)
+}
+
 type repository struct {
 	distribution.Repository
 	driver storagedriver.StorageDriver
