@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"git.wntrmute.dev/kyle/mcr/store"
 )
 
 // Code classifies an error the way both transports need: each maps to one
@@ -23,6 +25,7 @@ const (
 	Unimplemented                  // 501, codes.Unimplemented
 	Unavailable                    // 502, codes.Unavailable (identity service down)
 	TooManyRequests                // 429, codes.ResourceExhausted (sign-in throttled)
+	StorageFull                    // 507, codes.ResourceExhausted (the database's disk is full)
 )
 
 var httpStatus = map[Code]int{
@@ -31,7 +34,12 @@ var httpStatus = map[Code]int{
 	NotFound: http.StatusNotFound, FailedPrecondition: http.StatusConflict,
 	TooLarge: http.StatusRequestEntityTooLarge, Unimplemented: http.StatusNotImplemented,
 	Unavailable: http.StatusBadGateway, TooManyRequests: http.StatusTooManyRequests,
+	StorageFull: http.StatusInsufficientStorage,
 }
+
+// StorageFullMessage is what a client is told when a write failed because
+// the disk (or quota) holding the database is full.
+const StorageFullMessage = "registry database storage is full"
 
 // HTTPStatus is the status /v1 answers with for c.
 func (c Code) HTTPStatus() int { return httpStatus[c] }
@@ -74,10 +82,19 @@ func internal(msg string, err error) error { return &Error{Code: Internal, Messa
 
 // Classify returns the code and the client-facing message of err, and
 // whether err is unexpected (the transport logs those with their cause).
+// A database write that failed on a full disk is StorageFull, whichever
+// operation made it: the client's request was fine, the operator has to
+// free space (and is told by the log line the transport writes).
 func Classify(err error) (code Code, msg string, unexpected bool) {
 	var e *Error
-	if errors.As(err, &e) {
-		return e.Code, e.Message, e.Code == Internal
+	if errors.As(err, &e) && e.Code != Internal {
+		return e.Code, e.Message, false
+	}
+	if store.IsFull(err) {
+		return StorageFull, StorageFullMessage, true
+	}
+	if e != nil {
+		return Internal, e.Message, true
 	}
 	return Internal, "internal error", true
 }

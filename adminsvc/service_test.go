@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/mattn/go-sqlite3"
 )
 
 func TestCheckPage(t *testing.T) {
@@ -72,6 +75,12 @@ func TestClassifyAndHTTPStatus(t *testing.T) {
 		{internal("reading the audit log failed", cause), "reading the audit log failed", Internal, 500, true},
 		{fmt.Errorf("wrapped: %w", Errorf(NotFound, "gone")), "gone", NotFound, 404, false},
 		{cause, "internal error", Internal, 500, true},
+		// A write the database's full disk refused: 507 with a fixed
+		// message, whichever operation it was, and logged (unexpected).
+		{internal("creating the policy rule failed", fmt.Errorf("insert: %w", sqlite3.Error{Code: sqlite3.ErrFull})),
+			StorageFullMessage, StorageFull, 507, true},
+		{fmt.Errorf("write /srv/mcr/mcr.db-wal: %w", syscall.ENOSPC), StorageFullMessage, StorageFull, 507, true},
+		{internal("creating the account failed", syscall.EDQUOT), StorageFullMessage, StorageFull, 507, true},
 	} {
 		code, msg, unexpected := Classify(c.err)
 		if code != c.code || msg != c.msg || unexpected != c.unexpected || code.HTTPStatus() != c.status {
@@ -82,7 +91,7 @@ func TestClassifyAndHTTPStatus(t *testing.T) {
 			t.Errorf("message %q names a server path", msg)
 		}
 	}
-	for code := Internal; code <= TooManyRequests; code++ {
+	for code := Internal; code <= StorageFull; code++ {
 		if code.HTTPStatus() < http.StatusBadRequest {
 			t.Errorf("code %d has no HTTP status", code)
 		}

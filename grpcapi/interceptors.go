@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"git.wntrmute.dev/kyle/mcr/adminsvc"
@@ -130,17 +131,31 @@ func toStatus(method string, err error) error {
 	if unexpected {
 		slog.Error("grpc api", "method", method, "err", err)
 	}
+	// RESOURCE_EXHAUSTED means three things; a detail tells a client
+	// which: RetryInfo for a throttled sign-in (the wait /v1 sends as
+	// Retry-After), ErrorInfo STORAGE_FULL for a full database disk (507
+	// on /v1), neither for a body over the limit (413).
+	var detail protoadapt.MessageV1
 	if ra := adminsvc.RetryAfter(err); ra != "" {
-		// A throttled sign-in: RESOURCE_EXHAUSTED with the wait, as
-		// Retry-After says it on /v1.
 		secs, _ := strconv.Atoi(ra)
-		st, derr := status.New(grpcCode[code], msg).WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(secs) * time.Second)})
-		if derr == nil {
+		detail = &errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(secs) * time.Second)}
+	} else if code == adminsvc.StorageFull {
+		detail = &errdetails.ErrorInfo{Reason: ReasonStorageFull, Domain: ErrorDomain}
+	}
+	if detail != nil {
+		if st, derr := status.New(grpcCode[code], msg).WithDetails(detail); derr == nil {
 			return st.Err()
 		}
 	}
 	return status.Error(grpcCode[code], msg)
 }
+
+// ErrorDomain and ReasonStorageFull are the ErrorInfo detail of a write
+// refused because the database's disk is full.
+const (
+	ErrorDomain       = "mcr.wntrmute.dev"
+	ReasonStorageFull = "STORAGE_FULL"
+)
 
 var grpcCode = map[adminsvc.Code]codes.Code{
 	adminsvc.Internal: codes.Internal, adminsvc.InvalidArgument: codes.InvalidArgument,
@@ -148,6 +163,7 @@ var grpcCode = map[adminsvc.Code]codes.Code{
 	adminsvc.NotFound: codes.NotFound, adminsvc.FailedPrecondition: codes.FailedPrecondition,
 	adminsvc.TooLarge: codes.ResourceExhausted, adminsvc.Unimplemented: codes.Unimplemented,
 	adminsvc.Unavailable: codes.Unavailable, adminsvc.TooManyRequests: codes.ResourceExhausted,
+	adminsvc.StorageFull: codes.ResourceExhausted,
 }
 
 func logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

@@ -1,10 +1,16 @@
 package grpcapi
 
 import (
+	"fmt"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"git.wntrmute.dev/kyle/mcr/adminsvc"
 	mcrv1 "git.wntrmute.dev/kyle/mcr/gen/mcr/v1"
@@ -66,11 +72,49 @@ func TestEveryServiceCodeMapsToGRPC(t *testing.T) {
 		adminsvc.NotFound: codes.NotFound, adminsvc.FailedPrecondition: codes.FailedPrecondition,
 		adminsvc.TooLarge: codes.ResourceExhausted, adminsvc.Unimplemented: codes.Unimplemented,
 		adminsvc.Unavailable: codes.Unavailable, adminsvc.TooManyRequests: codes.ResourceExhausted,
+		adminsvc.StorageFull: codes.ResourceExhausted,
 	}
-	for c := adminsvc.Internal; c <= adminsvc.TooManyRequests; c++ {
+	for c := adminsvc.Internal; c <= adminsvc.StorageFull; c++ {
 		got, ok := grpcCode[c]
 		if !ok || got != want[c] {
 			t.Errorf("service code %d maps to %v (present %v), want %v", c, got, ok, want[c])
+		}
+	}
+}
+
+// RESOURCE_EXHAUSTED carries a detail saying which of its meanings it has.
+func TestResourceExhaustedDetails(t *testing.T) {
+	for _, c := range []struct {
+		err        error
+		reason     string
+		retryAfter bool
+	}{
+		{&adminsvc.Error{Code: adminsvc.TooManyRequests, Message: "too many failed sign-ins", RetryAfter: "30"}, "", true},
+		{fmt.Errorf("insert rule: %w", syscall.ENOSPC), ReasonStorageFull, false},
+		{adminsvc.Errorf(adminsvc.TooLarge, "body too large"), "", false},
+	} {
+		st, _ := status.FromError(toStatus("/mcr.v1.PolicyService/CreatePolicyRule", c.err))
+		if st.Code() != codes.ResourceExhausted {
+			t.Fatalf("%v: code %v, want ResourceExhausted", c.err, st.Code())
+		}
+		var reason string
+		var retry bool
+		for _, d := range st.Details() {
+			switch d := d.(type) {
+			case *errdetails.ErrorInfo:
+				if d.GetDomain() != ErrorDomain {
+					t.Errorf("%v: ErrorInfo domain %q", c.err, d.GetDomain())
+				}
+				reason = d.GetReason()
+			case *errdetails.RetryInfo:
+				retry = d.GetRetryDelay().AsDuration() == 30*time.Second
+			}
+		}
+		if reason != c.reason || retry != c.retryAfter {
+			t.Errorf("%v: reason %q retry %v, want %q %v", c.err, reason, retry, c.reason, c.retryAfter)
+		}
+		if strings.Contains(st.Message(), "ENOSPC") || strings.Contains(st.Message(), "no space") {
+			t.Errorf("%v: message shows the cause: %q", c.err, st.Message())
 		}
 	}
 }

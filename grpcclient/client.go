@@ -101,9 +101,16 @@ type Error struct {
 	// RetryAfter is the server's wait before a retry (a throttled
 	// sign-in: RESOURCE_EXHAUSTED with RetryInfo), or 0.
 	RetryAfter time.Duration
+	// Reason is the server's ErrorInfo reason, if it sent one
+	// (grpcapi.ReasonStorageFull: the database's disk is full).
+	Reason string
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// reasonStorageFull is grpcapi.ReasonStorageFull (grpcclient does not
+// import the server's packages).
+const reasonStorageFull = "STORAGE_FULL"
 
 // HTTPStatus is the status /v1 answers for the same failure, for callers
 // that branch on it (401: sign in again, 404, 409 ...).
@@ -120,8 +127,11 @@ func (e *Error) HTTPStatus() int {
 	case codes.FailedPrecondition:
 		return http.StatusConflict
 	case codes.ResourceExhausted:
-		if e.RetryAfter > 0 {
+		switch {
+		case e.RetryAfter > 0:
 			return http.StatusTooManyRequests
+		case e.Reason == reasonStorageFull:
+			return http.StatusInsufficientStorage
 		}
 		return http.StatusRequestEntityTooLarge
 	case codes.Unimplemented:
@@ -162,8 +172,11 @@ func (c *Client) wrap(err error) error {
 	}
 	e := &Error{Code: st.Code(), Message: st.Message()}
 	for _, d := range st.Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok {
-			e.RetryAfter = ri.GetRetryDelay().AsDuration()
+		switch d := d.(type) {
+		case *errdetails.RetryInfo:
+			e.RetryAfter = d.GetRetryDelay().AsDuration()
+		case *errdetails.ErrorInfo:
+			e.Reason = d.GetReason()
 		}
 	}
 	return e

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"crypto/tls"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -20,7 +23,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	_ "github.com/mattn/go-sqlite3" // integrity_check on the server's database
 	"github.com/opencontainers/go-digest"
+	"google.golang.org/grpc/codes"
 
+	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
+	"git.wntrmute.dev/kyle/mcr/grpcclient"
 	"git.wntrmute.dev/kyle/mcr/test/mcrtest"
 )
 
@@ -446,6 +452,42 @@ func TestDiskFullDatabaseAtRuntime(t *testing.T) {
 	// A client's push (go-containerregistry) fails on its first change.
 	img := gcImage(t, nil, 2, 256<<10)
 	expectStorageFull(t, remote.Write(ref(t, srv, imgRepo+":new"), img, remoteOpts(t, srv, bearer, nil)...), dir, "client push with the database's disk full")
+
+	// An admin write, on /v1 and on gRPC: 507 and RESOURCE_EXHAUSTED with
+	// STORAGE_FULL, not 500/INTERNAL (the request was fine; the disk is not).
+	rule := apitypes.RuleCreate{Priority: 5, RuleMatch: apitypes.RuleMatch{Effect: "deny", Actions: []string{"registry:push"}, Repositories: []string{"full/*"}}}
+	ruleJSON, err := json.Marshal(rule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp = srv.Do(t, http.MethodPost, "/v1/policy/rules", adminTok, ruleJSON, "Content-Type", "application/json")
+	body = readAll(t, resp)
+	var v1err struct {
+		Error string `json:"error"`
+	}
+	if resp.StatusCode != http.StatusInsufficientStorage || json.Unmarshal(body, &v1err) != nil || v1err.Error != "registry database storage is full" {
+		t.Fatalf("POST /v1/policy/rules with the database's disk full: %d %s, want 507 {\"error\":\"registry database storage is full\"}", resp.StatusCode, body)
+	}
+	gcl, err := grpcclient.Dial(srv.GRPCAddr, &tls.Config{RootCAs: srv.CertPool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := gcl.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = gcl.CreateRule(ctx, adminTok, rule)
+	var ge *grpcclient.Error
+	if !errors.As(err, &ge) || ge.Code != codes.ResourceExhausted || ge.HTTPStatus() != http.StatusInsufficientStorage ||
+		ge.Message != "registry database storage is full" {
+		t.Fatalf("gRPC CreatePolicyRule with the database's disk full: %v (%#v), want RESOURCE_EXHAUSTED STORAGE_FULL", err, ge)
+	}
+	if rules := srv.Do(t, http.MethodGet, "/v1/policy/rules", adminTok, nil); strings.Contains(string(readAll(t, rules)), "full/*") {
+		t.Fatal("a policy rule refused for a full disk was stored")
+	}
 
 	// Health reports storage failing; pulls keep working.
 	if code, checks := healthDetail(t, srv); code != http.StatusServiceUnavailable || !strings.Contains(checks["storage"], "registry storage is full") ||
