@@ -97,13 +97,13 @@ func (c *Client) Close() error { return c.cc.Close() }
 // message /v1 gives for the same failure).
 type Error struct {
 	Message string
-	Code    codes.Code
-	// RetryAfter is the server's wait before a retry (a throttled
-	// sign-in: RESOURCE_EXHAUSTED with RetryInfo), or 0.
-	RetryAfter time.Duration
 	// Reason is the server's ErrorInfo reason, if it sent one
 	// (grpcapi.ReasonStorageFull: the database's disk is full).
 	Reason string
+	// RetryAfter is the server's wait before a retry (a throttled
+	// sign-in: RESOURCE_EXHAUSTED with RetryInfo), or 0.
+	RetryAfter time.Duration
+	Code       codes.Code
 }
 
 func (e *Error) Error() string { return e.Message }
