@@ -103,25 +103,12 @@ done
 
 cat "$WORK/r0/certs/cert.pem" "$WORK/r0/certs/key.pem" > "$WORK/lb.pem"
 chmod 600 "$WORK/lb.pem"
-cat > "$WORK/haproxy.cfg" <<EOF
-global
-  maxconn 4096
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 300s
-  timeout server 300s
-  retries 3
-  option redispatch
-  retry-on conn-failure empty-response response-timeout
-frontend mcr
-  bind 127.0.0.1:$LB_PORT ssl crt $WORK/lb.pem
-  default_backend replicas
-backend replicas
-  balance roundrobin
-  option httpchk GET /v1/health
-$servers
-EOF
+# deploy/cluster/haproxy.cfg (the compose file's) with this run's frontend
+# address and certificate and its loopback replicas.
+awk -v bind="  bind 127.0.0.1:$LB_PORT ssl crt $WORK/lb.pem" \
+  '/^  bind /{print bind; next} /^  (default-)?server /{next} {print}' \
+  deploy/cluster/haproxy.cfg >"$WORK/haproxy.cfg"
+printf '%s' "$servers" >>"$WORK/haproxy.cfg"
 haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do

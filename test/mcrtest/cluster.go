@@ -129,25 +129,9 @@ func (c *Cluster) startLB(t testing.TB, bin string) {
 		// another (the client retries the rest).
 		fmt.Fprintf(&servers, "  server r%d %s ssl verify none check inter 300ms fall 2 rise 2\n", i, r.Addr)
 	}
-	cfg := fmt.Sprintf(`global
-  maxconn 4096
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 300s
-  timeout server 300s
-  retries 3
-  option redispatch
-  retry-on conn-failure empty-response response-timeout
-frontend mcr
-  bind %s ssl crt %s
-  default_backend replicas
-backend replicas
-  balance roundrobin
-  option httpchk GET /v1/health
-%s`, addr, pem, servers.String())
+	cfg := haproxyConfig(t, addr, pem, servers.String())
 	cfgPath := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out := &SafeBuffer{}
@@ -167,4 +151,28 @@ backend replicas
 	if err := c.LB.waitHealthy(20 * time.Second); err != nil {
 		t.Fatalf("haproxy not serving: %v\n%s", err, out.String())
 	}
+}
+
+// haproxyConfig is the shipped deploy/cluster/haproxy.cfg with the
+// frontend bound to addr with the certificate pem and its compose
+// replicas replaced by servers: the tests run the configuration operators
+// get, not a copy of it.
+func haproxyConfig(t testing.TB, addr, pem, servers string) []byte {
+	t.Helper()
+	shipped, err := os.ReadFile(filepath.Join(ModuleRoot(), "deploy", "cluster", "haproxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for line := range strings.Lines(string(shipped)) {
+		switch {
+		case strings.HasPrefix(line, "  bind "):
+			fmt.Fprintf(&b, "  bind %s ssl crt %s\n", addr, pem)
+		case strings.HasPrefix(line, "  server "), strings.HasPrefix(line, "  default-server "):
+		default:
+			b.WriteString(line)
+		}
+	}
+	b.WriteString(servers)
+	return []byte(b.String())
 }
