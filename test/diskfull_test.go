@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -341,11 +340,7 @@ func TestDiskFull(t *testing.T) {
 func TestDiskFullDatabaseReserve(t *testing.T) {
 	small := mountTmpfs(t, 48<<20)
 	dir := filepath.Join(small, "srv")
-	initCmd := exec.Command(mcrtest.Binary(t, "mcrsrv"), "init", "--dir", dir, "--hostname", "localhost")
-	initCmd.Env = append(os.Environ(), "MCR_ADMIN_PASSWORD="+mcrtest.AdminPassword)
-	if out, err := initCmd.CombinedOutput(); err != nil {
-		t.Fatalf("mcrsrv init: %v\n%s", err, out)
-	}
+	mcrtest.InitIn(t, dir, mcrtest.FreeAddr(t))
 	srv := mcrtest.Start(t, mcrtest.WithDir(dir), mcrtest.WithConfig("database.reserve", `"4MiB"`),
 		mcrtest.WithConfig("storage.min_free", `"1MiB"`))
 	reserve := filepath.Join(dir, "mcr.db.reserve")
@@ -404,11 +399,7 @@ func TestDiskFullDatabaseReserve(t *testing.T) {
 func TestDiskFullDatabaseAtRuntime(t *testing.T) {
 	small := mountTmpfs(t, 16<<20)
 	dir := filepath.Join(small, "srv")
-	initCmd := exec.Command(mcrtest.Binary(t, "mcrsrv"), "init", "--dir", dir, "--hostname", "localhost")
-	initCmd.Env = append(os.Environ(), "MCR_ADMIN_PASSWORD="+mcrtest.AdminPassword)
-	if out, err := initCmd.CombinedOutput(); err != nil {
-		t.Fatalf("mcrsrv init: %v\n%s", err, out)
-	}
+	mcrtest.InitIn(t, dir, mcrtest.FreeAddr(t))
 	layers := filepath.Join(t.TempDir(), "layers")
 	srv := mcrtest.Start(t, mcrtest.WithDir(dir), mcrtest.WithConfig("database.reserve", `"0"`),
 		mcrtest.WithConfig("storage.layers_path", `"`+layers+`"`))
@@ -468,15 +459,7 @@ func TestDiskFullDatabaseAtRuntime(t *testing.T) {
 	if resp.StatusCode != http.StatusInsufficientStorage || json.Unmarshal(body, &v1err) != nil || v1err.Error != "registry database storage is full" {
 		t.Fatalf("POST /v1/policy/rules with the database's disk full: %d %s, want 507 {\"error\":\"registry database storage is full\"}", resp.StatusCode, body)
 	}
-	gcl, err := grpcclient.Dial(srv.GRPCAddr, &tls.Config{RootCAs: srv.CertPool()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := gcl.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	gcl := srv.GRPCClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err = gcl.CreateRule(ctx, adminTok, rule)

@@ -9,7 +9,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,15 +127,7 @@ func TestGRPCParity(t *testing.T) {
 		"subject_uuid": polSubject(t, srv, "alice"), "actions": []string{"registry:pull"}, "repositories": []string{"secret/*"}})
 	alice := srv.Login(t, "alice", "alice-password-1")
 	guest := srv.Login(t, "guest", "guest-password-1")
-	gc, err := grpcclient.Dial(srv.GRPCAddr, &tls.Config{RootCAs: srv.CertPool()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := gc.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	gc := srv.GRPCClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 

@@ -33,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"git.wntrmute.dev/kyle/mcr/grpcclient"
 	"git.wntrmute.dev/kyle/mcr/internal/pgtest"
 )
 
@@ -197,6 +198,14 @@ func WithDir(dir string) Option { return func(o *options) { o.dir = dir } }
 func Init(t testing.TB, addr string, env ...string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "srv")
+	InitIn(t, dir, addr, env...)
+	return dir
+}
+
+// InitIn is Init into a given directory (one on a small filesystem, say);
+// pass it to Start with WithDir.
+func InitIn(t testing.TB, dir, addr string, env ...string) {
+	t.Helper()
 	// Port 0 for gRPC: a server started from this directory never
 	// collides with another on :9443 (Start picks a known free port).
 	// --hostname 127.0.0.1: the address tests reach the server at, so the
@@ -206,7 +215,6 @@ func Init(t testing.TB, addr string, env ...string) string {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mcrsrv init: %v\n%s", err, out)
 	}
-	return dir
 }
 
 // Start initialises a data directory and starts mcrsrv on it, stopping it
@@ -355,6 +363,22 @@ func (s *Server) CertPool() *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AppendCertsFromPEM(pem)
 	return p
+}
+
+// GRPCClient dials the server's gRPC API (trusting its certificate); the
+// connection closes when the test ends.
+func (s *Server) GRPCClient(t testing.TB) *grpcclient.Client {
+	t.Helper()
+	c, err := grpcclient.Dial(s.GRPCAddr, &tls.Config{RootCAs: s.CertPool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("closing the gRPC connection: %v", err)
+		}
+	})
+	return c
 }
 
 // Transport trusts the server's certificate.
