@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -90,6 +91,25 @@ func TestPostgres(t *testing.T) {
 		}
 		if !logins["carol"] || !logins["admin"] {
 			t.Errorf("audit on b lacks logins recorded by a and b: %+v", page.Events)
+		}
+	})
+	// The offline commands refuse a shared database (other replicas may be
+	// serving) and name the online command instead; nothing runs.
+	t.Run("offline-commands-refuse", func(t *testing.T) {
+		t.Parallel()
+		dsn, _ := mcrtest.Postgres(t)
+		env := []string{"MCR_DATABASE_DRIVER=postgres", "MCR_DATABASE_DSN=" + dsn}
+		dir := mcrtest.Init(t, mcrtest.FreeAddr(t), env...)
+		for _, c := range []struct{ cmd, online string }{{"gc", "collect online with `mcrctl gc`"}, {"reindex", "reconcile online with `mcrctl index reconcile`"}} {
+			cmd := exec.Command(mcrtest.Binary(t, "mcrsrv"), c.cmd, "--config", filepath.Join(dir, "mcr.toml"))
+			cmd.Env = append(cmd.Environ(), env...)
+			out, err := cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "refusing to run offline on a shared PostgreSQL database: "+c.online) {
+				t.Errorf("mcrsrv %s on PostgreSQL: %v\n%s", c.cmd, err, out)
+			}
+			if strings.Contains(string(out), "mcr-test-password") {
+				t.Errorf("mcrsrv %s printed the database password", c.cmd)
+			}
 		}
 	})
 }

@@ -9,13 +9,13 @@ import (
 	"path/filepath"
 	"time"
 
+	driver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
 	"git.wntrmute.dev/kyle/mcr/cluster"
 	"git.wntrmute.dev/kyle/mcr/config"
 	"git.wntrmute.dev/kyle/mcr/gc"
-	"git.wntrmute.dev/kyle/mcr/internal/cli"
 	"git.wntrmute.dev/kyle/mcr/metrics"
 	"git.wntrmute.dev/kyle/mcr/store"
 )
@@ -110,14 +110,14 @@ type serverGC struct {
 }
 
 func newServerGC(cfg *config.Config, st *store.Store, capt *captured, audit func(store.AuditEvent), node *cluster.Node) (*serverGC, error) {
-	_, driver, err := capt.get()
+	_, drv, err := capt.get()
 	if err != nil {
 		return nil, fmt.Errorf("gc: %w", err)
 	}
 	gate := gc.NewGate(cfg.GC.MaxWait, cfg.GC.Grace)
 	metrics.RegisterGate(gate.Closed, gate.InFlight)
 	e := newEngine(cfg, st, gate)
-	e.Driver = driver
+	e.Driver = drv
 	e.AfterRemove = descriptorCache.Reset
 	r := gc.NewRunner(e, st, audit)
 	if node != nil {
@@ -149,50 +149,27 @@ func gcCmd() *cobra.Command {
 		Short: "Collect garbage offline (refuses while a server holds the data directory; use `mcrctl gc` then)",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			cfg, err := loadConfig(cfgPath)
-			if err != nil {
-				return err
-			}
-			if cfg.Database.Driver == config.DatabasePostgres {
-				// Other replicas may be serving: only an online collection
-				// closes their write gates and holds the cluster lease.
-				return errors.New("refusing to run offline on a shared PostgreSQL database: collect online with `mcrctl gc` (any replica)")
-			}
-			lock, err := gc.LockDataDir(cfg.DataDir())
-			if err != nil {
-				if errors.Is(err, gc.ErrLocked) {
-					return fmt.Errorf("refusing to run: a server is running on %s (%w); collect online with `mcrctl gc` instead", cfg.DataDir(), err)
+			// Only an online collection closes the other replicas' write
+			// gates and holds the cluster lease.
+			return runOffline(cfgPath, "collect", "`mcrctl gc`", func(ctx context.Context, cfg *config.Config, st *store.Store, drv driver.StorageDriver) error {
+				e := newEngine(cfg, st, nil)
+				e.Driver = drv
+				r := gc.NewRunner(e, st, func(ev store.AuditEvent) {
+					if err := st.WriteAudit(context.Background(), ev); err != nil {
+						slog.Error("audit write failed", "type", ev.Type, "err", err)
+					}
+				})
+				if err := r.Recover(ctx); err != nil {
+					return err
+				}
+				req.Actor = "mcrsrv"
+				start := time.Now()
+				run, err := r.Run(ctx, req)
+				if run != nil {
+					printRun(run, time.Since(start))
 				}
 				return err
-			}
-			defer cli.Closing("the data-directory lock", lock.Unlock)
-			ctx := context.Background()
-			st, err := openStore(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			defer cli.Closing("the database", st.Close)
-			driver, err := openStorage(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			e := newEngine(cfg, st, nil)
-			e.Driver = driver
-			r := gc.NewRunner(e, st, func(ev store.AuditEvent) {
-				if err := st.WriteAudit(context.Background(), ev); err != nil {
-					slog.Error("audit write failed", "type", ev.Type, "err", err)
-				}
 			})
-			if err := r.Recover(ctx); err != nil {
-				return err
-			}
-			req.Actor = "mcrsrv"
-			start := time.Now()
-			run, err := r.Run(ctx, req)
-			if run != nil {
-				printRun(run, time.Since(start))
-			}
-			return err
 		},
 	}
 	c.Flags().StringVar(&cfgPath, "config", "", "path to mcr.toml")
