@@ -198,6 +198,25 @@ func (srv *Server) rule(r *http.Request, s *Session, id int64) (*PolicyRule, err
 	return rule, err
 }
 
+// pathRule is the rule the request's path names.
+func (srv *Server) pathRule(r *http.Request, s *Session) (*PolicyRule, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	return srv.rule(r, s, id)
+}
+
+// ruleChanged answers a successful change of a rule: its new row to htmx,
+// the list with a notice to a plain form post.
+func (srv *Server) ruleChanged(w http.ResponseWriter, r *http.Request, s *Session, updated *PolicyRule) error {
+	if !isHTMX(r) {
+		srv.redirect(w, r, "/policies?"+url.Values{"done": {"rule-updated"}, "name": {"#" + strconv.FormatInt(updated.ID, 10)}}.Encode())
+		return nil
+	}
+	return srv.rowOrPage(w, r, s, http.StatusOK, &ruleRow{R: *updated})
+}
+
 // rowOrPage answers an htmx row operation with the row, and a plain
 // request with the policies page.
 func (srv *Server) rowOrPage(w http.ResponseWriter, r *http.Request, s *Session, status int, row *ruleRow) error {
@@ -234,11 +253,7 @@ func (srv *Server) policyRow(w http.ResponseWriter, r *http.Request, s *Session)
 }
 
 func (srv *Server) policyEdit(w http.ResponseWriter, r *http.Request, s *Session) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	rule, err := srv.rule(r, s, id)
+	rule, err := srv.pathRule(r, s)
 	if err != nil {
 		return err
 	}
@@ -246,14 +261,11 @@ func (srv *Server) policyEdit(w http.ResponseWriter, r *http.Request, s *Session
 }
 
 func (srv *Server) policyUpdate(w http.ResponseWriter, r *http.Request, s *Session) error {
-	id, err := pathID(r)
+	rule, err := srv.pathRule(r, s)
 	if err != nil {
 		return err
 	}
-	rule, err := srv.rule(r, s, id)
-	if err != nil {
-		return err
-	}
+	id := rule.ID
 	text := readRuleText(r)
 	again := func(msg string) error {
 		return srv.rowOrPage(w, r, s, http.StatusUnprocessableEntity, &ruleRow{R: *rule, Edit: true,
@@ -275,11 +287,7 @@ func (srv *Server) policyUpdate(w http.ResponseWriter, r *http.Request, s *Sessi
 		}
 		return err
 	}
-	if !isHTMX(r) {
-		srv.redirect(w, r, "/policies?"+url.Values{"done": {"rule-updated"}, "name": {"#" + strconv.FormatInt(id, 10)}}.Encode())
-		return nil
-	}
-	return srv.rowOrPage(w, r, s, http.StatusOK, &ruleRow{R: *updated})
+	return srv.ruleChanged(w, r, s, updated)
 }
 
 func (srv *Server) policyToggle(w http.ResponseWriter, r *http.Request, s *Session) error {
@@ -302,19 +310,11 @@ func (srv *Server) policyToggle(w http.ResponseWriter, r *http.Request, s *Sessi
 		}
 		return err
 	}
-	if !isHTMX(r) {
-		srv.redirect(w, r, "/policies?"+url.Values{"done": {"rule-updated"}, "name": {"#" + strconv.FormatInt(id, 10)}}.Encode())
-		return nil
-	}
-	return srv.rowOrPage(w, r, s, http.StatusOK, &ruleRow{R: *updated})
+	return srv.ruleChanged(w, r, s, updated)
 }
 
 func (srv *Server) policyDeleteConfirm(w http.ResponseWriter, r *http.Request, s *Session) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
-	}
-	rule, err := srv.rule(r, s, id)
+	rule, err := srv.pathRule(r, s)
 	if err != nil {
 		return err
 	}
