@@ -68,6 +68,13 @@ var scenarioNames = []string{"blob", "images", "manifest", "token", "artifacts"}
 func (o *options) runs(scenario string) bool { return len(o.only) == 0 || o.only[scenario] }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == floorCommand {
+		if err := serveFloor(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "mcrbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var o options
 	flag.StringVar(&o.MCRSrv, "mcrsrv", "", "path of the mcrsrv binary (required)")
 	flag.StringVar(&o.Registry, "registry", "", "path of upstream distribution's registry binary (required)")
@@ -189,6 +196,7 @@ type results struct {
 	Ratios      map[string]float64 `json:"ratios"`
 	MCR         map[string]any     `json:"mcr"`
 	Checks      []check            `json:"checks"`
+	Floor       []string           `json:"floor"`
 	byKey       map[string]*metric
 	Notes       []string `json:"notes"`
 	DurationSec float64  `json:"duration_sec"`
@@ -369,8 +377,8 @@ func run(ctx context.Context, o *options) (*results, error) {
 	logf("setting up MCR (mcrsrv init, %d policy rules) and upstream registry", o.Rules)
 	mcrDir := filepath.Join(work, "mcr")
 	mcrFSDir := filepath.Join(work, "mcr-filesystem")
-	var mcrAddr, mcrFSAddr, upAddr, upHAddr string
-	for _, a := range []*string{&mcrAddr, &mcrFSAddr, &upAddr, &upHAddr} {
+	var mcrAddr, mcrFSAddr, upAddr, upHAddr, floorAddr string
+	for _, a := range []*string{&mcrAddr, &mcrFSAddr, &upAddr, &upHAddr, &floorAddr} {
 		if *a, err = freeAddr(); err != nil {
 			return nil, err
 		}
@@ -463,6 +471,15 @@ func run(ctx context.Context, o *options) (*results, error) {
 		return nil, err
 	}
 	procs = append(procs, upHP)
+	// The floor server (scenario 1 only): TLS receive and one SHA-256,
+	// nothing else; see floor.go.
+	var floorP *process
+	if o.runs("blob") {
+		if floorP, err = startFloor(filepath.Join(work, "floor.log"), floorAddr, cert, key); err != nil {
+			return nil, err
+		}
+		procs = append(procs, floorP)
+	}
 
 	probe := newClient()
 	is := func(codes ...int) func(int) bool { return func(c int) bool { return slices.Contains(codes, c) } }
@@ -475,7 +492,11 @@ func run(ctx context.Context, o *options) (*results, error) {
 		{mcrFSP, is(200), "https://" + mcrFSAddr + "/v1/health"},
 		{upP, is(200), "https://" + upAddr + "/v2/"},
 		{upHP, is(401), "https://" + upHAddr + "/v2/"},
+		{floorP, is(200), "https://" + floorAddr + "/v2/"},
 	} {
+		if w.p == nil {
+			continue
+		}
 		if err := waitReady(ctx, w.p, probe, w.url, w.ok); err != nil {
 			return nil, fail(err)
 		}
@@ -524,6 +545,8 @@ func run(ctx context.Context, o *options) (*results, error) {
 	upH := &target{Name: "upstream-htpasswd", Label: "up+htpasswd", URL: "https://" + upHAddr, Auth: authBasic,
 		User: benchUser, Pass: benchPassword, srv: upHP, hc: newClient(),
 		Desc: fmt.Sprintf("as upstream, with htpasswd Basic auth (bcrypt cost %d, checked on every request)", o.HtpasswdCost)}
+	floor := &target{Name: "floor", Label: "floor", URL: "https://" + floorAddr, Auth: authNone, srv: floorP, hc: newClient(),
+		Desc: "no registry: TLS 1.3 receive and one SHA-256 pass over each pushed body, nothing stored (bench/cmd/mcrbench/floor.go); large-blob push only"}
 	all := []*target{mcr, mcrFS, up, upH}
 	main3 := []*target{mcr, up, upH}
 	if o.FSAll {
@@ -534,7 +557,11 @@ func run(ctx context.Context, o *options) (*results, error) {
 	if !o.runs("blob") && !o.FSAll {
 		all = main3
 	}
-	for _, t := range all {
+	blobTargets := all
+	if o.runs("blob") {
+		blobTargets = append(slices.Clone(all), floor)
+	}
+	for _, t := range blobTargets {
 		res.Variants = append(res.Variants, variantInfo{Name: t.Name, Label: t.Label, Description: t.Desc})
 	}
 	order := func(ts []*target, round int) []*target {
@@ -603,10 +630,10 @@ func run(ctx context.Context, o *options) (*results, error) {
 			if err != nil {
 				return nil, err
 			}
-			for _, t := range order(all, round) {
+			for _, t := range order(blobTargets, round) {
 				syscall.Sync()
 				pulls := 0
-				if st == pushPatch || (len(o.styles) == 1) {
+				if t != floor && (st == pushPatch || len(o.styles) == 1) {
 					pulls = o.BlobPulls
 				}
 				perfOut := ""
@@ -798,6 +825,7 @@ func run(ctx context.Context, o *options) (*results, error) {
 		}
 	}
 	res.Checks = targetChecks(res, o)
+	res.Floor = floorLines(res, o)
 	if m := res.byKey["manifest_get_p99"]; m.Ratio != nil {
 		res.Ratios["manifest_get_p99"] = *m.Ratio
 	}
@@ -833,6 +861,13 @@ func report(res *results, o *options) error {
 				mark = "NOT MET"
 			}
 			fmt.Printf("  %s %-58s %s\n", mark, c.What, c.Got)
+		}
+		fmt.Println()
+	}
+	if len(res.Floor) > 0 {
+		fmt.Println("server CPU per GB against the floor (TLS receive + SHA-256 only), medians, this run:")
+		for _, l := range res.Floor {
+			fmt.Println("  " + l)
 		}
 		fmt.Println()
 	}

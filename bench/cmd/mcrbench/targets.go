@@ -72,3 +72,22 @@ func targetChecks(res *results, o *options) []check {
 	}
 	return out
 }
+
+// floorLines compares each push style's server CPU per GB with the floor
+// server's in the same run (medians): how much of MCR's and upstream's CPU
+// is above the least a push costs, and how much room the 0.8x target
+// leaves above it.
+func floorLines(res *results, o *options) []string {
+	var out []string
+	for _, st := range o.styles {
+		m := res.byKey["blob_push_"+st.String()+"_cpu"]
+		fl, mc, up := m.Values["floor"], m.Values["mcr"], m.Values["upstream"]
+		if len(fl) == 0 || len(mc) == 0 || len(up) == 0 {
+			continue
+		}
+		f, c, u := median(fl), median(mc), median(up)
+		out = append(out, fmt.Sprintf("%s: floor %.2f s/GB [%.2f-%.2f]; MCR %.2f (floor +%.2f), upstream %.2f (floor +%.2f); 0.8x upstream = %.2f s/GB (floor +%.2f)",
+			st, f, slices.Min(fl), slices.Max(fl), c, c-f, u, u-f, 0.8*u, 0.8*u-f))
+	}
+	return out
+}
