@@ -14,20 +14,23 @@
 // pointed at the same root directory) but changes how bytes reach the disk:
 //
 //   - FileWriter collects writes in 1 MiB buffers; a full buffer is written
-//     whole, through the page cache, by a background goroutine while the
-//     caller (distribution's blob writer: TLS, SHA-256) fills the other
-//     one. The kernel sizes page-cache folios by the write, and 1 MiB
-//     folios are cheaper to fill, to write back at the fsync and to read
-//     again for the pull that follows a push. On the bench machine, quiet,
-//     against the 32 KiB caller-written buffers of the round before: put
-//     453 vs 384 MB/s, 1.98 vs 2.19 s/GB of server CPU, pull 0.75 vs 0.85
-//     s/GB (bench/README.md). Under heavy load on that VM the large folios
-//     sometimes came from memory the hypervisor had reclaimed (virtio-balloon
-//     free page reporting) and cost 2-4x the system time;
-//     writebuffersize = 32KiB (storage.write_buffer_size) brings back the
-//     small, caller-written buffers for such hosts. Buffers under 256 KiB
-//     are always written by the caller: their hand-offs cost more than the
-//     overlap gives.
+//     through the page cache by a background goroutine while the caller
+//     (distribution's blob writer: TLS, SHA-256) fills the other one, in
+//     write calls of 128 KiB (writePiece). The kernel sizes page-cache
+//     folios by the write. Large folios are cheaper to fill, to write back
+//     at the fsync and to read again for the pull that follows a push, but
+//     on a VM with free page reporting (virtio-balloon) the large free
+//     blocks they are cut from are often memory the host has taken back,
+//     and the first touch of each page is then a host fault: 1 MiB writes
+//     swung between the cheapest and 1.5x upstream's system time by the
+//     host's state. 128 KiB pieces kept most of the large-folio gain and
+//     lost the swing: one run on the bench VM with the host's memory cold,
+//     against 1 MiB writes, put 406 vs 364 MB/s and 2.29 vs 2.65 s/GB of
+//     server CPU, pull 0.75 vs 0.73 s/GB; warm, against 256 KiB, even
+//     (bench/README.md). writebuffersize = 32KiB
+//     (storage.write_buffer_size) gives small, caller-written buffers.
+//     Buffers under 256 KiB are always written by the caller: their
+//     hand-offs cost more than the overlap gives.
 //   - With "directio" (off by default), full buffers (8 MiB by default) at
 //     aligned offsets are written with O_DIRECT by a background goroutine
 //     while the caller fills a second buffer: from the driver's reused
@@ -124,6 +127,11 @@ const (
 	MinWriteBufferSize = 4 << 10
 	// MaxWriteBufferSize is the largest writebuffersize accepted.
 	MaxWriteBufferSize = 64 << 20
+
+	// writePiece is the largest write call through the page cache (a
+	// buffer is written in pieces of it), which sets the largest
+	// page-cache folio a push allocates; see the package comment.
+	writePiece = 128 << 10
 
 	// writebackChunk is how many bytes a FileWriter lets accumulate before
 	// asking the kernel to start writing them back (Linux only).

@@ -271,12 +271,21 @@ func (fw *fileWriter) writeOut(p []byte, off int64, direct *os.File, wbOff, wbLe
 	return flushResult{}
 }
 
-// writeBuffered writes p at off through the page cache, in one write call:
-// the kernel sizes page-cache folios by the write, and large folios are
-// cheaper to fill, to write back and to read again (a pull).
+// writeBuffered writes p at off through the page cache in writePiece
+// calls. The kernel sizes page-cache folios by the write: 128 KiB folios
+// are nearly as cheap to fill, write back and read again (a pull) as 1 MiB
+// ones, but are cut from smaller free blocks, which on a VM with free page
+// reporting are far less often memory the host has taken back (see the
+// package comment).
 func writeBuffered(f *os.File, p []byte, off int64) error {
-	_, err := f.WriteAt(p, off)
-	return err
+	for len(p) > 0 {
+		n := min(len(p), writePiece)
+		if _, err := f.WriteAt(p[:n], off); err != nil {
+			return err
+		}
+		p, off = p[n:], off+int64(n)
+	}
+	return nil
 }
 
 // apply records the result of a write.

@@ -52,7 +52,7 @@ path = "mcr.db"
 layers_path = "layers"
 driver      = "mcrfs"       # MCR's filesystem driver (fsync of blob and directory on commit); "filesystem" = upstream's
 # direct_io = false          # mcrfs: O_DIRECT uploads (less push CPU; the next pull reads from disk)
-# write_buffer_size = "1MiB" # mcrfs: upload write buffer ("32KiB" on hosts whose hypervisor reclaims free pages)
+# write_buffer_size = "1MiB" # mcrfs: upload write buffer, written in 128 KiB calls ("32KiB": small buffers the request writes itself)
 # early_writeback = false    # mcrfs: start kernel write-back of each 8 MiB during uploads
 # driver = "s3" keeps blobs in a bucket instead (see docs/configuration.md):
 # s3_bucket = "mcr"
