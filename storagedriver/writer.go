@@ -274,9 +274,8 @@ func (fw *fileWriter) writeOut(p []byte, off int64, direct *os.File, wbOff, wbLe
 // writeBuffered writes p at off through the page cache in writePiece
 // calls. The kernel sizes page-cache folios by the write: 128 KiB folios
 // are nearly as cheap to fill, write back and read again (a pull) as 1 MiB
-// ones, but are cut from smaller free blocks, which on a VM with free page
-// reporting are far less often memory the host has taken back (see the
-// package comment).
+// ones, without the 1 MiB folios' swing on a VM with free page reporting
+// (see the package comment).
 func writeBuffered(f *os.File, p []byte, off int64) error {
 	for len(p) > 0 {
 		n := min(len(p), writePiece)

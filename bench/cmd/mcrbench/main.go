@@ -103,7 +103,7 @@ func main() {
 	flag.IntVar(&o.ArtClients, "artifact-clients", 64, "concurrent clients of scenario 6 (tiny artifacts)")
 	flag.IntVar(&o.Artifacts, "artifacts", 0, "artifacts pushed per run of scenario 6 (default 512, smoke 128)")
 	flag.StringVar(&o.AltMCRSrv, "alt-mcrsrv", "", "path of another mcrsrv build for the second MCR variant, with the same settings as the first (A/B of two builds in one run, e.g. before and after a change); --alt-env still applies")
-	flag.StringVar(&o.AltEnv, "alt-env", "", "comma-separated KEY=VALUE settings for the second MCR variant instead of the other storage driver (A/B of one setting, e.g. MCR_STORAGE_DIRECT_IO=false)")
+	flag.StringVar(&o.AltEnv, "alt-env", "", "comma-separated KEY=VALUE settings for the second MCR variant instead of the other storage driver (A/B of one setting, e.g. MCR_STORAGE_DIRECT_IO=false); they override --mcr-env's")
 	flag.StringVar(&o.MCREnv, "mcr-env", "", "comma-separated KEY=VALUE settings for both MCR variants (e.g. MCR_SERVER_METRICS_ADDR=127.0.0.1:9100,MCR_SERVER_PPROF=true to profile)")
 	flag.StringVar(&o.Perf, "perf", "", "directory for `perf record` profiles of every scenario-1 push (needs perf)")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the work directory (data dirs, server logs)")
@@ -435,7 +435,9 @@ func run(ctx context.Context, o *options) (*results, error) {
 			altEnv, altWhat = append(append([]string(nil), mcrEnv...), strings.Split(o.AltEnv, ",")...), altWhat+", "+o.AltEnv
 		}
 	case o.AltEnv != "": // the same build and driver, one setting changed
-		altEnv, altWhat = strings.Split(o.AltEnv, ","), o.AltEnv
+		// --mcr-env applies to both; --alt-env comes last and wins
+		// (exec.Cmd keeps a duplicated key's last value).
+		altEnv, altWhat = append(append([]string(nil), mcrEnv...), strings.Split(o.AltEnv, ",")...), o.AltEnv
 	}
 	mcrFSP, err := startMCRVariant("mcr-alt", altBin, mcrFSDir, altEnv...)
 	if err != nil {
