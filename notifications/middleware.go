@@ -3,17 +3,28 @@ package notifications
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/configuration"
 	dnotifications "github.com/distribution/distribution/v3/notifications"
 	repomw "github.com/distribution/distribution/v3/registry/middleware/repository"
+	"github.com/distribution/reference"
 )
 
 // MiddlewareName is the repository middleware's registered name.
 const MiddlewareName = "mcr-events"
 
-const optSink = "sink"
+const (
+	optSink   = "sink"
+	optOpener = "opener"
+)
+
+// RepositoryOpener opens a repository on the registry the App serves from
+// (under every registry middleware, none of the App's wrappers).
+type RepositoryOpener interface {
+	Repository(ctx context.Context, name reference.Named) (distribution.Repository, error)
+}
 
 func init() {
 	if err := repomw.Register(MiddlewareName, initRepo); err != nil {
@@ -21,15 +32,30 @@ func init() {
 	}
 }
 
-// Middleware is the configuration entry that enables the middleware with sink.
-func Middleware(sink *Sink) configuration.Middleware {
-	return configuration.Middleware{Name: MiddlewareName, Options: configuration.Parameters{optSink: sink}}
+// Middleware is the configuration entry that enables the middleware with
+// sink. opener, if not nil, reopens each repository without the App's own
+// event listener (see the package comment); MCR's listener replaces it.
+func Middleware(sink *Sink, opener RepositoryOpener) configuration.Middleware {
+	opts := configuration.Parameters{optSink: sink}
+	if opener != nil {
+		opts[optOpener] = opener
+	}
+	return configuration.Middleware{Name: MiddlewareName, Options: opts}
 }
 
-func initRepo(_ context.Context, repo distribution.Repository, options map[string]any) (distribution.Repository, error) {
+func initRepo(ctx context.Context, repo distribution.Repository, options map[string]any) (distribution.Repository, error) {
 	sink, ok := options[optSink].(*Sink)
 	if !ok || sink == nil {
 		return nil, errors.New("mcr-events: option sink missing")
+	}
+	if opener, ok := options[optOpener].(RepositoryOpener); ok {
+		// The App's repository is notifications.Listen(ours, its bridge):
+		// the same repository under a listener whose events have no sink.
+		raw, err := opener.Repository(ctx, repo.Named())
+		if err != nil {
+			return nil, fmt.Errorf("mcr-events: reopening %s: %w", repo.Named().Name(), err)
+		}
+		repo = raw
 	}
 	return &repository{Repository: repo, sink: sink}, nil
 }

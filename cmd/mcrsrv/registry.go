@@ -112,12 +112,11 @@ func distributionConfig(cfg *config.Config, ac *authplugin.Controller, secret st
 	dc.Catalog.MaxEntries = cfg.Storage.CatalogMaxEntries
 	dc.Tags.MaxTags = cfg.Storage.TagsMaxTags
 	dc.Validation.Manifests.URLs.Allow = append([]string(nil), cfg.Storage.ManifestURLsAllow...)
-	dc.Notifications.EventConfig.IncludeReferences = true
 	// distribution's own collectors join ours on /metrics.
 	dc.HTTP.Debug.Prometheus.Enabled = cfg.Server.MetricsAddr != ""
 	dc.Middleware = map[string][]configuration.Middleware{
 		"registry":   registryMiddleware(cfg, capt),
-		"repository": {notifications.Middleware(sink)},
+		"repository": {notifications.Middleware(sink, capt)},
 		// A full disk answers 507 without the driver's path (issue 17).
 		"storage": {guard.Middleware()},
 	}
@@ -132,7 +131,7 @@ func registryMiddleware(cfg *config.Config, capt *captured) []configuration.Midd
 	if cfg.Storage.Driver != config.StorageS3 {
 		mw = append(mw, blobserve.Middleware())
 	}
-	return mw
+	return append(mw, configuration.Middleware{Name: captureName, Options: configuration.Parameters{"into": capt, "served": true}})
 }
 
 // newApp builds distribution's App; NewApp panics on bad configuration, so
