@@ -6,9 +6,9 @@ import (
 	"sync"
 
 	"github.com/distribution/distribution/v3"
-	"github.com/distribution/reference"
 	registrymw "github.com/distribution/distribution/v3/registry/middleware/registry"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/reference"
 )
 
 // captureName is a pass-through registry middleware that hands us the
