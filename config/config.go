@@ -339,7 +339,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("storage.tags_max_tags", 1000)
 	v.SetDefault("storage.upload_purge_age", "168h")
 	v.SetDefault("storage.manifest_urls_allow", []string{"^https?://"})
-	v.SetDefault("storage.early_writeback", false)
+	v.SetDefault("storage.early_writeback", true)
 	v.SetDefault("storage.direct_io", false)
 	v.SetDefault("storage.min_free", "64MiB")
 	v.SetDefault("storage.write_buffer_size", "")

@@ -177,7 +177,7 @@ func TestS3FromEnvironment(t *testing.T) {
 	}
 	want := Storage{Driver: "s3", S3Bucket: "blobs", S3Region: "eu-west-1", S3Endpoint: "http://127.0.0.1:7070",
 		S3AccessKey: "ak", S3SecretKey: "sk", S3PathStyle: true, S3ChunkSize: 8 << 20, S3Redirect: true, S3RootDirectory: "/mcr",
-		MinFree: "64MiB"}
+		MinFree: "64MiB", EarlyWriteback: true}
 	got := c.Storage
 	got.CatalogMaxEntries, got.TagsMaxTags, got.UploadPurgeAge, got.ManifestURLsAllow = 0, 0, 0, nil
 	if !reflect.DeepEqual(got, want) {

@@ -53,7 +53,7 @@ layers_path = "layers"
 driver      = "mcrfs"       # MCR's filesystem driver (fsync of blob and directory on commit); "filesystem" = upstream's
 # direct_io = false          # mcrfs: O_DIRECT uploads (less push CPU; the next pull reads from disk)
 # write_buffer_size = "1MiB" # mcrfs: upload write buffer, written in 128 KiB calls ("32KiB": small buffers the request writes itself)
-# early_writeback = false    # mcrfs: start kernel write-back of each 8 MiB during uploads
+# early_writeback = true     # mcrfs: start kernel write-back of each 8 MiB during uploads
 # driver = "s3" keeps blobs in a bucket instead (see docs/configuration.md):
 # s3_bucket = "mcr"
 # s3_endpoint = "https://s3.example:9000"   # empty: AWS in s3_region
