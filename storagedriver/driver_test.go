@@ -672,3 +672,54 @@ func TestFactoryRegistration(t *testing.T) {
 		t.Fatal("New: wrong name")
 	}
 }
+
+// An upload chunk's writer (a PATCH) starts write-back of what it leaves
+// pending when it closes, from 1 MiB up, so the commit's fsync does not
+// find every chunk dirty; a small chunk is left to the fsync.
+func TestUploadChunkCloseStartsWriteback(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name    string
+		size    int
+		started bool
+	}{
+		{"5 MiB chunk", 5 << 20, true},
+		{"1 KiB chunk", 1 << 10, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, root := newTestDriver(t, 1<<20, true)
+			const path = "/repo/_uploads/u1/data"
+			data := randomData(t, c.size)
+			var fws []*fileWriter
+			for i := range 2 { // two chunks: a fresh writer, then an append
+				w, err := d.Writer(ctx, path, i > 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				writeChunks(t, w, data)
+				if err := w.Close(); err != nil {
+					t.Fatal(err)
+				}
+				fw, ok := w.(*fileWriter)
+				if !ok {
+					t.Fatalf("writer is %T", w)
+				}
+				fws = append(fws, fw)
+			}
+			for i, fw := range fws {
+				start := int64(i * c.size)
+				if got := fw.writeback == fw.flushed && fw.writeback > start; got != c.started {
+					t.Errorf("chunk %d: write-back at %d of %d (chunk from %d), started = %v, want %v",
+						i, fw.writeback, fw.flushed, start, got, c.started)
+				}
+			}
+			onDisk, err := os.ReadFile(filepath.Join(root, path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(onDisk, append(append([]byte(nil), data...), data...)) {
+				t.Fatal("the upload's content differs from the two chunks")
+			}
+		})
+	}
+}

@@ -365,6 +365,15 @@ func (fw *fileWriter) Close() (retErr error) {
 		return err
 	}
 	if fw.scratch {
+		// An upload's chunk ends here (a PATCH); the commit that fsyncs
+		// the file comes in a later request, with a writer of its own.
+		// Start write-back of what this one left pending, so that fsync
+		// does not find every chunk still dirty (5 MiB chunks never reach
+		// writebackChunk within one writer).
+		if pending := fw.flushed - fw.writeback; fw.raw != nil && pending >= closeWritebackMin {
+			startWriteback(fw.raw, fw.writeback, pending)
+			fw.writeback = fw.flushed
+		}
 		return nil
 	}
 	return fw.d.fsync(fw.file)
