@@ -118,8 +118,8 @@ const (
 	MinThreads = uint64(25)
 
 	// DefaultWriteBufferSize is the default size of a FileWriter buffer when
-	// writing through the page cache: 1 MiB, written whole by the
-	// background writer while the caller fills the other buffer.
+	// writing through the page cache: 1 MiB, written (in writePiece calls)
+	// by the background writer while the caller fills the other buffer.
 	DefaultWriteBufferSize = 1 << 20
 	// minBackground is the smallest buffer written by a background
 	// goroutine: below it the hand-offs cost more than the overlap gives,

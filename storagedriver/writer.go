@@ -32,7 +32,7 @@ var (
 //   - everything else (the default; the tail of a blob, blobs smaller than
 //     a buffer, the first piece of an append at an unaligned offset,
 //     filesystems without O_DIRECT) is written through the page cache, a
-//     buffer in one write call.
+//     buffer in write calls of writePiece (see writeBuffered).
 //
 // A fileWriter is not safe for concurrent use, like upstream's.
 type fileWriter struct {
