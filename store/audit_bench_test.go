@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -19,15 +18,7 @@ func BenchmarkApplyBatchPulls(b *testing.B) {
 }
 
 func benchApplyBatchPulls(b *testing.B, repos int) {
-	st, err := Open(filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		if err := st.Close(); err != nil {
-			b.Error(err)
-		}
-	}()
+	st := openSQLite(b)
 	ctx := context.Background()
 	const batch = 128
 	mk := func(i int) []AuditEvent {
@@ -64,15 +55,7 @@ func benchApplyBatchPulls(b *testing.B, repos int) {
 // it: the events that, unlike pulls, the (repository, actor_id,
 // event_type, id) index holds. ns/op is per commit.
 func BenchmarkApplyPush(b *testing.B) {
-	st, err := Open(filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		if err := st.Close(); err != nil {
-			b.Error(err)
-		}
-	}()
+	st := openSQLite(b)
 	ctx := context.Background()
 	ev := func(n int) AuditEvent {
 		return AuditEvent{Time: time.Now(), Type: "manifest_pushed", ActorID: fmt.Sprintf("u-%d", n%50), Actor: fmt.Sprintf("user%d", n%50),

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -28,11 +27,7 @@ func TestTruncate(t *testing.T) {
 
 // Whatever a caller hands the audit writer, a row stays bounded.
 func TestAuditRowIsBounded(t *testing.T) {
-	st, err := Open(filepath.Join(t.TempDir(), "mcr.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = st.Close() }()
+	st := openSQLite(t)
 	huge := strings.Repeat("x", 1<<20)
 	ctx := context.Background()
 	if err := st.WriteAudit(ctx,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,15 +15,7 @@ import (
 // it also checks event_time, which without statistics went to the
 // (event_type, id) index and read every row of the type in the window.
 func TestAuditPlansFromStatistics(t *testing.T) {
-	st, err := Open(filepath.Join(t.TempDir(), "mcr.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := st.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	st := openSQLite(t)
 	ctx := context.Background()
 	types := []string{"manifest_pulled", "manifest_pushed", "blob_uploaded", "login_ok", "tag_deleted"}
 	now := time.Now()

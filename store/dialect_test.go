@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -40,15 +39,7 @@ func TestMigrationsHaveBothDialects(t *testing.T) {
 		t.Fatalf("%d SQLite migrations, %d PostgreSQL migrations: add the twin to pgMigrations (postgres.go)", len(migrations), len(pgMigrations))
 	}
 	ctx := context.Background()
-	lite, err := Open(filepath.Join(t.TempDir(), "mcr.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := lite.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	lite := openSQLite(t)
 	pg, err := OpenPostgres(ctx, pgtest.DSN(t))
 	if err != nil {
 		t.Fatal(err)
