@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
 	"git.wntrmute.dev/kyle/mcr/adminsvc"
 	"git.wntrmute.dev/kyle/mcr/authplugin/identity"
 	mcrv1 "git.wntrmute.dev/kyle/mcr/gen/mcr/v1"
@@ -140,7 +141,7 @@ func toStatus(method string, err error) error {
 		secs, _ := strconv.Atoi(ra)
 		detail = &errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(secs) * time.Second)}
 	} else if code == adminsvc.StorageFull {
-		detail = &errdetails.ErrorInfo{Reason: ReasonStorageFull, Domain: ErrorDomain}
+		detail = &errdetails.ErrorInfo{Reason: apitypes.ReasonStorageFull, Domain: apitypes.ErrorDomain}
 	}
 	if detail != nil {
 		if st, derr := status.New(grpcCode[code], msg).WithDetails(detail); derr == nil {
@@ -149,13 +150,6 @@ func toStatus(method string, err error) error {
 	}
 	return status.Error(grpcCode[code], msg)
 }
-
-// ErrorDomain and ReasonStorageFull are the ErrorInfo detail of a write
-// refused because the database's disk is full.
-const (
-	ErrorDomain       = "mcr.wntrmute.dev"
-	ReasonStorageFull = "STORAGE_FULL"
-)
 
 var grpcCode = map[adminsvc.Code]codes.Code{
 	adminsvc.Internal: codes.Internal, adminsvc.InvalidArgument: codes.InvalidArgument,

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"git.wntrmute.dev/kyle/mcr/adminapi/apitypes"
 	"git.wntrmute.dev/kyle/mcr/adminsvc"
 	mcrv1 "git.wntrmute.dev/kyle/mcr/gen/mcr/v1"
 )
@@ -90,7 +91,7 @@ func TestResourceExhaustedDetails(t *testing.T) {
 		retryAfter bool
 	}{
 		{&adminsvc.Error{Code: adminsvc.TooManyRequests, Message: "too many failed sign-ins", RetryAfter: "30"}, "", true},
-		{fmt.Errorf("insert rule: %w", syscall.ENOSPC), ReasonStorageFull, false},
+		{fmt.Errorf("insert rule: %w", syscall.ENOSPC), apitypes.ReasonStorageFull, false},
 		{adminsvc.Errorf(adminsvc.TooLarge, "body too large"), "", false},
 	} {
 		st, _ := status.FromError(toStatus("/mcr.v1.PolicyService/CreatePolicyRule", c.err))
@@ -102,7 +103,7 @@ func TestResourceExhaustedDetails(t *testing.T) {
 		for _, d := range st.Details() {
 			switch d := d.(type) {
 			case *errdetails.ErrorInfo:
-				if d.GetDomain() != ErrorDomain {
+				if d.GetDomain() != apitypes.ErrorDomain {
 					t.Errorf("%v: ErrorInfo domain %q", c.err, d.GetDomain())
 				}
 				reason = d.GetReason()

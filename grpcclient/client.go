@@ -98,7 +98,7 @@ func (c *Client) Close() error { return c.cc.Close() }
 type Error struct {
 	Message string
 	// Reason is the server's ErrorInfo reason, if it sent one
-	// (grpcapi.ReasonStorageFull: the database's disk is full).
+	// (apitypes.ReasonStorageFull: the database's disk is full).
 	Reason string
 	// RetryAfter is the server's wait before a retry (a throttled
 	// sign-in: RESOURCE_EXHAUSTED with RetryInfo), or 0.
@@ -107,10 +107,6 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Message }
-
-// reasonStorageFull is grpcapi.ReasonStorageFull (grpcclient does not
-// import the server's packages).
-const reasonStorageFull = "STORAGE_FULL"
 
 // HTTPStatus is the status /v1 answers for the same failure, for callers
 // that branch on it (401: sign in again, 404, 409 ...).
@@ -130,7 +126,7 @@ func (e *Error) HTTPStatus() int {
 		switch {
 		case e.RetryAfter > 0:
 			return http.StatusTooManyRequests
-		case e.Reason == reasonStorageFull:
+		case e.Reason == apitypes.ReasonStorageFull:
 			return http.StatusInsufficientStorage
 		}
 		return http.StatusRequestEntityTooLarge

@@ -17,6 +17,14 @@ type Error struct {
 	Error string `json:"error"`
 }
 
+// ErrorDomain and ReasonStorageFull are the gRPC ErrorInfo detail of a
+// RESOURCE_EXHAUSTED that /v1 answers as 507: a write the database's full
+// disk refused (the server sets it, grpcclient reads it).
+const (
+	ErrorDomain       = "mcr.wntrmute.dev"
+	ReasonStorageFull = "STORAGE_FULL"
+)
+
 // LoginRequest is the body of POST /v1/auth/login.
 type LoginRequest struct {
 	Username string `json:"username"`
